@@ -1,0 +1,50 @@
+"""The canonical form of an event and the hash chain over the log.
+
+Canonical bytes are UTF-8 JSON with object keys sorted, no insignificant whitespace,
+non-ASCII characters written as themselves, integers in decimal, money as strings with
+two decimals and timestamps in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. The same bytes
+come out of ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
+so anyone can recompute a hash from an exported event (docs/canonical-form.md).
+
+``hash = sha256(prev_hash ‖ canonical bytes)`` where ``prev_hash`` is the previous event's
+32 raw hash bytes, or 32 zero bytes before the first event.
+"""
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+GENESIS_HASH: Final = bytes(32)
+CONTENT_FIELDS: Final = ("campaign", "data", "event_id", "occurred_at", "region", "schema_version", "type")
+RECORD_FIELDS: Final = (*CONTENT_FIELDS, "position", "recorded_at", "recorded_by", "request_id")
+
+
+def format_timestamp(moment: datetime) -> str:
+    """A timestamp in the canonical UTC form, microsecond precision."""
+    if moment.tzinfo is None:
+        raise ValueError("canonical timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Read a canonical (or any RFC 3339) timestamp back as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def canonical_bytes(fields: Mapping[str, Any]) -> bytes:
+    """Canonical JSON of already-normalised fields (str, int, bool, None, lists and dicts only)."""
+    return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(content: Mapping[str, Any]) -> bytes:
+    """Digest of what the client sent, normalised: two sends with equal meaning hash equal."""
+    return hashlib.sha256(canonical_bytes({k: content[k] for k in CONTENT_FIELDS})).digest()
+
+
+def chain_hash(prev_hash: bytes, record: Mapping[str, Any]) -> bytes:
+    """The chain link of a recorded event: sha256(prev_hash ‖ canonical bytes of the record)."""
+    body = canonical_bytes({k: record[k] for k in RECORD_FIELDS})
+    return hashlib.sha256(prev_hash + body).digest()

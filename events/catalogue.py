@@ -1,0 +1,166 @@
+"""The catalogue (v1): every event type, the payload model per version, and the metrics it feeds.
+
+Projections are driven by these declarations alone, so adding a type here needs no projection code.
+"""
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from events.payloads import (
+    BrandAwarded,
+    CampaignClosed,
+    CampaignOpened,
+    CampaignReopened,
+    EventCorrected,
+    EventRetracted,
+    GoodsDestroyed,
+    InspectionCompleted,
+    LabOpenDayHeld,
+    MaterialsDistributed,
+    MediaReported,
+    Payload,
+    PledgeSigned,
+    PublicityHeld,
+    RaidConducted,
+)
+
+Kind = Literal["fact", "correction", "retraction", "lifecycle"]
+MetricKind = Literal["count", "money"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One figure a fact type feeds: ``field`` of its payload summed into metric ``name``."""
+
+    name: str
+    field: str
+    unit: str
+    label_zh: str
+    label_en: str
+    kind: MetricKind = "count"
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """A ratio reported as Σnumerator ÷ Σdenominator (never an average of ratios)."""
+
+    name: str
+    numerator: str
+    denominator: str
+    label_zh: str
+    label_en: str
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """A type in the catalogue: who may send it, its payload model per schema version, its metrics."""
+
+    name: str
+    kind: Kind
+    label_zh: str
+    label_en: str
+    versions: dict[int, type[Payload]]
+    metrics: tuple[Metric, ...] = ()
+    ratios: tuple[Ratio, ...] = ()
+    category_field: str | None = None
+    admin_only: bool = False
+    latest_version: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "latest_version", max(self.versions))
+
+
+_RAID = EventType(
+    "raid_conducted", "fact", "执法打假行动", "enforcement raid", {1: RaidConducted},
+    metrics=(
+        Metric("dens_busted", "dens_busted", "个", "捣毁窝点", "dens busted"),
+        Metric("personnel", "personnel", "人次", "出动执法人员", "enforcement personnel deployed"),
+        Metric("vehicles", "vehicles", "台次", "出动执法车辆", "enforcement vehicles deployed"),
+        Metric("cases", "cases", "起", "立案查处", "cases filed"),
+        Metric("seized_value_yuan", "seized_value_yuan", "元", "查获货值", "value of goods seized", "money"),
+    ),
+    category_field="category",
+)
+_DESTROYED = EventType(
+    "goods_destroyed", "fact", "集中销毁", "goods destroyed", {1: GoodsDestroyed},
+    metrics=(Metric("destroyed_value_yuan", "destroyed_value_yuan", "元", "销毁货值",
+                    "value of goods destroyed", "money"),),
+    category_field="category",
+)
+_INSPECTION = EventType(
+    "inspection_completed", "fact", "监督抽查", "product spot check", {1: InspectionCompleted},
+    metrics=(
+        Metric("batches_sampled", "batches_sampled", "批次", "抽查批次", "batches sampled"),
+        Metric("batches_passed", "batches_passed", "批次", "合格批次", "batches passed"),
+        Metric("inspected_enterprises", "enterprises", "家次", "受检企业", "enterprises inspected"),
+    ),
+    ratios=(Ratio("pass_rate", "batches_passed", "batches_sampled", "合格率", "pass rate", by="category"),),
+    category_field="category",
+)
+_PUBLICITY = EventType(
+    "publicity_held", "fact", "宣传咨询活动", "publicity and consultation day", {1: PublicityHeld},
+    metrics=(
+        Metric("participants", "participants", "人次", "参加群众", "members of the public taking part"),
+        Metric("quality_workers", "quality_workers", "人次", "质量工作者", "quality workers taking part"),
+        Metric("booths", "booths", "个", "摊位", "booths set up"),
+        Metric("consultations", "consultations", "件", "咨询投诉", "consultations and complaints"),
+    ),
+)
+_MATERIALS = EventType(
+    "materials_distributed", "fact", "发放宣传材料", "publicity materials distributed",
+    {1: MaterialsDistributed},
+    metrics=(Metric("materials_copies", "copies", "份", "宣传材料", "copies of publicity materials"),),
+)
+_MEDIA = EventType(
+    "media_reported", "fact", "新闻报道", "media coverage", {1: MediaReported},
+    metrics=(Metric("media_reports", "reports", "篇次", "新闻报道", "news reports"),),
+    category_field="channel",
+)
+_LAB = EventType(
+    "lab_open_day_held", "fact", "实验室开放日", "laboratory open day", {1: LabOpenDayHeld},
+    metrics=(
+        Metric("labs_opened", "labs", "个", "开放实验室", "laboratories opened"),
+        Metric("lab_visitors", "visitors", "人次", "接待群众", "visitors received"),
+    ),
+)
+_PLEDGE = EventType(
+    "pledge_signed", "fact", "质量诚信承诺", "quality pledge", {1: PledgeSigned},
+    metrics=(Metric("pledged_enterprises", "enterprises", "家", "质量诚信承诺企业",
+                    "enterprises signing quality pledges"),),
+)
+_BRAND = EventType(
+    "brand_awarded", "fact", "名牌表彰", "brand award", {1: BrandAwarded},
+    metrics=(
+        Metric("awarded_enterprises", "enterprises", "家", "获奖企业", "enterprises awarded"),
+        Metric("awarded_products", "products", "个", "名牌产品", "brand products awarded"),
+    ),
+)
+
+CATALOGUE: Final[dict[str, EventType]] = {
+    t.name: t
+    for t in (
+        _RAID, _DESTROYED, _INSPECTION, _PUBLICITY, _MATERIALS, _MEDIA, _LAB, _PLEDGE, _BRAND,
+        EventType("event_corrected", "correction", "更正", "correction", {1: EventCorrected}),
+        EventType("event_retracted", "retraction", "撤回", "retraction", {1: EventRetracted}),
+        EventType("campaign_opened", "lifecycle", "活动开启", "campaign opened", {1: CampaignOpened},
+                  admin_only=True),
+        EventType("campaign_closed", "lifecycle", "活动结束", "campaign closed", {1: CampaignClosed},
+                  admin_only=True),
+        EventType("campaign_reopened", "lifecycle", "活动重新开启", "campaign reopened",
+                  {1: CampaignReopened}, admin_only=True),
+    )
+}
+
+METRICS: Final[dict[str, Metric]] = {m.name: m for t in CATALOGUE.values() for m in t.metrics}
+RATIOS: Final[dict[str, Ratio]] = {r.name: r for t in CATALOGUE.values() for r in t.ratios}
+
+
+def _check_unique_metric_names() -> None:
+    names = [m.name for t in CATALOGUE.values() for m in t.metrics]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise RuntimeError(f"metric names must be unique across the catalogue: {sorted(duplicated)}")
+
+
+_check_unique_metric_names()

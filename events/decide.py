@@ -1,0 +1,308 @@
+"""Deciding a group of append requests against the log's current state. Pure: no I/O.
+
+The writer loads a ``LogState`` under the append lock, then asks a ``GroupDecider`` about
+each queued request in turn. Each request is accepted whole or refused whole; an accepted
+request's events get the next positions and their chain hashes, and later requests in the
+same group see its effects (a campaign it opened, an event it retracted).
+"""
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from events.canonical import chain_hash, content_hash, format_timestamp
+from events.catalogue import CATALOGUE
+from events.errors import (
+    CampaignClosedError,
+    CampaignConflict,
+    DomainError,
+    EventIdConflict,
+    ItemError,
+    OutOfScope,
+    ValidationFailed,
+)
+from events.intake import DraftEvent, validate_payload
+from events.records import RecordedEvent
+from events.regions import NATION, is_within, level_of
+
+Role = Literal["reporter", "viewer", "auditor", "admin"]
+ItemStatus = Literal["created", "duplicate"]
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is appending: the key id (recorded_by), its role and, for a reporter, its region."""
+
+    key_id: str
+    role: Role
+    scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One HTTP request's events, appended all or nothing."""
+
+    drafts: list[DraftEvent]
+    actor: Actor
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The answer for one event of a request."""
+
+    event_id: str
+    status: ItemStatus
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A request the log takes: its per-item results and the records to insert."""
+
+    results: list[ItemResult]
+    records: list[RecordedEvent]
+
+
+Outcome = Accepted | DomainError
+
+
+@dataclass(frozen=True, slots=True)
+class KnownEvent:
+    """What the decider needs to know about an event already in the log."""
+
+    event_id: str
+    position: int
+    type: str
+    schema_version: int
+    campaign: str
+    region: str
+    content_hash: bytes
+    retracted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A campaign's window and whether it currently takes events."""
+
+    id: str
+    starts_on: date
+    ends_on: date
+    status: Literal["open", "closed"]
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        """[start, end) of the window as instants: whole days in China Standard Time."""
+        start = datetime.combine(self.starts_on, time(), CHINA_STANDARD_TIME)
+        end = datetime.combine(self.ends_on + timedelta(days=1), time(), CHINA_STANDARD_TIME)
+        return start, end
+
+
+@dataclass(slots=True)
+class LogState:
+    """The slice of the log a group needs: events it names, campaigns, loaded region lists."""
+
+    head_position: int
+    head_hash: bytes
+    events: dict[str, KnownEvent] = field(default_factory=dict)
+    campaigns: dict[str, Campaign] = field(default_factory=dict)
+    region_lists: dict[int, frozenset[str]] = field(default_factory=dict)
+
+
+def check_scope(drafts: list[DraftEvent], actor: Actor) -> None:
+    """Refuse (403) what the key may not send, before anything is queued."""
+    if actor.role not in ("reporter", "admin"):
+        raise OutOfScope(f"a {actor.role} key cannot append events")
+    for draft in drafts:
+        if draft.type.admin_only and actor.role != "admin":
+            raise OutOfScope(f"only an admin may send {draft.type.name} (item {draft.index})")
+        if actor.scope is not None and not is_within(draft.region, actor.scope):
+            raise OutOfScope(f"region {draft.region} (item {draft.index}) is outside this key's "
+                             f"scope {actor.scope}")
+
+
+def _event_values(draft: DraftEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "campaign": draft.campaign,
+        "data": data,
+        "event_id": draft.event_id,
+        "occurred_at": format_timestamp(draft.occurred_at),
+        "region": draft.region,
+        "schema_version": draft.schema_version,
+        "type": draft.type.name,
+    }
+
+
+class GroupDecider:
+    """Decides the requests of one group in order, carrying their effects forward."""
+
+    def __init__(self, state: LogState, now: datetime, clock_skew: timedelta = timedelta(minutes=5)) -> None:
+        self._state = state
+        self._now = now.astimezone(UTC)
+        self._skew = clock_skew
+
+    @property
+    def head(self) -> tuple[int, bytes]:
+        """Position and hash of the last event accepted so far."""
+        return self._state.head_position, self._state.head_hash
+
+    def decide(self, request: AppendRequest) -> Accepted | DomainError:
+        """Accept the whole request (assigning positions and hashes) or return why not."""
+        try:
+            return self._decide(request)
+        except DomainError as error:
+            return error
+
+    def _decide(self, request: AppendRequest) -> Accepted:
+        errors: list[ItemError] = []
+        seen: dict[str, KnownEvent] = {}
+        normalised: list[tuple[DraftEvent, dict[str, Any], bytes] | None] = []
+        for draft in request.drafts:
+            data = self._normalise(draft, seen, errors)
+            if data is None:
+                normalised.append(None)
+                continue
+            digest = content_hash(_event_values(draft, data))
+            normalised.append((draft, data, digest))
+            seen.setdefault(draft.event_id, KnownEvent(draft.event_id, 0, draft.type.name,
+                                                       draft.schema_version, draft.campaign,
+                                                       draft.region, digest))
+        if errors:
+            raise ValidationFailed(errors)
+
+        campaigns = dict(self._state.campaigns)
+        retracted: set[str] = set()
+        fresh: list[tuple[DraftEvent, dict[str, Any], bytes]] = []
+        statuses: list[tuple[str, ItemStatus, int | None]] = []
+        in_request: dict[str, bytes] = {}
+        for item in normalised:
+            assert item is not None
+            draft, data, digest = item
+            stored = self._state.events.get(draft.event_id)
+            earlier = in_request.get(draft.event_id)
+            if stored is not None or earlier is not None:
+                if (stored.content_hash if stored is not None else earlier) != digest:
+                    raise EventIdConflict(draft.event_id, draft.index)
+                statuses.append((draft.event_id, "duplicate", stored.position if stored else None))
+                continue
+            in_request[draft.event_id] = digest
+            self._check_fact(draft, campaigns, seen, retracted, request.actor, errors)
+            fresh.append((draft, data, digest))
+            statuses.append((draft.event_id, "created", None))
+        if errors:
+            raise ValidationFailed(errors)
+        return self._accept(request, fresh, statuses, campaigns, retracted)
+
+    def _normalise(self, draft: DraftEvent, seen: dict[str, KnownEvent],
+                   errors: list[ItemError]) -> dict[str, Any] | None:
+        if draft.type.kind != "correction":
+            return draft.data
+        target = self._state.events.get(draft.data["corrects"]) or seen.get(draft.data["corrects"])
+        if target is None:
+            errors.append(ItemError(draft.index, draft.event_id, ("data", "corrects"),
+                                    f"no event {draft.data['corrects']} to correct"))
+            return None
+        target_type = CATALOGUE[target.type]
+        if target_type.kind != "fact":
+            errors.append(ItemError(draft.index, draft.event_id, ("data", "corrects"),
+                                    f"{target.type} events cannot be corrected; correct the original fact"))
+            return None
+        try:
+            replacement = validate_payload(target_type, target.schema_version, draft.data["replacement"])
+        except ValidationError as exc:
+            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), e["msg"])
+                          for e in exc.errors())
+            return None
+        return {**draft.data, "replacement": replacement}
+
+    def _check_fact(self, draft: DraftEvent, campaigns: dict[str, Campaign], seen: dict[str, KnownEvent],
+                    retracted: set[str], actor: Actor, errors: list[ItemError]) -> None:
+        def bad(loc: tuple[str | int, ...], msg: str) -> None:
+            errors.append(ItemError(draft.index, draft.event_id, loc, msg))
+
+        if draft.type.kind == "lifecycle":
+            self._apply_lifecycle(draft, campaigns)
+            return
+        campaign = campaigns.get(draft.campaign)
+        if campaign is None:
+            bad(("campaign",), f"campaign {draft.campaign} has not been opened")
+            return
+        if campaign.status == "closed":
+            raise CampaignClosedError(campaign.id)
+        start, end = campaign.window
+        if not start <= draft.occurred_at < end:
+            bad(("occurred_at",), f"occurred_at is outside campaign {campaign.id}'s window "
+                                  f"{campaign.starts_on}..{campaign.ends_on} (China Standard Time)")
+        elif draft.occurred_at > self._now + self._skew:
+            bad(("occurred_at",), "occurred_at is in the future")
+        codes = self._state.region_lists.get(campaign.starts_on.year)
+        if codes is not None and level_of(draft.region) in ("prefecture", "county") \
+                and draft.region not in codes:
+            bad(("region",), f"{draft.region} is not in the {campaign.starts_on.year} region list")
+        target_id = draft.target
+        if target_id is None:
+            return
+        target = self._state.events.get(target_id) or seen.get(target_id)
+        field_name, verb = ("corrects", "correct") if draft.type.kind == "correction" else ("retracts", "retract")
+        if target is None or CATALOGUE[target.type].kind != "fact":
+            bad(("data", field_name), f"no fact event {target_id} to {verb}")
+            return
+        if target.retracted or target_id in retracted:
+            bad(("data", field_name), f"event {target_id} has been retracted")
+        elif target.campaign != draft.campaign:
+            bad(("campaign",), f"event {target_id} belongs to campaign {target.campaign}")
+        elif actor.scope is not None and not is_within(target.region, actor.scope):
+            raise OutOfScope(f"event {target_id} (item {draft.index}) is in region {target.region}, "
+                             f"outside this key's scope {actor.scope}")
+        elif draft.type.kind == "retraction":
+            retracted.add(target_id)
+
+    def _apply_lifecycle(self, draft: DraftEvent, campaigns: dict[str, Campaign]) -> None:
+        data = draft.data
+        current = campaigns.get(data["id"])
+        if data["id"] != draft.campaign or draft.region != NATION:
+            raise CampaignConflict(f"{draft.type.name} must name campaign {data['id']} in its envelope "
+                                   f"and region {NATION}")
+        if draft.type.name == "campaign_opened":
+            if current is not None:
+                raise CampaignConflict(f"campaign {current.id} has already been opened")
+            campaigns[data["id"]] = Campaign(
+                data["id"], date.fromisoformat(data["starts_on"]), date.fromisoformat(data["ends_on"]), "open")
+        elif current is None:
+            raise CampaignConflict(f"campaign {data['id']} has not been opened")
+        elif draft.type.name == "campaign_closed":
+            if current.status == "closed":
+                raise CampaignConflict(f"campaign {current.id} is already closed")
+            campaigns[current.id] = replace(current, status="closed")
+        else:
+            if current.status == "open":
+                raise CampaignConflict(f"campaign {current.id} is open; only a closed campaign can reopen")
+            campaigns[current.id] = replace(current, status="open")
+
+    def _accept(self, request: AppendRequest, fresh: list[tuple[DraftEvent, dict[str, Any], bytes]],
+                statuses: list[tuple[str, ItemStatus, int | None]], campaigns: dict[str, Campaign],
+                retracted: set[str]) -> Accepted:
+        position, prev = self._state.head_position, self._state.head_hash
+        records: list[RecordedEvent] = []
+        positions: dict[str, int] = {}
+        for draft, data, digest in fresh:
+            position += 1
+            record = RecordedEvent(position, draft.event_id, draft.type.name, draft.schema_version,
+                                   draft.campaign, draft.region, draft.occurred_at, self._now,
+                                   request.actor.key_id, request.request_id, data, digest, prev, b"")
+            prev = chain_hash(prev, record.canonical_fields())
+            records.append(replace(record, hash=prev))
+            positions[draft.event_id] = position
+            self._state.events[draft.event_id] = KnownEvent(
+                draft.event_id, position, draft.type.name, draft.schema_version, draft.campaign,
+                draft.region, digest)
+        for target in retracted:
+            self._state.events[target] = replace(self._state.events[target], retracted=True)
+        self._state.campaigns = campaigns
+        self._state.head_position, self._state.head_hash = position, prev
+        results = [ItemResult(event_id, status, pos if pos is not None else positions[event_id])
+                   for event_id, status, pos in statuses]
+        return Accepted(results, records)

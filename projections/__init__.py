@@ -1,0 +1,1 @@
+"""The read model: pure folds from events to metric deltas, the projector, read tables, summary phrasing."""

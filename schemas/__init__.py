@@ -1,0 +1,1 @@
+"""The wire contract: API request/response models, problem+json errors, the OpenAPI document."""

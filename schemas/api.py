@@ -1,0 +1,138 @@
+"""Request and response models of the HTTP API (v1). Fields may be added, never renamed."""
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventResult(BaseModel):
+    """What happened to one posted event."""
+
+    event_id: str
+    status: Literal["created", "duplicate"]
+    position: int
+
+
+class AppendResponse(BaseModel):
+    """Answer to POST /v1/events: 201 if anything was created, 200 if every event was a duplicate."""
+
+    results: list[EventResult]
+    last_position: int = Field(description="the highest position among the results")
+
+
+class StoredEvent(BaseModel):
+    """An event as the log holds it. ``hash`` = sha256(prev_hash ‖ canonical bytes); see docs/canonical-form.md."""
+
+    position: int
+    event_id: str
+    type: str
+    schema_version: int
+    campaign: str
+    region: str
+    occurred_at: str
+    recorded_at: str
+    recorded_by: str = Field(description="id of the API key that sent it")
+    request_id: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class EventsPage(BaseModel):
+    """A page of the log in position order. Pass ``next_after`` as ``after`` to read on."""
+
+    events: list[StoredEvent]
+    next_after: int
+
+
+class OpenCampaign(BaseModel):
+    """Body of POST /v1/campaigns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", examples=["2017"])
+    theme: str = Field(min_length=1, max_length=500)
+    starts_on: date
+    ends_on: date
+
+
+class CampaignChange(BaseModel):
+    """Optional body of POST /v1/campaigns/{c}/close and /reopen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str | None = Field(default=None, description="idempotency key for the lifecycle event")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class CampaignView(BaseModel):
+    """A campaign and the lifecycle event that last changed it."""
+
+    id: str
+    theme: str
+    starts_on: date
+    ends_on: date
+    status: Literal["open", "closed"]
+    event: EventResult
+
+
+class MetricInfo(BaseModel):
+    name: str
+    field: str
+    unit: str
+    label_zh: str
+    label_en: str
+    kind: Literal["count", "money"]
+
+
+class RatioInfo(BaseModel):
+    name: str
+    numerator: str
+    denominator: str
+    label_zh: str
+    label_en: str
+    by: str | None
+
+
+class EventTypeInfo(BaseModel):
+    name: str
+    kind: Literal["fact", "correction", "retraction", "lifecycle"]
+    label_zh: str
+    label_en: str
+    schema_versions: list[int]
+    admin_only: bool
+    category_field: str | None
+    metrics: list[MetricInfo]
+    ratios: list[RatioInfo]
+    data_schema: dict[str, Any] = Field(description="JSON Schema of data for the latest version")
+
+
+class Catalogue(BaseModel):
+    """GET /v1/catalogue: every event type and the metrics it feeds."""
+
+    types: list[EventTypeInfo]
+
+
+class RegionInfo(BaseModel):
+    code: str
+    name: str | None
+    level: Literal["nation", "province", "prefecture", "county"]
+    parent: str | None
+
+
+class RegionList(BaseModel):
+    """GET /v1/regions?parent=: the children of a region."""
+
+    parent: RegionInfo
+    year: int | None = Field(description="the imported list used for names, or null for the built-in list")
+    regions: list[RegionInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]

@@ -1,0 +1,144 @@
+"""API keys: tokens shown once and stored as sha256 hashes, roles and region scopes, revocation.
+
+Tokens look like ``qm.<key id>.<secret>``. The key id selects the stored hash and the
+hashes are compared in constant time. Every running service keeps the keys in memory and
+reloads them on ``NOTIFY qmstats_keys``, which creating or revoking a key sends, so a
+revoked key fails on its next request without a database query on every request.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, get_args
+
+import asyncpg
+
+from events.decide import Actor, Role
+from events.regions import NATION, is_structurally_valid
+from events.store import Connection
+
+KEYS_CHANNEL: Final = "qmstats_keys"
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key (never the token itself)."""
+
+    id: str
+    name: str
+    role: Role
+    region: str | None
+    token_hash: bytes
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def actor(self) -> Actor:
+        """Who this key acts as when it appends events."""
+        scope = self.region if self.role == "reporter" and self.region != NATION else None
+        return Actor(self.id, self.role, scope)
+
+
+class KeyError_(ValueError):
+    """A key cannot be created as asked (bad role or region)."""
+
+
+def hash_token(token: str) -> bytes:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _key_id(token: str) -> str | None:
+    parts = token.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "qm" else None
+
+
+def _from_row(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(row["id"], row["name"], row["role"], row["region"], bytes(row["token_hash"]),
+                  row["created_at"], row["revoked_at"])
+
+
+async def create_key(conn: Connection, *, name: str, role: str,
+                     region: str | None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its token (the only time the token exists in clear)."""
+    if role not in ROLES:
+        raise KeyError_(f"role must be one of {', '.join(ROLES)}")
+    if role == "reporter":
+        if region is None or not is_structurally_valid(region):
+            raise KeyError_("a reporter key needs --region, a GB/T 2260 code (e.g. 330000)")
+    elif region is not None:
+        raise KeyError_("only reporter keys are scoped to a region")
+    key_id = secrets.token_hex(6)
+    token = f"qm.{key_id}.{secrets.token_urlsafe(32)}"
+    row = await conn.fetchrow(
+        "INSERT INTO api_keys (id, name, role, region, token_hash) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        key_id, name, role, region, hash_token(token))
+    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_id)
+    assert row is not None
+    return _from_row(row), token
+
+
+async def list_keys(conn: Connection) -> list[ApiKey]:
+    """Every key, oldest first, revoked ones included."""
+    return [_from_row(r) for r in await conn.fetch("SELECT * FROM api_keys ORDER BY created_at, id")]
+
+
+async def revoke_key(conn: Connection, key_id: str) -> bool:
+    """Revoke a key; False if there is no such active key."""
+    done = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id", key_id)
+    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_id)
+    return done is not None
+
+
+class KeyRing:
+    """The keys of a running service, in memory, kept current by LISTEN qmstats_keys."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._keys: dict[str, ApiKey] = {}
+        self._fresh = False
+        self._live = False
+        self._loading: asyncio.Task[None] | None = None
+
+    def invalidate(self) -> None:
+        """Forget the cached keys; the next request reloads them."""
+        self._fresh = False
+
+    def set_live(self, live: bool) -> None:
+        """Whether a listener is delivering key changes; without one every request reads the keys afresh."""
+        self._live = live
+        self._fresh = False
+
+    async def _load(self) -> None:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM api_keys")
+        self._keys = {r["id"]: _from_row(r) for r in rows}
+
+    async def ensure_loaded(self) -> None:
+        """Load the keys if the cache is stale; concurrent callers share one query."""
+        if self._fresh and self._live:
+            return
+        if self._loading is None or self._loading.done():
+            self._fresh = True  # set before loading: a NOTIFY arriving during the load clears it again
+            self._loading = asyncio.ensure_future(self._load())
+        try:
+            await asyncio.shield(self._loading)
+        except BaseException:
+            self._fresh = False
+            raise
+
+    async def authenticate(self, token: str) -> ApiKey | None:
+        """The active key a bearer token belongs to, or None."""
+        key_id = _key_id(token)
+        if key_id is None:
+            return None
+        await self.ensure_loaded()
+        key = self._keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            return None
+        return key if hmac.compare_digest(key.token_hash, hash_token(token)) else None

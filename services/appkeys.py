@@ -1,0 +1,34 @@
+"""Typed keys for what the app and each request carry."""
+
+import asyncpg
+from aiohttp import web
+
+from events.writer import GroupCommitWriter
+from services.apikeys import ApiKey, KeyRing
+from services.ratelimit import RateLimiter
+from services.settings import Settings
+from services.state import ServiceState
+from services.telemetry import Telemetry
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+WRITER = web.AppKey("writer", GroupCommitWriter)
+KEYRING = web.AppKey("keyring", KeyRing)
+LIMITER = web.AppKey("limiter", RateLimiter)
+TELEMETRY = web.AppKey("telemetry", Telemetry)
+STATE = web.AppKey("state", ServiceState)
+
+REQUEST_KEY = "qmstats.key"
+REQUEST_ID = "qmstats.request_id"
+
+
+def api_key(request: web.Request) -> ApiKey:
+    """The authenticated key of a request (the auth middleware has set it)."""
+    key: ApiKey = request[REQUEST_KEY]
+    return key
+
+
+def request_id(request: web.Request) -> str:
+    """The request id (from X-Request-ID or generated)."""
+    value: str = request[REQUEST_ID]
+    return value

@@ -1,0 +1,102 @@
+"""Errors raised at the HTTP edge, and the one mapping from any exception to problem+json."""
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from events.errors import (
+    BatchTooLarge,
+    CampaignClosedError,
+    CampaignConflict,
+    DomainError,
+    EventIdConflict,
+    MalformedRequest,
+    NotFound,
+    OutOfScope,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from schemas import problems as p
+
+
+class Unauthenticated(DomainError):
+    """No key, or a key that is unknown or revoked."""
+
+
+class RateLimited(DomainError):
+    """The key has used up its request budget for now."""
+
+    def __init__(self, retry_after: str) -> None:
+        super().__init__(f"rate limit exceeded for this key; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class UnsupportedMediaType(DomainError):
+    """The body is not declared as JSON."""
+
+
+class NotAcceptable(DomainError):
+    """The client accepts no representation this route produces."""
+
+
+class InvalidParameter(DomainError):
+    """A query or path parameter is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """An exception translated for the wire."""
+
+    kind: p.ProblemType
+    detail: str
+    extra: dict[str, object] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+_DOMAIN: dict[type[DomainError], p.ProblemType] = {
+    MalformedRequest: p.MALFORMED,
+    BatchTooLarge: p.TOO_LARGE,
+    ValidationFailed: p.INVALID,
+    EventIdConflict: p.CONFLICT,
+    CampaignClosedError: p.CAMPAIGN_CLOSED,
+    CampaignConflict: p.CAMPAIGN_CONFLICT,
+    OutOfScope: p.FORBIDDEN,
+    NotFound: p.NOT_FOUND,
+    StoreUnavailable: p.UNAVAILABLE,
+    Unauthenticated: p.UNAUTHENTICATED,
+    RateLimited: p.RATE_LIMITED,
+    UnsupportedMediaType: p.UNSUPPORTED_MEDIA,
+    NotAcceptable: p.NOT_ACCEPTABLE,
+    InvalidParameter: p.INVALID_PARAMETER,
+}
+
+_HTTP: dict[int, p.ProblemType] = {
+    400: p.MALFORMED, 401: p.UNAUTHENTICATED, 403: p.FORBIDDEN, 404: p.NOT_FOUND, 405: p.METHOD_NOT_ALLOWED,
+    406: p.NOT_ACCEPTABLE, 413: p.TOO_LARGE, 415: p.UNSUPPORTED_MEDIA, 422: p.INVALID, 429: p.RATE_LIMITED,
+    503: p.UNAVAILABLE,
+}
+
+
+def map_exception(exc: BaseException) -> Mapped:
+    """The problem to answer for ``exc``. Unknown exceptions become a 500 without internals."""
+    if isinstance(exc, DomainError):
+        kind = next(v for k, v in _DOMAIN.items() if isinstance(exc, k))
+        extra: dict[str, object] = {}
+        headers: dict[str, str] = {}
+        if isinstance(exc, ValidationFailed):
+            extra["errors"] = [{"index": e.index, "event_id": e.event_id, "loc": list(e.loc), "msg": e.msg}
+                               for e in exc.errors]
+        elif isinstance(exc, EventIdConflict):
+            extra.update(event_id=exc.event_id, index=exc.index)
+        elif isinstance(exc, RateLimited):
+            headers["Retry-After"] = exc.retry_after
+        elif isinstance(exc, StoreUnavailable):
+            headers["Retry-After"] = "2"
+        return Mapped(kind, exc.detail, extra, headers)
+    if isinstance(exc, web.HTTPException):
+        kind = _HTTP.get(exc.status, p.ProblemType(f"http-{exc.status}", exc.reason, exc.status))
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else kind.title
+        if exc.status == 413:
+            detail = "the request body is larger than the limit"
+        return Mapped(kind, detail)
+    return Mapped(p.INTERNAL, "an unexpected error occurred; it has been logged with this request id")

@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: parse, call the domain, answer with a schema model."""

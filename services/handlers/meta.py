@@ -1,0 +1,108 @@
+"""Health, readiness, metrics, the OpenAPI document, the catalogue and the region list."""
+
+import asyncio
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from events.catalogue import CATALOGUE
+from events.regions import NATION, PROVINCES, level_of, parent_of
+from events.store import translated_errors
+from schemas.api import (
+    Catalogue,
+    EventTypeInfo,
+    Health,
+    MetricInfo,
+    RatioInfo,
+    Readiness,
+    RegionInfo,
+    RegionList,
+)
+from services import migrate
+from services.appkeys import POOL, STATE, TELEMETRY
+from services.errors import InvalidParameter
+from services.handlers.params import region_param
+from services.middleware import allow
+from services.responses import json_response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. No I/O."""
+    return json_response(Health(status="ok"))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: database reachable, migrations current, writer running, key listener connected."""
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2), request.app[POOL].acquire() as conn:
+            await conn.fetchval("SELECT 1")
+            checks["database"] = "ok"
+            todo = await migrate.pending(conn)
+            checks["migrations"] = "ok" if not todo else f"{len(todo)} pending"
+    except Exception as exc:  # readiness reports the failure instead of raising it
+        checks.setdefault("database", f"unreachable: {exc.__class__.__name__}")
+    state = request.app[STATE]
+    checks["writer"] = "ok" if state.writer_running else "stopped"
+    checks["listener"] = "ok" if state.listener_connected else "disconnected"
+    if state.shutting_down:
+        checks["shutdown"] = "in progress"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(Readiness(ready=ready, checks=checks), status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this process's metrics."""
+    body = generate_latest(request.app[TELEMETRY].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@cache
+def catalogue_body() -> bytes:
+    """The catalogue, built once."""
+    types = []
+    for t in CATALOGUE.values():
+        model = t.versions[t.latest_version]
+        types.append(EventTypeInfo(
+            name=t.name, kind=t.kind, label_zh=t.label_zh, label_en=t.label_en,
+            schema_versions=sorted(t.versions), admin_only=t.admin_only, category_field=t.category_field,
+            metrics=[MetricInfo(name=m.name, field=m.field, unit=m.unit, label_zh=m.label_zh, label_en=m.label_en,
+                                kind=m.kind) for m in t.metrics],
+            ratios=[RatioInfo(name=r.name, numerator=r.numerator, denominator=r.denominator, label_zh=r.label_zh,
+                              label_en=r.label_en, by=r.by) for r in t.ratios],
+            data_schema=model.model_json_schema()))
+    return Catalogue(types=types).model_dump_json().encode()
+
+
+@allow("reporter", "viewer", "auditor")
+async def catalogue(request: web.Request) -> web.Response:
+    """Every event type, its payload schema and the metrics (units, zh/en labels) it feeds."""
+    return web.Response(body=catalogue_body(), content_type="application/json")
+
+
+def _info(code: str, names: dict[str, str]) -> RegionInfo:
+    name = "全国" if code == NATION else PROVINCES.get(code) or names.get(code)
+    return RegionInfo(code=code, name=name, level=level_of(code), parent=parent_of(code))
+
+
+@allow("reporter", "viewer", "auditor")
+async def regions(request: web.Request) -> web.Response:
+    """The children of ``parent`` (default: the nation), named from the latest imported list."""
+    parent = region_param(request, "parent") or NATION
+    year_raw = request.query.get("year")
+    if year_raw is not None and not year_raw.isdigit():
+        raise InvalidParameter("year must be a number")
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        year: int | None = int(year_raw) if year_raw else await conn.fetchval("SELECT max(year) FROM region_lists")
+        rows: list[Any] = []
+        if year is not None and parent != NATION:
+            rows = await conn.fetch("SELECT code, name FROM region_codes WHERE year = $1 AND code LIKE $2",
+                                    year, parent[:2] + "%")
+    names = {r["code"]: r["name"] for r in rows}
+    children = sorted(PROVINCES) if parent == NATION else sorted(c for c in names if parent_of(c) == parent)
+    return json_response(RegionList(parent=_info(parent, names), year=year,
+                                    regions=[_info(code, names) for code in children]))

@@ -1,0 +1,83 @@
+"""Request middleware: request id and access log, error mapping, authentication and rate limits."""
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from events.decide import Role
+from services.appkeys import KEYRING, LIMITER, REQUEST_ID, REQUEST_KEY, TELEMETRY
+from services.errors import RateLimited, Unauthenticated, map_exception
+from services.responses import problem_response
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("qmstats.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+ROLES_KEY = "qmstats.roles"
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id, map any error to problem+json, log one line, count it."""
+    supplied = request.headers.get("X-Request-ID", "")
+    rid = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        mapped = map_exception(exc)
+        if mapped.kind.status == 500:
+            log.error("unhandled error", request_id=rid, exc_info=exc)
+        elif mapped.kind.status == 503:
+            log.warning("database unavailable", request_id=rid, error=str(exc))
+        response = problem_response(mapped, instance=request.path, request_id=rid)
+    response.headers["X-Request-ID"] = rid
+    route = _route_name(request)
+    seconds = time.perf_counter() - started
+    telemetry = request.app[TELEMETRY]
+    telemetry.http_requests.labels(request.method, route, str(response.status)).inc()
+    if route not in QUIET_ROUTES:
+        telemetry.http_seconds.labels(route).observe(seconds)
+        key = request.get(REQUEST_KEY)
+        log.info("request", request_id=rid, key_id=key.id if key else None, method=request.method,
+                 route=route, path=request.path, status=response.status, ms=round(seconds * 1000, 2))
+    return response
+
+
+def allow(*roles: Role) -> Callable[[Handler], Handler]:
+    """Declare which roles may call a handler (admin may call everything)."""
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, ROLES_KEY, frozenset(roles) | {"admin"})
+        return handler
+    return mark
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Require a valid bearer key on every handler marked with ``allow``; then apply the key's rate limit."""
+    roles: frozenset[str] | None = getattr(request.match_info.handler, ROLES_KEY, None)
+    if roles is None:
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    key = await request.app[KEYRING].authenticate(token.strip())
+    if key is None:
+        raise Unauthenticated("the key is unknown or has been revoked")
+    request[REQUEST_KEY] = key
+    if key.role not in roles:
+        raise web.HTTPForbidden(text=f"a {key.role} key may not call {request.method} {_route_name(request)}")
+    wait = request.app[LIMITER].check(key.id)
+    if wait > 0:
+        raise RateLimited(request.app[LIMITER].retry_after(wait))
+    return await handler(request)

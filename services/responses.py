@@ -1,0 +1,27 @@
+"""JSON and problem+json responses."""
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+
+from schemas.problems import PROBLEM_CONTENT_TYPE
+from services.errors import Mapped
+
+
+def json_response(body: BaseModel | dict[str, Any] | list[Any], *, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """Serialise a model or plain JSON value (orjson; models through pydantic-core)."""
+    payload = body.model_dump_json().encode() if isinstance(body, BaseModel) else orjson.dumps(body)
+    return web.Response(body=payload, status=status, headers=headers, content_type="application/json")
+
+
+def problem_response(mapped: Mapped, *, instance: str, request_id: str | None) -> web.Response:
+    """An RFC 9457 problem+json response."""
+    body: dict[str, Any] = {"type": mapped.kind.uri, "title": mapped.kind.title, "status": mapped.kind.status,
+                            "detail": mapped.detail, "instance": instance, "request_id": request_id}
+    body.update(mapped.extra)
+    response = web.Response(body=orjson.dumps(body), status=mapped.kind.status, headers=mapped.headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response

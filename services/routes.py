@@ -1,0 +1,98 @@
+"""The route table: registration, roles and the OpenAPI document come from this one list."""
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+
+from events.catalogue import CATALOGUE
+from schemas import api
+from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
+from services.handlers import campaigns, events, meta
+from services.middleware import ROLES_KEY, Handler
+
+_AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
+_LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 10000})
+_REGION = QueryParam("region", {"type": "string", "pattern": "^[0-9]{6}$"}, "a region and its whole subtree")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route: where, what handles it, and what the contract says about it."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    request: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    query: list[QueryParam] = field(default_factory=list)
+    errors: list[int] = field(default_factory=list)
+    produces: str = "application/json"
+
+
+def _routes() -> list[Route]:
+    post_body = event_models({name: t.versions[t.latest_version] for name, t in CATALOGUE.items()})
+    return [
+        Route("POST", "/v1/events", events.post_events, "Append one event or a batch (atomic)", post_body,
+              {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503]),
+        Route("GET", "/v1/events", events.get_events, "Read the log in position order",
+              responses={200: api.EventsPage},
+              query=[_AFTER, _LIMIT, QueryParam("campaign", {"type": "string"}),
+                     _REGION, QueryParam("type", {"type": "string"})], errors=[422, 503]),
+        Route("POST", "/v1/campaigns", campaigns.open_campaign, "Open a campaign (an event in the log)",
+              api.OpenCampaign, {201: api.CampaignView, 200: api.CampaignView}, errors=[400, 409, 415, 422, 503]),
+        Route("GET", "/v1/campaigns", campaigns.list_campaigns, "List campaigns", responses={200: None}),
+        Route("GET", "/v1/campaigns/{campaign}", campaigns.get_campaign, "One campaign", responses={200: None},
+              errors=[404]),
+        Route("POST", "/v1/campaigns/{campaign}/close", campaigns.close_campaign, "Close a campaign",
+              responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
+        Route("POST", "/v1/campaigns/{campaign}/reopen", campaigns.reopen_campaign, "Reopen a closed campaign",
+              responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
+        Route("GET", "/v1/catalogue", meta.catalogue, "Event types, metrics, units",
+              responses={200: api.Catalogue}),
+        Route("GET", "/v1/regions", meta.regions, "Child regions of a region",
+              responses={200: api.RegionList},
+              query=[QueryParam("parent", {"type": "string", "pattern": "^[0-9]{6}$"}),
+                     QueryParam("year", {"type": "integer"})], errors=[422]),
+        Route("GET", "/v1/openapi.json", openapi, "This document", responses={200: None}),
+        Route("GET", "/healthz", meta.healthz, "Liveness", responses={200: api.Health}),
+        Route("GET", "/readyz", meta.readyz, "Readiness", responses={200: api.Readiness, 503: api.Readiness}),
+        Route("GET", "/metrics", meta.metrics, "Prometheus metrics", responses={200: None},
+              produces="text/plain"),
+    ]
+
+
+@cache
+def route_table() -> tuple[Route, ...]:
+    """The routes, built once."""
+    return tuple(_routes())
+
+
+def roles_of(handler: Handler) -> list[str] | None:
+    """The roles a handler admits, or None for an open route."""
+    roles = getattr(handler, ROLES_KEY, None)
+    return sorted(roles) if roles is not None else None
+
+
+@cache
+def openapi_document() -> bytes:
+    """The OpenAPI document, rendered once."""
+    docs = [RouteDoc(r.method, r.path, r.summary, roles_of(r.handler), r.request, r.responses, r.query, r.errors,
+                     r.produces) for r in route_table()]
+    document: dict[str, Any] = build_openapi(docs, title="qmstats", version="1")
+    return orjson.dumps(document)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    return web.Response(body=openapi_document(), content_type="application/json")
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register every route of the table."""
+    for route in route_table():
+        app.router.add_route(route.method, route.path, route.handler)

@@ -1,0 +1,35 @@
+"""All configuration, read once from QMSTATS_* environment variables (and CLI flags)."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field can be set as QMSTATS_<FIELD> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QMSTATS_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL the service connects with; unset = embedded server")
+    migration_database_url: str | None = Field(
+        default=None, description="URL of a role that owns the schema, for migrations and key management; "
+                                  "defaults to database_url")
+    data_dir: Path = Field(default=Path(".qmstats"), description="where the embedded PostgreSQL keeps its data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    max_body_bytes: int = 1024 * 1024
+    max_batch_events: int = 1000
+    rate_limit_per_second: float = Field(default=200.0, description="sustained requests/s per key")
+    rate_limit_burst: int = Field(default=400, description="requests a key may send at once")
+    clock_skew_seconds: int = Field(default=300, description="how far in the future occurred_at may be")
+    group_max_events: int = 5000
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    open_metrics: bool = Field(default=True, description="serve /metrics without a key")
