@@ -18,17 +18,15 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 STATE = web.AppKey("state", ServiceState)
 
-REQUEST_KEY = "qmstats.key"
-REQUEST_ID = "qmstats.request_id"
+REQUEST_KEY = web.RequestKey("api_key", ApiKey)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def api_key(request: web.Request) -> ApiKey:
     """The authenticated key of a request (the auth middleware has set it)."""
-    key: ApiKey = request[REQUEST_KEY]
-    return key
+    return request[REQUEST_KEY]
 
 
 def request_id(request: web.Request) -> str:
     """The request id (from X-Request-ID or generated)."""
-    value: str = request[REQUEST_ID]
-    return value
+    return request[REQUEST_ID]
