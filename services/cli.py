@@ -17,6 +17,7 @@ from events.store import Connection
 from services import migrate as migrations
 from services.apikeys import KeyError_, create_key, list_keys, revoke_key
 from services.database import DatabaseUrls, resolve_database
+from services.embedded import ensure_service_role
 from services.logs import configure_logging
 from services.settings import Settings
 
@@ -67,6 +68,8 @@ async def prepare_database(settings: Settings) -> DatabaseUrls:
     conn = await asyncpg.connect(urls.admin)
     try:
         done = await migrations.migrate(conn)
+        if settings.service_role_password and not urls.embedded:
+            await ensure_service_role(conn, settings.service_role_password)
     finally:
         await conn.close()
     for m in done:

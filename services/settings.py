@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     migration_database_url: str | None = Field(
         default=None, description="URL of a role that owns the schema, for migrations and key management; "
                                   "defaults to database_url")
+    service_role_password: str | None = Field(
+        default=None, description="when set, `qmstats migrate` creates/updates the login role qmstats_service "
+                                  "(member of qmstats_app: SELECT/INSERT on the log) with this password")
     data_dir: Path = Field(default=Path(".qmstats"), description="where the embedded PostgreSQL keeps its data")
     host: str = "127.0.0.1"
     port: int = 8080
