@@ -130,6 +130,11 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> 
     await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(records[-1].position))
 
 
+def record_columns() -> str:
+    """The column list ``record_from_row`` expects."""
+    return _COLUMNS
+
+
 def record_from_row(row: asyncpg.Record) -> RecordedEvent:
     """Build a RecordedEvent from a row selected with ``_COLUMNS``."""
     return RecordedEvent(

@@ -136,3 +136,91 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, str]
+
+
+class RegionRef(BaseModel):
+    """A region as figures refer to it."""
+
+    code: str
+    name: str | None
+    level: Literal["nation", "province", "prefecture", "county"]
+
+
+class MetricFigure(BaseModel):
+    """One metric's total: counts are integers, money a two-decimal string."""
+
+    value: int | str
+    unit: str
+    label_zh: str
+    label_en: str
+
+
+class PassRate(BaseModel):
+    """Σbatches_passed ÷ Σbatches_sampled (never an average of rates); null when nothing was sampled."""
+
+    overall: str | None
+    passed: int
+    sampled: int
+    by_category: dict[str, str | None]
+
+
+class ChildFigures(BaseModel):
+    """A child region's totals: metric → value."""
+
+    code: str
+    name: str | None
+    level: Literal["nation", "province", "prefecture", "county"]
+    metrics: dict[str, int | str]
+
+
+class Dashboard(BaseModel):
+    """GET /v1/campaigns/{c}/dashboard."""
+
+    campaign: str
+    region: RegionRef
+    position: int = Field(description="the projection position these figures reflect")
+    updated_at: str | None
+    lag_events: int
+    lag_seconds: float
+    metrics: dict[str, MetricFigure]
+    pass_rate: PassRate
+    children: list[ChildFigures]
+
+
+class SeriesPoint(BaseModel):
+    date: date
+    value: int | str
+
+
+class Series(BaseModel):
+    """GET /v1/campaigns/{c}/series: one value per day of the campaign window (China Standard Time)."""
+
+    campaign: str
+    region: RegionRef
+    metric: str
+    unit: str
+    label_zh: str
+    label_en: str
+    position: int
+    days: list[SeriesPoint]
+
+
+class ReportingSet(BaseModel):
+    """Which expected child regions reported, which did not, and reported ÷ expected."""
+
+    reported: list[RegionRef]
+    not_reported: list[RegionRef]
+    rate: str | None
+
+
+class Completeness(BaseModel):
+    """GET /v1/campaigns/{c}/completeness."""
+
+    campaign: str
+    region: RegionRef
+    date: date | None
+    expected: int | None = Field(description="children in the region registry; null without a list for the year")
+    registry_year: int | None
+    on_date: ReportingSet | None
+    to_date: ReportingSet
+    position: int

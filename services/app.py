@@ -1,19 +1,36 @@
-"""The composition root: ``create_app`` wires settings, database, writer, keys and routes."""
+"""The composition root: ``create_app`` wires settings, database, writer, keys, projector and routes."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import structlog
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL
-from events.writer import GroupCommitWriter
+from events.store import NOTIFY_CHANNEL, translated_errors
+from events.writer import GroupCommitted, GroupCommitWriter
+from projections.runner import PROJECTION_CHANNEL, BatchApplied
+from projections.tables import CHECKPOINT
 from services.apikeys import KEYS_CHANNEL, KeyRing
-from services.appkeys import KEYRING, LIMITER, POOL, SETTINGS, STATE, TELEMETRY, WRITER
+from services.appkeys import (
+    DASHBOARD_CACHE,
+    KEYRING,
+    LIMITER,
+    POOL,
+    PROJECTION,
+    PROJECTOR,
+    SETTINGS,
+    STATE,
+    TELEMETRY,
+    WRITER,
+)
+from services.cache import ResponseCache
 from services.database import create_pool
 from services.listener import Listener
 from services.middleware import authenticate, request_context
+from services.projection import ProjectionState
+from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.routes import setup_routes
 from services.settings import Settings
@@ -23,13 +40,48 @@ from services.telemetry import Telemetry
 log = structlog.get_logger("qmstats.app")
 
 
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _background(name: str, coro: Callable[[web.Application], Coroutine[Any, Any, None]]) -> Callable[
+        [web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(coro(app), name=name)
+        yield
+        await _cancel(task)
+    return context
+
+
+async def poll_projection(app: web.Application) -> None:
+    """Fallback for lost notifications: read the checkpoint and the head every poll interval."""
+    state, pool, every = app[PROJECTION], app[POOL], app[SETTINGS].projector_poll_seconds
+    while True:
+        try:
+            async with translated_errors(), pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
+                    "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
+                    "(SELECT max(position) FROM events) AS head", CHECKPOINT)
+            if row is not None:
+                state.saw_head(row["head"] or 0)
+                state.advance(row["position"] or 0, row["updated_at"])
+        except Exception as exc:  # the poll is a fallback: report and keep polling
+            log.warning("projection poll failed", error=str(exc))
+        await asyncio.sleep(every)
+
+
 def create_app(settings: Settings, database_url: str) -> web.Application:
     """The aiohttp application. Resources are opened in ``cleanup_ctx`` when it starts, closed when it stops."""
     app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[TELEMETRY] = Telemetry()
     app[STATE] = ServiceState()
+    app[PROJECTION] = ProjectionState()
+    app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app[DASHBOARD_CACHE] = ResponseCache()
     setup_routes(app)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -40,8 +92,11 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         await pool.close()
 
     async def writer(app: web.Application) -> AsyncIterator[None]:
-        writer = GroupCommitWriter(app[POOL], max_group_events=settings.group_max_events,
-                                   on_commit=app[TELEMETRY].group_committed)
+        def committed(group: GroupCommitted) -> None:
+            app[TELEMETRY].group_committed(group)
+            app[PROJECTION].saw_head(group.head)
+
+        writer = GroupCommitWriter(app[POOL], max_group_events=settings.group_max_events, on_commit=committed)
         app[WRITER] = writer
         task = asyncio.create_task(writer.run(), name="group-commit-writer")
         app[STATE].writer_running = True
@@ -52,19 +107,39 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         await task
         app[STATE].writer_running = False
 
+    async def projector(app: web.Application) -> AsyncIterator[None]:
+        def applied(batch: BatchApplied) -> None:
+            app[TELEMETRY].projected.inc(batch.events)
+
+        worker = ProjectorWorker(app[POOL], database_url, app[PROJECTION], batch_size=settings.projector_batch_size,
+                                 poll_seconds=settings.projector_poll_seconds, on_batch=applied)
+        app[PROJECTOR] = worker
+        task = asyncio.create_task(worker.run(), name="projector")
+        yield
+        await _cancel(task)
+
     async def listener(app: web.Application) -> AsyncIterator[None]:
-        ring, state = app[KEYRING], app[STATE]
+        ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
+        worker = app.get(PROJECTOR)
 
         def connected(up: bool) -> None:
             state.listener_connected = up
             ring.set_live(up)
 
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: lambda _payload: None}
+        def appended(payload: str) -> None:
+            projection.saw_head(int(payload))
+            if worker is not None:
+                worker.wake()
+
+        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
+                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancel(task)
 
-    app.cleanup_ctx.extend([database, writer, listener])
+    contexts = [database, writer, _background("projection-poll", poll_projection)]
+    if settings.run_projector:
+        contexts.append(projector)
+    contexts.append(listener)
+    app.cleanup_ctx.extend(contexts)
     return app

@@ -5,6 +5,9 @@ from aiohttp import web
 
 from events.writer import GroupCommitWriter
 from services.apikeys import ApiKey, KeyRing
+from services.cache import ResponseCache
+from services.projection import ProjectionState
+from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.settings import Settings
 from services.state import ServiceState
@@ -17,6 +20,9 @@ KEYRING = web.AppKey("keyring", KeyRing)
 LIMITER = web.AppKey("limiter", RateLimiter)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 STATE = web.AppKey("state", ServiceState)
+PROJECTION = web.AppKey("projection", ProjectionState)
+PROJECTOR = web.AppKey("projector", ProjectorWorker)
+DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -82,13 +82,15 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="port [default: 8080]")] = None,
     data_dir: DataDir = None,
+    no_projector: Annotated[bool, typer.Option("--no-projector", help="serve only; run `qmstats project` apart")]
+    = False,
 ) -> None:
-    """Run the HTTP API (starts the embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
+    """Run the HTTP API and the projector (embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
     from aiohttp import web
 
     from services.app import create_app
 
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None)
     configure_logging(settings.log_format, settings.log_level)
     urls = _run(prepare_database(settings))
     loop = _new_loop()
@@ -104,6 +106,56 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+@app.command()
+def project(data_dir: DataDir = None) -> None:
+    """Run only the projector. With several running, one is active and the others wait as hot standbys."""
+    from services.worker import run_projector
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    urls = _run(prepare_database(settings))
+    loop = _new_loop()
+    try:
+        loop.run_until_complete(run_projector(settings, urls.service))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        loop.close()
+
+
+@app.command()
+def rebuild(
+    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 5000,
+    data_dir: DataDir = None,
+) -> None:
+    """Rebuild the read tables from position 0 into fresh tables and swap them in; compare with the live ones."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections.rebuild import RebuildReport
+    from projections.rebuild import rebuild as run_rebuild
+
+    async def run() -> RebuildReport:
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err) as bar:
+                task = bar.add_task("rebuild", total=None)
+                return await run_rebuild(
+                    conn, batch_size=batch_size,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    report = _run(run())
+    rate = report.events / report.seconds if report.seconds else 0.0
+    err.print(f"rebuilt {report.events} events up to position {report.position} in {report.seconds:.1f} s "
+              f"({rate:,.0f} events/s)")
+    if report.identical:
+        print(f"identical: the rebuilt figures equal the live ones at position {report.position}")
+    else:
+        print(f"DIFFERENT: rebuilt figures differ from the live ones at position {report.position}: "
+              + ", ".join(f"{t} {n} rows" for t, n in report.differences.items() if n)
+              + " (the rebuilt tables are now live)")
+        raise typer.Exit(3)
 
 
 @app.command()

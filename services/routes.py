@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from events.catalogue import CATALOGUE
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
-from services.handlers import campaigns, events, meta
+from services.handlers import campaigns, dashboard, events, meta
 from services.middleware import ROLES_KEY, Handler
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
@@ -52,6 +52,20 @@ def _routes() -> list[Route]:
               responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
         Route("POST", "/v1/campaigns/{campaign}/reopen", campaigns.reopen_campaign, "Reopen a closed campaign",
               responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
+        Route("GET", "/v1/campaigns/{campaign}/dashboard", dashboard.dashboard,
+              "Totals of a region and its children, pass rates, projection position (ETag; 304 when unchanged)",
+              responses={200: api.Dashboard, 304: None},
+              query=[_REGION, QueryParam("level", {"type": "string", "enum": ["province", "prefecture", "county"]},
+                                         "break down by this level instead of the direct children")],
+              errors=[404, 422, 503]),
+        Route("GET", "/v1/campaigns/{campaign}/series", dashboard.series, "Daily values of one metric",
+              responses={200: api.Series, 304: None},
+              query=[QueryParam("metric", {"type": "string"}, required=True), _REGION], errors=[404, 422, 503]),
+        Route("GET", "/v1/campaigns/{campaign}/completeness", dashboard.completeness,
+              "Which child regions reported (on a day and so far)", responses={200: api.Completeness, 304: None},
+              query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION], errors=[404, 422, 503]),
+        Route("GET", "/v1/stream", dashboard.stream, "Server-Sent Events: one message per projection advance",
+              responses={200: None}, produces="text/event-stream"),
         Route("GET", "/v1/catalogue", meta.catalogue, "Event types, metrics, units",
               responses={200: api.Catalogue}),
         Route("GET", "/v1/regions", meta.regions, "Child regions of a region",

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     pool_min_size: int = 2
     pool_max_size: int = 10
 
+    run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
+    projector_batch_size: int = 1000
+    projector_poll_seconds: float = Field(default=1.0, description="fallback poll when no NOTIFY arrives")
+    ready_max_lag_seconds: float = Field(default=30.0, description="/readyz fails when the projection lags longer")
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     open_metrics: bool = Field(default=True, description="serve /metrics without a key")

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events.writer import GroupCommitted
+from services.projection import ProjectionState
 
 
 @dataclass
@@ -26,10 +27,29 @@ class Telemetry:
             "qmstats_group_events", "Events committed together in one group", registry=r,
             buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000))
         self.head_position = Gauge("qmstats_head_position", "Last position appended by this process", registry=r)
+        self.projected = Counter("qmstats_events_projected", "Events applied by this process's projector",
+                                 registry=r)
         self.http_requests = Counter("qmstats_http_requests", "HTTP requests by route and status",
                                      ["method", "route", "status"], registry=r)
         self.http_seconds = Histogram("qmstats_http_request_seconds", "HTTP request duration by route",
                                       ["route"], registry=r)
+
+    @classmethod
+    def for_service(cls, projection: ProjectionState) -> "Telemetry":
+        """Metrics of a service process, with projection gauges read from ``projection`` at scrape time."""
+        telemetry = cls()
+        r = telemetry.registry
+        Gauge("qmstats_projection_position", "Position the dashboard projection reflects",
+              registry=r).set_function(lambda: projection.position)
+        Gauge("qmstats_log_head_position", "Last position of the log as this process knows it",
+              registry=r).set_function(lambda: projection.head)
+        Gauge("qmstats_projection_lag_events", "Events appended but not yet projected",
+              registry=r).set_function(lambda: projection.lag_events)
+        Gauge("qmstats_projection_lag_seconds", "Age of the oldest unprojected event",
+              registry=r).set_function(lambda: projection.lag_seconds)
+        Gauge("qmstats_projector_failed", "1 when the projector stopped on an event it cannot apply",
+              registry=r).set_function(lambda: 1.0 if projection.projector == "failed" else 0.0)
+        return telemetry
 
     def group_committed(self, group: GroupCommitted) -> None:
         """Writer callback: record one committed group."""

@@ -21,7 +21,7 @@ from schemas.api import (
     RegionList,
 )
 from services import migrate
-from services.appkeys import POOL, STATE, TELEMETRY
+from services.appkeys import POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
 from services.errors import InvalidParameter
 from services.handlers.params import region_param
 from services.middleware import allow
@@ -44,9 +44,15 @@ async def readyz(request: web.Request) -> web.Response:
             checks["migrations"] = "ok" if not todo else f"{len(todo)} pending"
     except Exception as exc:  # readiness reports the failure instead of raising it
         checks.setdefault("database", f"unreachable: {exc.__class__.__name__}")
-    state = request.app[STATE]
+    state, projection, settings = request.app[STATE], request.app[PROJECTION], request.app[SETTINGS]
     checks["writer"] = "ok" if state.writer_running else "stopped"
     checks["listener"] = "ok" if state.listener_connected else "disconnected"
+    if settings.run_projector:
+        checks["projector"] = ("ok" if projection.projector in ("active", "standby")
+                               else f"{projection.projector}: {projection.error or 'starting'}")
+    lag = projection.lag_seconds
+    checks["projection_lag"] = ("ok" if lag <= settings.ready_max_lag_seconds
+                                else f"{projection.lag_events} events, oldest waiting {lag:.1f} s")
     if state.shutting_down:
         checks["shutdown"] = "in progress"
     ready = all(v == "ok" for v in checks.values())

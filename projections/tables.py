@@ -1,0 +1,180 @@
+"""The dashboard projection's read tables: applying deltas with the checkpoint, and reading figures.
+
+A ``TableSet`` names one set of tables: the live one, or a shadow set that ``rebuild``
+fills from position 0 before swapping it in.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Final
+
+from events.records import RecordedEvent
+from events.regions import level_of, parent_of
+from events.store import Connection, record_columns, record_from_row
+from projections.fold import Deltas, Fact, effective_fact
+
+CHECKPOINT: Final = "dashboard"
+TABLES: Final = ("projection_checkpoints", "projection_totals", "projection_daily", "projection_categories",
+                 "projection_reports")
+
+
+class CheckpointMoved(Exception):
+    """Another projector advanced the checkpoint first; this batch was not applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableSet:
+    """Names of one set of read tables (suffix '' is the live set)."""
+
+    suffix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.suffix not in ("", "_rebuild", "_retired"):
+            raise ValueError(f"unknown table set suffix {self.suffix!r}")
+
+    def name(self, table: str) -> str:
+        """The physical name of one of TABLES in this set."""
+        return table + self.suffix
+
+
+LIVE: Final = TableSet()
+
+
+async def checkpoint(conn: Connection, tables: TableSet = LIVE) -> int:
+    """The position this set of tables reflects."""
+    value = await conn.fetchval(f"SELECT position FROM {tables.name('projection_checkpoints')} WHERE name = $1",
+                                CHECKPOINT)
+    return int(value or 0)
+
+
+async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict[str, Fact | None]:
+    """Effective facts (as of just before ``events``) that their corrections and retractions refer to."""
+    if not events:
+        return {}
+    in_batch = {e.event_id for e in events}
+    targets = list({t for e in events if (t := e.target) is not None and t not in in_batch})
+    if not targets:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {record_columns()} FROM events WHERE event_id = ANY($1::uuid[]) "
+        "OR (target_event_id = ANY($1::uuid[]) AND position < $2) ORDER BY position",
+        targets, events[0].position)
+    originals: dict[str, RecordedEvent] = {}
+    later: dict[str, list[RecordedEvent]] = {}
+    for row in rows:
+        record = record_from_row(row)
+        if record.target is not None and record.event_id not in targets:
+            later.setdefault(record.target, []).append(record)
+        else:
+            originals[record.event_id] = record
+    return {t: effective_fact(originals[t], later.get(t, [])) for t in targets if t in originals}
+
+
+def _numeric(value: int | Decimal) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
+                       tables: TableSet = LIVE) -> None:
+    """Add deltas and move the checkpoint from ``from_position`` to ``to_position``. Call inside a transaction.
+
+    Raises CheckpointMoved (and the caller rolls back) if the checkpoint was not at ``from_position``.
+    """
+    moved = await conn.fetchval(
+        f"UPDATE {tables.name('projection_checkpoints')} SET position = $2, updated_at = now() "
+        "WHERE name = $1 AND position = $3 RETURNING position", CHECKPOINT, to_position, from_position)
+    if moved is None:
+        raise CheckpointMoved(f"checkpoint is no longer at {from_position}")
+    if deltas.totals:
+        keys = list(deltas.totals)
+        await conn.execute(
+            f"""INSERT INTO {tables.name('projection_totals')} AS t (campaign, region, parent, level, metric, value)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[])
+                ON CONFLICT (campaign, region, metric) DO UPDATE SET value = t.value + excluded.value""",
+            [k[0] for k in keys], [k[1] for k in keys], [parent_of(k[1]) for k in keys],
+            [level_of(k[1]) for k in keys], [k[2] for k in keys], [_numeric(deltas.totals[k]) for k in keys])
+    if deltas.daily:
+        keys_d = list(deltas.daily)
+        await conn.execute(
+            f"""INSERT INTO {tables.name('projection_daily')} AS t (campaign, region, metric, day, value)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[])
+                ON CONFLICT (campaign, region, metric, day) DO UPDATE SET value = t.value + excluded.value""",
+            [k[0] for k in keys_d], [k[1] for k in keys_d], [k[2] for k in keys_d], [k[3] for k in keys_d],
+            [_numeric(deltas.daily[k]) for k in keys_d])
+    if deltas.categories:
+        keys_c = list(deltas.categories)
+        await conn.execute(
+            f"""INSERT INTO {tables.name('projection_categories')} AS t (campaign, region, metric, category, value)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[])
+                ON CONFLICT (campaign, region, metric, category) DO UPDATE SET value = t.value + excluded.value""",
+            [k[0] for k in keys_c], [k[1] for k in keys_c], [k[2] for k in keys_c], [k[3] for k in keys_c],
+            [_numeric(deltas.categories[k]) for k in keys_c])
+    if deltas.reports:
+        keys_r = list(deltas.reports)
+        await conn.execute(
+            f"""INSERT INTO {tables.name('projection_reports')} AS t (campaign, region, parent, day, events)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[])
+                ON CONFLICT (campaign, region, day) DO UPDATE SET events = t.events + excluded.events""",
+            [k[0] for k in keys_r], [k[1] for k in keys_r], [parent_of(k[1]) for k in keys_r],
+            [k[2] for k in keys_r], [deltas.reports[k] for k in keys_r])
+
+
+@dataclass(frozen=True, slots=True)
+class RegionFigures:
+    """Totals of one region: metric → value, and per-category values of categorised metrics."""
+
+    totals: dict[str, Decimal]
+    categories: dict[str, dict[str, Decimal]]
+
+
+async def region_totals(conn: Connection, campaign: str, region: str, tables: TableSet = LIVE) -> RegionFigures:
+    """One region's totals (its whole subtree) and category breakdowns: two index lookups."""
+    rows = await conn.fetch(f"SELECT metric, value FROM {tables.name('projection_totals')} "
+                            "WHERE campaign = $1 AND region = $2", campaign, region)
+    cats = await conn.fetch(f"SELECT metric, category, value FROM {tables.name('projection_categories')} "
+                            "WHERE campaign = $1 AND region = $2", campaign, region)
+    categories: dict[str, dict[str, Decimal]] = {}
+    for row in cats:
+        categories.setdefault(row["metric"], {})[row["category"]] = row["value"]
+    return RegionFigures({r["metric"]: r["value"] for r in rows}, categories)
+
+
+async def children_totals(conn: Connection, campaign: str, parent: str,
+                          tables: TableSet = LIVE) -> dict[str, dict[str, Decimal]]:
+    """region → metric → value for every child of ``parent`` that has figures."""
+    rows = await conn.fetch(f"SELECT region, metric, value FROM {tables.name('projection_totals')} "
+                            "WHERE campaign = $1 AND parent = $2", campaign, parent)
+    out: dict[str, dict[str, Decimal]] = {}
+    for row in rows:
+        out.setdefault(row["region"], {})[row["metric"]] = row["value"]
+    return out
+
+
+async def level_totals(conn: Connection, campaign: str, level: str, prefix: str,
+                       tables: TableSet = LIVE) -> dict[str, dict[str, Decimal]]:
+    """region → metric → value for every region of ``level`` whose code starts with ``prefix``."""
+    rows = await conn.fetch(f"SELECT region, metric, value FROM {tables.name('projection_totals')} "
+                            "WHERE campaign = $1 AND level = $2 AND region LIKE $3", campaign, level, prefix + "%")
+    out: dict[str, dict[str, Decimal]] = {}
+    for row in rows:
+        out.setdefault(row["region"], {})[row["metric"]] = row["value"]
+    return out
+
+
+async def daily_series(conn: Connection, campaign: str, region: str, metric: str,
+                       tables: TableSet = LIVE) -> dict[date, Decimal]:
+    """day → value of one metric for one region."""
+    rows = await conn.fetch(f"SELECT day, value FROM {tables.name('projection_daily')} "
+                            "WHERE campaign = $1 AND region = $2 AND metric = $3", campaign, region, metric)
+    return {r["day"]: r["value"] for r in rows}
+
+
+async def reporting_children(conn: Connection, campaign: str, parent: str, day: date | None,
+                             tables: TableSet = LIVE) -> set[str]:
+    """Children of ``parent`` with at least one effective fact on ``day`` (or on any day when None)."""
+    rows = await conn.fetch(
+        f"SELECT region FROM {tables.name('projection_reports')} WHERE campaign = $1 AND parent = $2 "
+        "AND ($3::date IS NULL OR day = $3) GROUP BY region HAVING sum(events) > 0", campaign, parent, day)
+    return {r["region"] for r in rows}

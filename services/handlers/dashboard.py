@@ -1,0 +1,233 @@
+"""Dashboards, daily series and reporting completeness, cheap to poll; the SSE stream of advances."""
+
+import asyncio
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from aiohttp import ETag, web
+from aiohttp_sse import sse_response
+
+from events.campaigns import CampaignHistory
+from events.catalogue import METRICS, RATIOS
+from events.decide import CHINA_STANDARD_TIME
+from events.errors import NotFound
+from events.regions import NATION, is_within, level_of
+from events.store import Connection, read_campaigns, translated_errors
+from projections import tables
+from projections.views import display, ratio
+from schemas.api import (
+    ChildFigures,
+    Completeness,
+    Dashboard,
+    MetricFigure,
+    PassRate,
+    RegionRef,
+    ReportingSet,
+    Series,
+    SeriesPoint,
+)
+from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION
+from services.errors import InvalidParameter
+from services.handlers.params import region_param
+from services.middleware import allow
+from services.regionlists import expected_children, list_year, region_names
+
+ORDER = ("nation", "province", "prefecture", "county")
+LEVELS = ORDER[1:]
+
+
+def _etag(kind: str, position: int, *parts: str) -> str:
+    return f"{kind}-{position}-" + "-".join(parts)
+
+
+def _not_modified(request: web.Request, etag: str) -> bool:
+    tags = request.if_none_match
+    return bool(tags) and any(t.value in (etag, "*") for t in tags or ())
+
+
+def _cached_response(body: bytes, etag: str) -> web.Response:
+    response = web.Response(body=body, content_type="application/json")
+    response.etag = ETag(value=etag, is_weak=True)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str, web.Response | None]:
+    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build."""
+    position = request.app[PROJECTION].position
+    etag = _etag(kind, position, *parts)
+    if _not_modified(request, etag):
+        response = web.Response(status=304)
+        response.etag = ETag(value=etag, is_weak=True)
+        response.headers["Cache-Control"] = "no-cache"
+        return etag, response
+    cached = request.app[DASHBOARD_CACHE].get((kind, position, *parts))
+    return etag, (_cached_response(cached, etag) if cached is not None else None)
+
+
+async def _snapshot_header(conn: Connection, campaign: str) -> tuple[int, datetime | None, CampaignHistory]:
+    row = await conn.fetchrow("SELECT position, updated_at FROM projection_checkpoints WHERE name = $1",
+                              tables.CHECKPOINT)
+    history = (await read_campaigns(conn, [campaign])).get(campaign)
+    if history is None:
+        raise NotFound(f"no campaign {campaign}")
+    return (int(row["position"]), row["updated_at"], history) if row else (0, None, history)
+
+
+def _ref(code: str, names: dict[str, str]) -> RegionRef:
+    return RegionRef(code=code, name=names.get(code), level=level_of(code))
+
+
+def _metric_figures(totals: dict[str, Decimal]) -> dict[str, MetricFigure]:
+    return {name: MetricFigure(value=display(name, totals.get(name, Decimal(0))), unit=m.unit, label_zh=m.label_zh,
+                               label_en=m.label_en) for name, m in METRICS.items()}
+
+
+def _pass_rate(figures: tables.RegionFigures) -> PassRate:
+    spec = RATIOS["pass_rate"]
+    passed = figures.totals.get(spec.numerator, Decimal(0))
+    sampled = figures.totals.get(spec.denominator, Decimal(0))
+    by_num = figures.categories.get(spec.numerator, {})
+    by_den = figures.categories.get(spec.denominator, {})
+    return PassRate(overall=ratio(passed, sampled), passed=int(passed), sampled=int(sampled),
+                    by_category={c: ratio(by_num.get(c, Decimal(0)), den) for c, den in sorted(by_den.items())})
+
+
+def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
+    request.app[DASHBOARD_CACHE].put(key, body)
+    return _cached_response(body, etag)
+
+
+@allow("viewer", "auditor")
+async def dashboard(request: web.Request) -> web.Response:
+    """Totals of a region (default the nation) and of each child; pass rates; the projection's position."""
+    campaign = request.match_info["campaign"]
+    region = region_param(request) or NATION
+    level = request.query.get("level") or ""
+    if level and (level not in ORDER or ORDER.index(level) <= ORDER.index(level_of(region))):
+        raise InvalidParameter(f"level must be one of {', '.join(LEVELS)} and below the region's own level")
+    _, ready = await _cheap_poll(request, "dashboard", campaign, region, level)
+    if ready is not None:
+        return ready
+    state = request.app[PROJECTION]
+    async with translated_errors(), request.app[POOL].acquire() as conn, \
+            conn.transaction(isolation="repeatable_read", readonly=True):
+        position, updated_at, history = await _snapshot_header(conn, campaign)
+        figures = await tables.region_totals(conn, campaign, region)
+        if level:
+            prefix = {"nation": "", "province": region[:2], "prefecture": region[:4]}[level_of(region)]
+            children = {c: v for c, v in (await tables.level_totals(conn, campaign, level, prefix)).items()
+                        if is_within(c, region)}
+            expected: list[str] = []
+        else:
+            children = await tables.children_totals(conn, campaign, region)
+            expected = await expected_children(conn, await list_year(conn, history.starts_on.year), region) or []
+        codes = sorted(set(children) | set(expected))
+        names = await region_names(conn, await list_year(conn, history.starts_on.year), [region, *codes])
+    body = Dashboard(
+        campaign=campaign, region=_ref(region, names), position=position,
+        updated_at=updated_at.isoformat() if updated_at else None,
+        lag_events=max(0, state.head - position), lag_seconds=round(state.lag_seconds, 3),
+        metrics=_metric_figures(figures.totals), pass_rate=_pass_rate(figures),
+        children=[ChildFigures(code=c, name=names.get(c), level=level_of(c),
+                               metrics={m: display(m, children.get(c, {}).get(m, Decimal(0))) for m in METRICS})
+                  for c in codes],
+    ).model_dump_json().encode()
+    return _store(request, ("dashboard", position, campaign, region, level), body,
+                  _etag("dashboard", position, campaign, region, level))
+
+
+def _days(history: CampaignHistory) -> list[date]:
+    count = (history.ends_on - history.starts_on).days + 1
+    return [history.starts_on + timedelta(days=i) for i in range(count)]
+
+
+@allow("viewer", "auditor")
+async def series(request: web.Request) -> web.Response:
+    """Daily values of one metric for a region across the campaign window (zeros on quiet days)."""
+    campaign = request.match_info["campaign"]
+    metric = request.query.get("metric", "")
+    if metric not in METRICS:
+        raise InvalidParameter(f"metric must be one of the catalogue's metrics (GET /v1/catalogue), not {metric!r}")
+    region = region_param(request) or NATION
+    _, ready = await _cheap_poll(request, "series", campaign, region, metric)
+    if ready is not None:
+        return ready
+    async with translated_errors(), request.app[POOL].acquire() as conn, \
+            conn.transaction(isolation="repeatable_read", readonly=True):
+        position, _, history = await _snapshot_header(conn, campaign)
+        values = await tables.daily_series(conn, campaign, region, metric)
+        names = await region_names(conn, await list_year(conn, history.starts_on.year), [region])
+    spec = METRICS[metric]
+    body = Series(campaign=campaign, region=_ref(region, names), metric=metric, unit=spec.unit,
+                  label_zh=spec.label_zh, label_en=spec.label_en, position=position,
+                  days=[SeriesPoint(date=d, value=display(metric, values.get(d, Decimal(0))))
+                        for d in _days(history)]).model_dump_json().encode()
+    return _store(request, ("series", position, campaign, region, metric), body,
+                  _etag("series", position, campaign, region, metric))
+
+
+def _reporting(expected: list[str] | None, reported: set[str], names: dict[str, str]) -> ReportingSet:
+    pool = expected if expected is not None else sorted(reported)
+    did = [c for c in pool if c in reported]
+    return ReportingSet(reported=[_ref(c, names) for c in did],
+                        not_reported=[_ref(c, names) for c in pool if c not in reported],
+                        rate=ratio(Decimal(len(did)), Decimal(len(expected))) if expected is not None else None)
+
+
+@allow("viewer", "auditor")
+async def completeness(request: web.Request) -> web.Response:
+    """Which child regions reported on a day and over the campaign so far, against those expected."""
+    campaign = request.match_info["campaign"]
+    region = region_param(request) or NATION
+    raw_date = request.query.get("date")
+    try:
+        day = date.fromisoformat(raw_date) if raw_date else None
+    except ValueError:
+        raise InvalidParameter("date must be YYYY-MM-DD") from None
+    _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day))
+    if ready is not None:
+        return ready
+    async with translated_errors(), request.app[POOL].acquire() as conn, \
+            conn.transaction(isolation="repeatable_read", readonly=True):
+        position, _, history = await _snapshot_header(conn, campaign)
+        year = await list_year(conn, history.starts_on.year)
+        expected = await expected_children(conn, year, region)
+        overall = await tables.reporting_children(conn, campaign, region, None)
+        on_day = await tables.reporting_children(conn, campaign, region, day) if day else set()
+        names = await region_names(conn, year, sorted({region, *(expected or []), *overall}))
+    body = Completeness(
+        campaign=campaign, region=_ref(region, names), date=day,
+        expected=len(expected) if expected is not None else None, registry_year=year,
+        on_date=_reporting(expected, on_day, names) if day else None, to_date=_reporting(expected, overall, names),
+        position=position).model_dump_json().encode()
+    return _store(request, ("completeness", position, campaign, region, str(day)), body,
+                  _etag("completeness", position, campaign, region, str(day)))
+
+
+@allow("viewer", "auditor")
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: one message each time the projection advances, ``id`` = its position."""
+    state = request.app[PROJECTION]
+    async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
+        last = sse.last_event_id
+        seen = int(last) if last and last.isdigit() else -1
+        while sse.is_connected():
+            if state.position > seen:
+                seen = state.position
+                payload = {"position": seen, "head": state.head, "lag_events": state.lag_events,
+                           "at": datetime.now(CHINA_STANDARD_TIME).isoformat()}
+                await sse.send(json_dumps(payload), id=str(seen), event="projection")
+            try:
+                async with asyncio.timeout(15):
+                    await state.wait_beyond(seen)
+            except TimeoutError:
+                continue
+    return sse
+
+
+def json_dumps(value: dict[str, Any]) -> str:
+    """Compact JSON text for an SSE data line."""
+    return orjson.dumps(value).decode()
