@@ -48,7 +48,7 @@ def is_structurally_valid(code: str) -> bool:
     """True when the code is six digits under a known province with a possible shape."""
     if code == NATION:
         return True
-    if not _CODE.match(code) or code[:2] + "0000" not in PROVINCES:
+    if not _CODE.fullmatch(code) or code[:2] + "0000" not in PROVINCES:  # fullmatch: "$" allows a final \n
         return False
     return not (code[2:4] == "00" and code[4:] != "00")
 
@@ -79,3 +79,12 @@ def ancestors_and_self(code: str) -> tuple[str, ...]:
 def is_within(code: str, scope: str) -> bool:
     """True when ``code`` is ``scope`` or one of its descendants."""
     return scope in ancestors_and_self(code)
+
+
+def code_prefix(scope: str) -> str | None:
+    """The code prefix every descendant of ``scope`` shares (None for the nation), for indexed filtering.
+
+    A prefix can include a little more than the subtree (e.g. province-administered units under a
+    prefecture-shaped code), so callers keep only codes for which ``is_within`` holds.
+    """
+    return {"nation": None, "province": scope[:2], "prefecture": scope[:4], "county": scope}[level_of(scope)]

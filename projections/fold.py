@@ -8,7 +8,7 @@ fact's effective contribution for the replacement's; a retraction removes it.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -119,6 +119,15 @@ class Deltas:
     def __bool__(self) -> bool:
         return bool(self.reports)
 
+    def merge(self, other: "Deltas", sign: int = 1) -> None:
+        """Add (or with sign=-1 subtract) another set of deltas into this one."""
+        for mine, theirs in ((self.totals, other.totals), (self.daily, other.daily),
+                             (self.categories, other.categories)):
+            for key, value in theirs.items():
+                mine[key] += sign * value  # type: ignore[index]
+        for key_r, count in other.reports.items():
+            self.reports[key_r] += sign * count
+
 
 class Fold:
     """Applies events in position order, accumulating Deltas.
@@ -128,9 +137,13 @@ class Fold:
     that original is itself among the coming events.
     """
 
-    def __init__(self, known: Mapping[str, Fact | None] | None = None) -> None:
+    def __init__(self, known: Mapping[str, Fact | None] | None = None, *,
+                 remember: Set[str] | None = None) -> None:
         self.deltas = Deltas()
         self._facts: dict[str, Fact | None] = dict(known or {})
+        # When the caller knows which facts will be corrected or retracted (a whole-file replay),
+        # only those need remembering; memory then stays proportional to the corrections.
+        self._remember = remember
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -139,7 +152,8 @@ class Fold:
             raise FoldError(event.position, f"unknown event type {event.type!r}")
         if kind == "fact":
             fact = fact_of(event)
-            self._facts[event.event_id] = fact
+            if self._remember is None or event.event_id in self._remember:
+                self._facts[event.event_id] = fact
             self.deltas.add(fact, 1)
         elif kind in ("correction", "retraction"):
             target = event.target

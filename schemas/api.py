@@ -224,3 +224,54 @@ class Completeness(BaseModel):
     on_date: ReportingSet | None
     to_date: ReportingSet
     position: int
+
+
+class Head(BaseModel):
+    """GET /v1/audit/head: pin it today, prove later the log was only appended to (verify --since-head)."""
+
+    position: int
+    hash: str
+
+
+class ChainCheck(BaseModel):
+    """GET /v1/audit/verify: the hash chain recomputed."""
+
+    ok: bool
+    checked: int
+    first_bad_position: int | None
+    campaign: str | None
+    head: Head
+
+
+class EventHistory(BaseModel):
+    """GET /v1/events/{event_id}: the event, what later events did to it, and its effective payload."""
+
+    event: StoredEvent
+    corrections: list[StoredEvent]
+    retraction: StoredEvent | None
+    effective: dict[str, Any] | None = Field(
+        description="for a fact: region, day, data after the corrections; null when retracted or not a fact")
+
+
+class ContributionItem(BaseModel):
+    event_id: str
+    position: int
+    type: str
+    region: str
+    day: date
+    contribution: int | str
+    corrected_by: list[str]
+    effective_since: int
+
+
+class Provenance(BaseModel):
+    """GET /v1/campaigns/{c}/figures/{metric}/events: the events behind a figure; contributions sum to it."""
+
+    campaign: str
+    metric: str
+    region: str
+    position: int = Field(description="the figure and the contributions are as of this position")
+    figure: int | str
+    events: list[ContributionItem]
+    next_after: int
+    complete: bool = Field(description="true on the last page")

@@ -1,6 +1,7 @@
 """The ``qmstats`` command line: serve, migrate, keys, campaigns, regions."""
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -156,6 +157,121 @@ def rebuild(
               + ", ".join(f"{t} {n} rows" for t, n in report.differences.items() if n)
               + " (the rebuilt tables are now live)")
         raise typer.Exit(3)
+
+
+@app.command()
+def export(
+    campaign: Annotated[str | None, typer.Option(help="only this campaign's events")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="only this event type")] = None,
+    region: Annotated[str | None, typer.Option(help="only this region's subtree")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write the log (or part of it) to stdout as NDJSON, in position order, in bounded memory."""
+    from events.exchange import export_lines
+    from events.regions import is_structurally_valid
+    from events.store import LogFilter
+
+    if region is not None and not is_structurally_valid(region):
+        err.print(f"[red]error:[/red] {region} is not a GB/T 2260 code")
+        raise typer.Exit(1)
+
+    async def run() -> int:
+        count = 0
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            async for chunk in export_lines(conn, LogFilter(0, campaign, type_), region=region):
+                sys.stdout.buffer.write(chunk)
+                count += chunk.count(b"\n")
+        sys.stdout.buffer.flush()
+        return count
+
+    err.print(f"exported {_run(run())} events")
+
+
+@app.command(name="import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an NDJSON export of a whole log")],
+    data_dir: DataDir = None,
+) -> None:
+    """Load an exported log into an empty database, verifying the hash chain; refuses a broken chain."""
+    from events.exchange import import_lines
+
+    async def run() -> tuple[int, int, str]:
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            with file.open("rb") as handle:
+                report = await import_lines(conn, handle)
+        return report.events, report.head_position, report.head_hash.hex()
+
+    count, position, digest = _run(run())
+    err.print(f"imported {count} events; head {position}:{digest}")
+
+
+@app.command()
+def verify(
+    campaign: Annotated[str | None, typer.Option(help="check only this campaign's events and their links")] = None,
+    since_head: Annotated[str | None, typer.Option("--since-head", help="POSITION:HASH pinned earlier "
+                                                   "(GET /v1/audit/head): prove the log was only appended to")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Recompute the hash chain; exit 0 when intact, 4 when broken (the first bad position is printed)."""
+    import json
+
+    from events.store import head
+    from events.verification import verify_campaign, verify_log
+
+    pinned = None
+    if since_head is not None:
+        position_text, _, digest_text = since_head.partition(":")
+        try:
+            pinned = (int(position_text), bytes.fromhex(digest_text))
+        except ValueError:
+            err.print("[red]error:[/red] --since-head takes POSITION:HASH (hex), as GET /v1/audit/head returns")
+            raise typer.Exit(1) from None
+
+    async def run() -> dict[str, Any]:
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            report = await (verify_campaign(conn, campaign) if campaign else verify_log(conn, pinned=pinned))
+            position, digest = await head(conn)
+        return {"ok": report.ok, "checked": report.checked, "first_bad_position": report.first_bad_position,
+                "head": {"position": position, "hash": digest.hex()}}
+
+    result = _run(run())
+    print(json.dumps(result))
+    if not result["ok"]:
+        raise typer.Exit(4)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an NDJSON export")],
+    campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
+    region: Annotated[str, typer.Option(help="the region whose dashboard to print")] = "000000",
+) -> None:
+    """Recompute the dashboard figures from an export, without the service or a database; verify its chain."""
+    import json
+
+    from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES
+    from projections.history import children_view, region_view
+    from projections.replay import replay as run_replay
+    from services.dashboards import render_dashboard
+
+    result = run_replay(file)
+    chain = {"ok": result.chain.ok, "checked": result.chain.checked,
+             "first_bad_position": result.chain.first_bad_position, "complete": result.complete,
+             "last_position": result.last_position, "last_hash": result.chain.last_hash.hex()}
+    names = {**PROVINCES, NATION: "全国"}
+    dashboards = {}
+    for name in result.campaigns:
+        if campaign is not None and name != campaign:
+            continue
+        totals, categories = region_view(result.deltas, name, region)
+        dashboards[name] = render_dashboard(
+            campaign=name, region=region, position=result.last_position, updated_at=None, lag_events=0,
+            lag_seconds=0.0, totals=totals, categories=categories,
+            children=children_view(result.deltas, name, region, None),
+            expected=sorted(EXPECTED_PROVINCES) if region == NATION else [], names=names).model_dump(mode="json")
+    print(json.dumps({"chain": chain, "dashboards": dashboards}, ensure_ascii=False, indent=2))
+    if not result.chain.ok:
+        raise typer.Exit(4)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from events.catalogue import CATALOGUE
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
-from services.handlers import campaigns, dashboard, events, meta
+from services.handlers import audit, campaigns, dashboard, events, meta
 from services.middleware import ROLES_KEY, Handler
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
@@ -56,7 +56,9 @@ def _routes() -> list[Route]:
               "Totals of a region and its children, pass rates, projection position (ETag; 304 when unchanged)",
               responses={200: api.Dashboard, 304: None},
               query=[_REGION, QueryParam("level", {"type": "string", "enum": ["province", "prefecture", "county"]},
-                                         "break down by this level instead of the direct children")],
+                                         "break down by this level instead of the direct children"),
+                     QueryParam("at_position", {"type": "integer", "minimum": 0},
+                                "auditors: the figures as they stood at this position")],
               errors=[404, 422, 503]),
         Route("GET", "/v1/campaigns/{campaign}/series", dashboard.series, "Daily values of one metric",
               responses={200: api.Series, 304: None},
@@ -66,6 +68,15 @@ def _routes() -> list[Route]:
               query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION], errors=[404, 422, 503]),
         Route("GET", "/v1/stream", dashboard.stream, "Server-Sent Events: one message per projection advance",
               responses={200: None}, produces="text/event-stream"),
+        Route("GET", "/v1/events/{event_id}", audit.get_event, "One event, its corrections, its effective payload",
+              responses={200: api.EventHistory}, errors=[404, 503]),
+        Route("GET", "/v1/audit/verify", audit.verify, "Recompute the hash chain",
+              responses={200: api.ChainCheck}, query=[QueryParam("campaign", {"type": "string"})], errors=[503]),
+        Route("GET", "/v1/audit/head", audit.audit_head, "Head position and hash", responses={200: api.Head}),
+        Route("GET", "/v1/campaigns/{campaign}/figures/{metric}/events", audit.provenance,
+              "The events behind one figure, with effective contributions", responses={200: api.Provenance},
+              query=[_REGION, _AFTER, _LIMIT, QueryParam("at_position", {"type": "integer", "minimum": 0})],
+              errors=[404, 422, 503]),
         Route("GET", "/v1/catalogue", meta.catalogue, "Event types, metrics, units",
               responses={200: api.Catalogue}),
         Route("GET", "/v1/regions", meta.regions, "Child regions of a region",

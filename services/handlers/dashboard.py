@@ -10,27 +10,24 @@ from aiohttp import ETag, web
 from aiohttp_sse import sse_response
 
 from events.campaigns import CampaignHistory
-from events.catalogue import METRICS, RATIOS
+from events.catalogue import METRICS
 from events.decide import CHINA_STANDARD_TIME
-from events.errors import NotFound
+from events.errors import NotFound, OutOfScope
 from events.regions import NATION, is_within, level_of
 from events.store import Connection, read_campaigns, translated_errors
 from projections import tables
+from projections.history import BeyondProjection, children_view, figures_at, region_view
 from projections.views import display, ratio
 from schemas.api import (
-    ChildFigures,
     Completeness,
-    Dashboard,
-    MetricFigure,
-    PassRate,
-    RegionRef,
     ReportingSet,
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION
+from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
+from services.dashboards import region_ref, render_dashboard
 from services.errors import InvalidParameter
-from services.handlers.params import region_param
+from services.handlers.params import int_param, region_param
 from services.middleware import allow
 from services.regionlists import expected_children, list_year, region_names
 
@@ -76,25 +73,6 @@ async def _snapshot_header(conn: Connection, campaign: str) -> tuple[int, dateti
     return (int(row["position"]), row["updated_at"], history) if row else (0, None, history)
 
 
-def _ref(code: str, names: dict[str, str]) -> RegionRef:
-    return RegionRef(code=code, name=names.get(code), level=level_of(code))
-
-
-def _metric_figures(totals: dict[str, Decimal]) -> dict[str, MetricFigure]:
-    return {name: MetricFigure(value=display(name, totals.get(name, Decimal(0))), unit=m.unit, label_zh=m.label_zh,
-                               label_en=m.label_en) for name, m in METRICS.items()}
-
-
-def _pass_rate(figures: tables.RegionFigures) -> PassRate:
-    spec = RATIOS["pass_rate"]
-    passed = figures.totals.get(spec.numerator, Decimal(0))
-    sampled = figures.totals.get(spec.denominator, Decimal(0))
-    by_num = figures.categories.get(spec.numerator, {})
-    by_den = figures.categories.get(spec.denominator, {})
-    return PassRate(overall=ratio(passed, sampled), passed=int(passed), sampled=int(sampled),
-                    by_category={c: ratio(by_num.get(c, Decimal(0)), den) for c, den in sorted(by_den.items())})
-
-
 def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
     request.app[DASHBOARD_CACHE].put(key, body)
     return _cached_response(body, etag)
@@ -108,6 +86,8 @@ async def dashboard(request: web.Request) -> web.Response:
     level = request.query.get("level") or ""
     if level and (level not in ORDER or ORDER.index(level) <= ORDER.index(level_of(region))):
         raise InvalidParameter(f"level must be one of {', '.join(LEVELS)} and below the region's own level")
+    if "at_position" in request.query:
+        return await _dashboard_at(request, campaign, region, level)
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level)
     if ready is not None:
         return ready
@@ -124,19 +104,49 @@ async def dashboard(request: web.Request) -> web.Response:
         else:
             children = await tables.children_totals(conn, campaign, region)
             expected = await expected_children(conn, await list_year(conn, history.starts_on.year), region) or []
-        codes = sorted(set(children) | set(expected))
-        names = await region_names(conn, await list_year(conn, history.starts_on.year), [region, *codes])
-    body = Dashboard(
-        campaign=campaign, region=_ref(region, names), position=position,
-        updated_at=updated_at.isoformat() if updated_at else None,
-        lag_events=max(0, state.head - position), lag_seconds=round(state.lag_seconds, 3),
-        metrics=_metric_figures(figures.totals), pass_rate=_pass_rate(figures),
-        children=[ChildFigures(code=c, name=names.get(c), level=level_of(c),
-                               metrics={m: display(m, children.get(c, {}).get(m, Decimal(0))) for m in METRICS})
-                  for c in codes],
+        names = await region_names(conn, await list_year(conn, history.starts_on.year),
+                                   sorted({region, *children, *expected}))
+    body = render_dashboard(
+        campaign=campaign, region=region, position=position, updated_at=updated_at,
+        lag_events=max(0, state.head - position), lag_seconds=state.lag_seconds, totals=figures.totals,
+        categories=figures.categories, children=children, expected=expected, names=names,
     ).model_dump_json().encode()
     return _store(request, ("dashboard", position, campaign, region, level), body,
                   _etag("dashboard", position, campaign, region, level))
+
+
+async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str) -> web.Response:
+    """The dashboard as it stood when the projection was at ``at_position`` (auditors). Immutable, so cached."""
+    if api_key(request).role not in ("auditor", "admin"):
+        raise OutOfScope("only auditor and admin keys may ask for figures at a past position")
+    position = int_param(request, "at_position", 0, low=0, high=2**62)
+    key = ("at", position, campaign, region, level)
+    etag = _etag("at", position, campaign, region, level)
+    if _not_modified(request, etag):
+        return web.Response(status=304, headers={"ETag": f'"{etag}"'})
+    cached = request.app[DASHBOARD_CACHE].get(key)
+    if cached is None:
+        async with translated_errors(), request.app[POOL].acquire() as conn, \
+                conn.transaction(isolation="repeatable_read", readonly=True):
+            _, _, history = await _snapshot_header(conn, campaign)
+            try:
+                deltas = await figures_at(conn, campaign, position)
+            except BeyondProjection as exc:
+                raise InvalidParameter(str(exc)) from None
+            recorded_at = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
+            year = await list_year(conn, history.starts_on.year)
+            expected = [] if level else (await expected_children(conn, year, region) or [])
+            children = children_view(deltas, campaign, region, level or None)
+            names = await region_names(conn, year, sorted({region, *children, *expected}))
+        totals, categories = region_view(deltas, campaign, region)
+        cached = render_dashboard(
+            campaign=campaign, region=region, position=position, updated_at=recorded_at, lag_events=0,
+            lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
+            names=names).model_dump_json().encode()
+        request.app[DASHBOARD_CACHE].put(key, cached)
+    response = web.Response(body=cached, content_type="application/json")
+    response.headers["ETag"] = f'"{etag}"'
+    return response
 
 
 def _days(history: CampaignHistory) -> list[date]:
@@ -161,7 +171,7 @@ async def series(request: web.Request) -> web.Response:
         values = await tables.daily_series(conn, campaign, region, metric)
         names = await region_names(conn, await list_year(conn, history.starts_on.year), [region])
     spec = METRICS[metric]
-    body = Series(campaign=campaign, region=_ref(region, names), metric=metric, unit=spec.unit,
+    body = Series(campaign=campaign, region=region_ref(region, names), metric=metric, unit=spec.unit,
                   label_zh=spec.label_zh, label_en=spec.label_en, position=position,
                   days=[SeriesPoint(date=d, value=display(metric, values.get(d, Decimal(0))))
                         for d in _days(history)]).model_dump_json().encode()
@@ -172,8 +182,8 @@ async def series(request: web.Request) -> web.Response:
 def _reporting(expected: list[str] | None, reported: set[str], names: dict[str, str]) -> ReportingSet:
     pool = expected if expected is not None else sorted(reported)
     did = [c for c in pool if c in reported]
-    return ReportingSet(reported=[_ref(c, names) for c in did],
-                        not_reported=[_ref(c, names) for c in pool if c not in reported],
+    return ReportingSet(reported=[region_ref(c, names) for c in did],
+                        not_reported=[region_ref(c, names) for c in pool if c not in reported],
                         rate=ratio(Decimal(len(did)), Decimal(len(expected))) if expected is not None else None)
 
 
@@ -199,7 +209,7 @@ async def completeness(request: web.Request) -> web.Response:
         on_day = await tables.reporting_children(conn, campaign, region, day) if day else set()
         names = await region_names(conn, year, sorted({region, *(expected or []), *overall}))
     body = Completeness(
-        campaign=campaign, region=_ref(region, names), date=day,
+        campaign=campaign, region=region_ref(region, names), date=day,
         expected=len(expected) if expected is not None else None, registry_year=year,
         on_date=_reporting(expected, on_day, names) if day else None, to_date=_reporting(expected, overall, names),
         position=position).model_dump_json().encode()

@@ -1,13 +1,13 @@
 """POST /v1/events (append) and GET /v1/events (read the log)."""
 
-import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from events.catalogue import CATALOGUE
 from events.decide import AppendRequest, check_scope
+from events.exchange import export_lines
 from events.intake import parse_json, read_events
 from events.records import RecordedEvent
-from events.regions import NATION, is_within, level_of
+from events.regions import code_prefix, is_within
 from events.store import LogFilter, read_page, translated_errors
 from schemas.api import AppendResponse, EventResult, EventsPage, StoredEvent
 from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
@@ -21,7 +21,8 @@ NDJSON = "application/x-ndjson"
 
 def require_json(request: web.Request) -> None:
     """415 unless the body is declared as JSON (UTF-8)."""
-    ctype = request.content_type
+    # aiohttp reports a missing Content-Type as application/octet-stream; say that it is missing.
+    ctype = request.content_type if hdrs.CONTENT_TYPE in request.headers else ""
     if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype or 'missing'}")
     charset = request.charset
@@ -56,43 +57,30 @@ def log_filter(request: web.Request) -> tuple[LogFilter, str | None]:
     if type_ is not None and type_ not in CATALOGUE:
         raise InvalidParameter(f"unknown event type {type_!r}")
     region = region_param(request)
-    prefix = None
-    if region is not None and region != NATION:
-        prefix = {"province": region[:2], "prefecture": region[:4], "county": region}[level_of(region)]
+    prefix = code_prefix(region) if region is not None else None
     return LogFilter(after, request.query.get("campaign") or None, type_, prefix), region
 
 
 @allow("auditor")
 async def get_events(request: web.Request) -> web.StreamResponse:
-    """A page of the log in position order, or the whole filtered log as NDJSON."""
+    """A page of the log in position order, or (Accept: application/x-ndjson) everything after ``after``."""
     flt, region = log_filter(request)
     limit = int_param(request, "limit", 1000, low=1, high=10000)
-
-    def keep(record: RecordedEvent) -> bool:
-        return region is None or is_within(record.region, region)
-
     if NDJSON in request.headers.get("Accept", ""):
-        return await _stream_ndjson(request, flt, keep)
+        return await _stream_ndjson(request, flt, region)
     async with translated_errors(), request.app[POOL].acquire() as conn:
         records = await read_page(conn, flt, limit)
     next_after = records[-1].position if records else flt.after
-    page = EventsPage(events=[StoredEvent.model_validate(r.exported()) for r in records if keep(r)],
-                      next_after=next_after)
+    page = EventsPage(events=[StoredEvent.model_validate(r.exported()) for r in records
+                              if region is None or is_within(r.region, region)], next_after=next_after)
     return json_response(page)
 
 
-async def _stream_ndjson(request: web.Request, flt: LogFilter, keep: object) -> web.StreamResponse:
+async def _stream_ndjson(request: web.Request, flt: LogFilter, region: str | None) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": NDJSON})
-    await response.prepare(request)
-    after = flt.after
-    while True:
-        async with translated_errors(), request.app[POOL].acquire() as conn:
-            records = await read_page(conn, LogFilter(after, flt.campaign, flt.type, flt.region_prefix), 2000)
-        if not records:
-            break
-        lines = [orjson.dumps(r.exported()) for r in records if keep(r)]  # type: ignore[operator]
-        if lines:
-            await response.write(b"\n".join(lines) + b"\n")
-        after = records[-1].position
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        await response.prepare(request)
+        async for chunk in export_lines(conn, flt, region=region):
+            await response.write(chunk)
     await response.write_eof()
     return response

@@ -1,0 +1,92 @@
+"""Exporting the log as NDJSON and importing such a file into an empty database."""
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from events.catalogue import CATALOGUE
+from events.errors import DomainError
+from events.records import RecordedEvent, from_exported
+from events.regions import code_prefix, is_within
+from events.store import APPEND_LOCK, NOTIFY_CHANNEL, Connection, LogFilter, read_page
+from events.verify import ChainVerifier
+
+
+async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None = None,
+                       page: int = 5000) -> AsyncIterator[bytes]:
+    """The log (or the filtered part of it) as NDJSON, one chunk per page, one page in memory at a time.
+
+    With ``region``, only that region's subtree (exactly, see regions.code_prefix) is kept.
+    """
+    prefix = code_prefix(region) if region is not None else None
+    after = flt.after
+    while events := await read_page(conn, LogFilter(after, flt.campaign, flt.type, prefix), page):
+        kept = [e for e in events if region is None or is_within(e.region, region)]
+        if kept:
+            yield b"".join(orjson.dumps(e.exported()) + b"\n" for e in kept)
+        after = events[-1].position
+
+
+class ImportRefused(DomainError):
+    """The file cannot be imported (broken chain, gap, unknown type, non-empty log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What an import loaded."""
+
+    events: int
+    head_position: int
+    head_hash: bytes
+
+
+def parse_line(number: int, line: bytes | str) -> RecordedEvent:
+    """One exported event; refuses lines that are not exported events."""
+    try:
+        return from_exported(orjson.loads(line))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ImportRefused(f"line {number} is not an exported qmstats event: {exc}") from None
+
+
+async def import_lines(conn: Connection, lines: Iterable[bytes | str], *, page: int = 5000) -> ImportReport:
+    """Load an exported log into an empty log, verifying the chain as it goes; all or nothing."""
+    verifier = ChainVerifier()
+    count = 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        if await conn.fetchval("SELECT EXISTS (SELECT FROM events)"):
+            raise ImportRefused("the log is not empty; import only into a fresh database")
+        batch: list[RecordedEvent] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            event = parse_line(number, line)
+            if event.type not in CATALOGUE:
+                raise ImportRefused(f"position {event.position}: unknown event type {event.type!r}")
+            batch.append(event)
+            if len(batch) >= page:
+                count += await _load(conn, verifier, batch)
+                batch = []
+        count += await _load(conn, verifier, batch)
+        report = verifier.report()
+        if count:
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(report.last_position))
+    return ImportReport(count, report.last_position, report.last_hash)
+
+
+async def _load(conn: Connection, verifier: ChainVerifier, batch: list[RecordedEvent]) -> int:
+    if not batch:
+        return 0
+    verifier.feed(batch)
+    report = verifier.report()
+    if not report.ok:
+        raise ImportRefused(f"the chain is broken at position {report.first_bad_position}; nothing was imported "
+                            "(a --campaign export has gaps: import a whole-log export)")
+    await conn.copy_records_to_table("events", records=[
+        (e.position, e.event_id, e.type, e.schema_version, e.campaign, e.region, e.occurred_at, e.recorded_at,
+         e.recorded_by, e.request_id, e.target, orjson.dumps(e.data).decode(), e.content_hash, e.prev_hash, e.hash)
+        for e in batch], columns=["position", "event_id", "type", "schema_version", "campaign", "region",
+                                  "occurred_at", "recorded_at", "recorded_by", "request_id", "target_event_id",
+                                  "data", "content_hash", "prev_hash", "hash"])
+    return len(batch)

@@ -1,0 +1,89 @@
+"""Figures as they stood at a past position, computed with the same fold the projector uses.
+
+The figures at N are folded forward from nothing over a campaign's events up to N, or,
+when N is closer to the live checkpoint P, read live and folded backward: figures(N) =
+figures(P) - fold(N, P]. Both read the log and the live tables in one snapshot.
+"""
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from events.records import RecordedEvent
+from events.regions import is_within, level_of, parent_of
+from events.store import Connection, record_columns, record_from_row
+from projections.fold import Deltas, Fold
+from projections.tables import checkpoint, known_facts
+
+
+class BeyondProjection(Exception):
+    """The position asked for is past what the projection has reached."""
+
+
+async def campaign_events(conn: Connection, campaign: str, after: int, until: int,
+                          page: int = 5000) -> AsyncIterator[list[RecordedEvent]]:
+    """A campaign's events with after < position <= until, a page at a time."""
+    while after < until:
+        rows = await conn.fetch(
+            f"SELECT {record_columns()} FROM events WHERE campaign = $1 AND position > $2 AND position <= $3 "
+            "ORDER BY position LIMIT $4", campaign, after, until, page)
+        if not rows:
+            return
+        events = [record_from_row(r) for r in rows]
+        yield events
+        after = events[-1].position
+
+
+async def fold_range(conn: Connection, campaign: str, after: int, until: int) -> Deltas:
+    """The deltas a campaign's events in (after, until] produce, in bounded memory (page by page)."""
+    total = Deltas()
+    async for events in campaign_events(conn, campaign, after, until):
+        fold = Fold(await known_facts(conn, events))
+        for event in events:
+            fold.apply(event)
+        total.merge(fold.deltas)
+    return total
+
+
+async def live_deltas(conn: Connection, campaign: str) -> Deltas:
+    """The live totals and category figures of a campaign, as Deltas from nothing."""
+    out = Deltas()
+    for row in await conn.fetch("SELECT region, metric, value FROM projection_totals WHERE campaign = $1", campaign):
+        out.totals[(campaign, row["region"], row["metric"])] = row["value"]
+    for row in await conn.fetch("SELECT region, metric, category, value FROM projection_categories "
+                                "WHERE campaign = $1", campaign):
+        out.categories[(campaign, row["region"], row["metric"], row["category"])] = row["value"]
+    return out
+
+
+async def figures_at(conn: Connection, campaign: str, position: int) -> Deltas:
+    """Totals and category figures of a campaign as they stood at ``position``. Call in a snapshot transaction."""
+    live = await checkpoint(conn)
+    if position > live:
+        raise BeyondProjection(f"the projection has reached position {live}; ask for {live} or less")
+    if position <= live - position:
+        return await fold_range(conn, campaign, 0, position)
+    figures = await live_deltas(conn, campaign)
+    figures.merge(await fold_range(conn, campaign, position, live), sign=-1)
+    return figures
+
+
+def region_view(deltas: Deltas, campaign: str, region: str) -> tuple[dict[str, Decimal], dict[str, dict[str, Decimal]]]:
+    """(metric → total, metric → category → value) of one region out of folded deltas."""
+    totals = {m: Decimal(v) for (c, r, m), v in deltas.totals.items() if c == campaign and r == region}
+    categories: dict[str, dict[str, Decimal]] = {}
+    for (c, r, m, category), v in deltas.categories.items():
+        if c == campaign and r == region:
+            categories.setdefault(m, {})[category] = Decimal(v)
+    return totals, categories
+
+
+def children_view(deltas: Deltas, campaign: str, region: str, level: str | None) -> dict[str, dict[str, Decimal]]:
+    """region → metric → total for the direct children of ``region`` (or every region of ``level`` within it)."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for (c, r, m), v in deltas.totals.items():
+        if c != campaign or r == region:
+            continue
+        wanted = (level_of(r) == level and is_within(r, region)) if level else parent_of(r) == region
+        if wanted:
+            out.setdefault(r, {})[m] = Decimal(v)
+    return out

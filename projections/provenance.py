@@ -1,0 +1,62 @@
+"""Provenance: the events behind one figure, each with its effective contribution after corrections."""
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from events.catalogue import CATALOGUE, METRICS
+from events.records import RecordedEvent
+from events.regions import is_within
+from events.store import Connection, record_columns, record_from_row
+from projections.fold import effective_fact, metric_value
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One original fact's effective contribution to a figure."""
+
+    event_id: str
+    position: int
+    type: str
+    region: str
+    day: date
+    value: Decimal
+    corrected_by: list[str]
+    effective_since: int
+
+
+def feeding_types(metric: str) -> list[str]:
+    """The event types whose payload feeds ``metric``."""
+    return [t.name for t in CATALOGUE.values() if any(m.name == metric for m in t.metrics)]
+
+
+async def contributions(conn: Connection, campaign: str, metric: str, region: str, *, after: int, until: int,
+                        limit: int) -> tuple[list[Contribution], int, bool]:
+    """A page of contributions (originals with after < position <= until), where to continue, and whether done."""
+    spec = METRICS[metric]
+    rows = await conn.fetch(
+        f"SELECT {record_columns()} FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
+        "AND position > $3 AND position <= $4 ORDER BY position LIMIT $5",
+        campaign, feeding_types(metric), after, until, limit)
+    originals = [record_from_row(r) for r in rows]
+    if not originals:
+        return [], after, True
+    later: dict[str, list[RecordedEvent]] = {}
+    for row in await conn.fetch(
+            f"SELECT {record_columns()} FROM events WHERE target_event_id = ANY($1::uuid[]) AND position <= $2 "
+            "ORDER BY position", [o.event_id for o in originals], until):
+        record = record_from_row(row)
+        if record.target is not None:
+            later.setdefault(record.target, []).append(record)
+    page: list[Contribution] = []
+    for original in originals:
+        changes = later.get(original.event_id, [])
+        fact = effective_fact(original, changes)
+        if fact is None or not is_within(fact.region, region):
+            continue
+        value = Decimal(metric_value(spec.kind, fact.data[spec.field]))
+        if value:
+            page.append(Contribution(original.event_id, original.position, original.type, fact.region, fact.day,
+                                     value, [c.event_id for c in changes if c.type == "event_corrected"],
+                                     fact.changed_at))
+    return page, originals[-1].position, len(originals) < limit
