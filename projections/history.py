@@ -2,7 +2,8 @@
 
 The figures at N are folded forward from nothing over a campaign's events up to N, or,
 when N is closer to the live checkpoint P, read live and folded backward: figures(N) =
-figures(P) - fold(N, P]. Both read the log and the live tables in one snapshot.
+figures(P) - fold(N, P], or forward from P when N is past it. All read the log and the
+live tables in one snapshot.
 """
 
 from collections.abc import AsyncIterator
@@ -15,8 +16,8 @@ from projections.fold import Deltas, Fold
 from projections.tables import checkpoint, known_facts
 
 
-class BeyondProjection(Exception):
-    """The position asked for is past what the projection has reached."""
+class BeyondLog(Exception):
+    """The position asked for is past the end of the log."""
 
 
 async def campaign_events(conn: Connection, campaign: str, after: int, until: int,
@@ -52,14 +53,24 @@ async def live_deltas(conn: Connection, campaign: str) -> Deltas:
     for row in await conn.fetch("SELECT region, metric, category, value FROM projection_categories "
                                 "WHERE campaign = $1", campaign):
         out.categories[(campaign, row["region"], row["metric"], row["category"])] = row["value"]
+    for row in await conn.fetch("SELECT region, day, events FROM projection_reports WHERE campaign = $1", campaign):
+        out.reports[(campaign, row["region"], row["day"])] = row["events"]
     return out
 
 
 async def figures_at(conn: Connection, campaign: str, position: int) -> Deltas:
-    """Totals and category figures of a campaign as they stood at ``position``. Call in a snapshot transaction."""
+    """Totals, category figures and report counts of a campaign as they stood at ``position``.
+
+    Call inside a repeatable-read transaction so the log and the live tables agree.
+    """
     live = await checkpoint(conn)
+    head = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+    if position > head:
+        raise BeyondLog(f"the log ends at position {head}")
     if position > live:
-        raise BeyondProjection(f"the projection has reached position {live}; ask for {live} or less")
+        figures = await live_deltas(conn, campaign)
+        figures.merge(await fold_range(conn, campaign, live, position))
+        return figures
     if position <= live - position:
         return await fold_range(conn, campaign, 0, position)
     figures = await live_deltas(conn, campaign)

@@ -11,7 +11,7 @@ from events.regions import NATION
 from events.store import head, read_campaigns, record_columns, record_from_row, translated_errors
 from events.verification import verify_campaign, verify_log
 from projections.fold import effective_fact
-from projections.history import BeyondProjection, figures_at, region_view
+from projections.history import BeyondLog, figures_at, region_view
 from projections.provenance import contributions
 from projections.tables import checkpoint
 from projections.views import display
@@ -91,7 +91,7 @@ async def provenance(request: web.Request) -> web.Response:
         else:
             try:
                 totals, _ = region_view(await figures_at(conn, campaign, until), campaign, region)
-            except BeyondProjection as exc:
+            except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
             figure = totals.get(metric, Decimal(0))
         items, next_after, done = await contributions(conn, campaign, metric, region, after=after, until=until,

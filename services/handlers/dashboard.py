@@ -16,7 +16,7 @@ from events.errors import NotFound, OutOfScope
 from events.regions import NATION, is_within, level_of
 from events.store import Connection, read_campaigns, translated_errors
 from projections import tables
-from projections.history import BeyondProjection, children_view, figures_at, region_view
+from projections.history import BeyondLog, children_view, figures_at, region_view
 from projections.views import display, ratio
 from schemas.api import (
     Completeness,
@@ -131,7 +131,7 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
             _, _, history = await _snapshot_header(conn, campaign)
             try:
                 deltas = await figures_at(conn, campaign, position)
-            except BeyondProjection as exc:
+            except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
             recorded_at = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
             year = await list_year(conn, history.starts_on.year)

@@ -1,0 +1,680 @@
+"""Ingest benchmark: single-event POSTs to qmstats against the raw PostgreSQL insert limit, in one run.
+
+Run from the repository root:
+
+    .venv/bin/python bench/bench_ingest.py [--seconds 10] [--clients 64] [--rounds 3] [--json out.json]
+
+What it does, in one process and one run:
+
+1. Starts ``qmstats serve`` on 127.0.0.1 with its own durable embedded PostgreSQL (production
+   defaults: fsync and synchronous_commit on; serve's own defaults, so its projector runs too; rate
+   limit lifted, log level warning) in a fresh temporary data directory, creates an
+   admin key and a nation-scoped reporter key with ``qmstats keys create`` and opens campaign 2017.
+2. **Ours**: ``--clients`` concurrent clients (one aiohttp session, one connection each) POST one
+   event per request with the reporter key (scope 000000, so every province is allowed) for
+   ``--seconds``, bounded also by ``--max-requests``. Payloads are raid_conducted / publicity_held
+   built from tests/factories.py SAMPLE_DATA with varied values, over 93 regions in 31 provinces.
+3. **Raw limit**: on the same PostgreSQL server, as the superuser over its Unix socket, ``--raw-conns``
+   asyncpg connections each run a prepared one-row INSERT per transaction (autocommit) into
+   ``bench_raw_events (LIKE events INCLUDING ALL)``: same columns, same indexes, rows built from the
+   same payload generator, positions from a shared counter, 32-byte sha256 hashes.
+4. Rounds are interleaved (ours, raw, ours, raw, ...) so slow spells on a noisy machine hit both;
+   each figure is reported as the median (min-max) of the rounds, beside the raw limit and a ratio.
+5. Checks that ``events`` holds exactly 1 (the campaign) + the number of "created" answers.
+
+Load goes only to 127.0.0.1 and the server's Unix socket, is bounded in time and count, and stops
+by itself. The server is stopped (SIGTERM) and the temporary directory removed even on error or Ctrl-C.
+The exit status is 1 if any request failed or the row count does not match; timings never fail the run.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import importlib
+import importlib.metadata
+import itertools
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import psutil
+
+from events.regions import EXPECTED_PROVINCES
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+factories = importlib.import_module("tests.factories")  # tests/ is not an installed package
+
+QMSTATS = Path(sys.executable).parent / "qmstats"
+HOST = "127.0.0.1"
+EVENT_TYPES = ("raid_conducted", "publicity_held")
+CATEGORIES = ("liquor", "mooncake", "infant formula", "cosmetics", "auto parts", "electrical appliances",
+              "pharmaceuticals", "building materials")
+CST = timezone(timedelta(hours=8))
+TARGET_RATIO = 2.0
+TARGET_P99_MS = 50.0
+RAW_TABLE = "bench_raw_events"
+RAW_INSERT = f"""INSERT INTO {RAW_TABLE} (position, event_id, type, schema_version, campaign, region, occurred_at,
+                 recorded_at, recorded_by, request_id, target_event_id, data, content_hash, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"""
+
+
+# --------------------------------------------------------------------------- workload
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One event body's type and data, with the data pre-serialised for the raw INSERT."""
+
+    type: str
+    data: dict[str, Any]
+    data_json: str
+
+
+def _varied(template: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in template.items():
+        if key == "category":
+            data[key] = rng.choice(CATEGORIES)
+        elif key.endswith("_yuan"):
+            data[key] = f"{rng.uniform(1_000, 5_000_000):.2f}"
+        elif isinstance(value, int):
+            data[key] = rng.randint(0, 3 * value + 5)
+        else:
+            data[key] = value
+    return data
+
+
+def regions_spread() -> list[str]:
+    """A province, a prefecture and a county code in each of the 31 reporting provinces."""
+    return [code for p in sorted(EXPECTED_PROVINCES) for code in (p, p[:2] + "0100", p[:2] + "0102")]
+
+
+class Workload:
+    """Realistic event envelopes: varied SAMPLE_DATA payloads, regions over all provinces, unique ids."""
+
+    def __init__(self, seed: int = 2017, distinct_payloads: int = 2000) -> None:
+        self._rng = random.Random(seed)
+        self.regions = regions_spread()
+        self.payloads: list[Payload] = []
+        for i in range(distinct_payloads):
+            type_ = EVENT_TYPES[i % len(EVENT_TYPES)]
+            data = _varied(factories.SAMPLE_DATA[type_], self._rng)
+            self.payloads.append(Payload(type_, data, orjson.dumps(data).decode()))
+
+    def mean_data_bytes(self) -> float:
+        """Mean size of the jsonb ``data`` sent and stored."""
+        return statistics.fmean(len(p.data_json.encode()) for p in self.payloads)
+
+    def pick(self) -> tuple[Payload, str, datetime]:
+        """A payload, a region and an occurred_at inside campaign 2017 (September, China time)."""
+        rng = self._rng
+        occurred = datetime(2017, 9, rng.randint(1, 30), rng.randint(8, 20), rng.randint(0, 59), tzinfo=CST)
+        return rng.choice(self.payloads), rng.choice(self.regions), occurred
+
+    def envelope(self) -> bytes:
+        """A single-event POST body with a fresh event_id."""
+        payload, region, occurred = self.pick()
+        return orjson.dumps({"event_id": str(uuid.uuid4()), "type": payload.type, "schema_version": 1,
+                             "campaign": "2017", "region": region, "occurred_at": occurred.isoformat(),
+                             "data": payload.data})
+
+    def raw_row(self, position: int, prev_hash: bytes, recorded_by: str) -> tuple[Any, ...]:
+        """A row for ``bench_raw_events`` shaped like the one the service would store."""
+        payload, region, occurred = self.pick()
+        event_id = uuid.uuid4()
+        content = hashlib.sha256(event_id.bytes + payload.data_json.encode()).digest()
+        return (position, event_id, payload.type, 1, "2017", region, occurred, datetime.now(UTC), recorded_by,
+                uuid.uuid4().hex, None, payload.data_json, content, prev_hash,
+                hashlib.sha256(prev_hash + content).digest())
+
+
+# --------------------------------------------------------------------------- the server under test
+
+
+@dataclass(frozen=True, slots=True)
+class Postmaster:
+    """What postmaster.pid says: line 1 pid, line 4 port, line 5 socket directory."""
+
+    pid: int
+    port: int
+    socket_dir: str
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env() -> dict[str, str]:
+    """The environment for qmstats: inherited QMSTATS_* dropped (no external database), limits off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QMSTATS_")}
+    env.update(QMSTATS_RATE_LIMIT_PER_SECOND="1000000000", QMSTATS_RATE_LIMIT_BURST="1000000000",
+               QMSTATS_LOG_LEVEL="warning")
+    return env
+
+
+class QmstatsServer:
+    """``qmstats serve`` as a subprocess on its own embedded PostgreSQL in ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = data_dir / "serve.log"
+        self._env = server_env()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The serve process id."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    def start(self) -> None:
+        """Launch serve in its own session, so a terminal Ctrl-C reaches only the benchmark."""
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [str(QMSTATS), "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, env=self._env, start_new_session=True)
+
+    def status(self) -> str:
+        """Whether serve and its PostgreSQL are still running, for error messages."""
+        serve = "not started" if self._proc is None else (
+            "running" if self._proc.poll() is None else f"exited with {self._proc.returncode}")
+        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
+        postgres = "running" if pid_file.exists() and psutil.pid_exists(int(pid_file.read_text().split()[0])) \
+            else "not running"
+        return f"qmstats serve: {serve}; PostgreSQL: {postgres}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of serve's output, for error messages."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def wait_ready(self, session: aiohttp.ClientSession, limit: float = 120.0) -> None:
+        """Poll /readyz until it answers 200; fail if serve exits or ``limit`` seconds pass."""
+        try:
+            async with asyncio.timeout(limit):
+                for attempt in itertools.count():
+                    if await self._ready(session):
+                        return
+                    await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+        except TimeoutError:
+            raise RuntimeError(f"qmstats serve not ready after {limit:.0f} s:\n{self.log_tail()}") from None
+
+    async def _ready(self, session: aiohttp.ClientSession) -> bool:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"qmstats serve exited with {self._proc.returncode}:\n{self.log_tail()}")
+        try:
+            async with session.get(f"{self.url}/readyz") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    def create_key(self, role: str, name: str, region: str | None = None) -> str:
+        """``qmstats keys create``; the token is the last line of its stdout."""
+        args = [str(QMSTATS), "keys", "create", "--role", role, "--name", name, "--data-dir", str(self.data_dir)]
+        if region is not None:
+            args += ["--region", region]
+        done = subprocess.run(args, capture_output=True, text=True, env=self._env, timeout=120, check=False)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise RuntimeError(f"keys create --role {role} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout.strip().splitlines()[-1]
+
+    def postmaster(self) -> Postmaster:
+        """Read the embedded server's postmaster.pid."""
+        lines = (self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
+        return Postmaster(int(lines[0]), int(lines[3]), lines[4])
+
+    async def connect_superuser(self) -> asyncpg.Connection:
+        """The postgres superuser on the qmstats database, over the Unix socket."""
+        pm = self.postmaster()
+        return await asyncpg.connect(host=pm.socket_dir, port=pm.port, user="postgres", database="qmstats")
+
+    def stop(self) -> None:
+        """SIGTERM serve and wait (it stops its PostgreSQL on exit); stop PostgreSQL ourselves if it did not."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().splitlines()[0])
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGINT)  # PostgreSQL "fast" shutdown
+                try:
+                    psutil.Process(pid).wait(timeout=30)
+                except psutil.TimeoutExpired:
+                    os.kill(pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass
+class Phase:
+    """What one timed phase (ours or raw) measured."""
+
+    kind: str
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    ok: int = 0
+    created: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    first_failure: str = ""
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    group_requests: float | None = None
+    commits_per_second: float | None = None
+    commit_ms: float | None = None
+
+    @property
+    def rate(self) -> float:
+        """Successful events per second."""
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        """Nearest-rank percentile of the latencies, in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.5) - 1))] * 1000
+
+    @property
+    def failed(self) -> int:
+        """Non-2xx answers and transport errors."""
+        return sum(self.failures.values())
+
+    def summary(self) -> dict[str, Any]:
+        """The phase's figures, without the per-request latencies."""
+        return {"kind": self.kind, "elapsed_s": round(self.elapsed, 3), "events_per_s": round(self.rate, 1),
+                "p50_ms": round(self.percentile_ms(0.50), 2), "p99_ms": round(self.percentile_ms(0.99), 2),
+                "ok": self.ok, "created": self.created, "failed": self.failed, "failures": dict(self.failures),
+                "cpu_cores": {k: round(v, 2) for k, v in self.cpu_cores.items()},
+                "group_requests_mean": self.group_requests, "commits_per_s": self.commits_per_second,
+                "group_commit_ms_mean": self.commit_ms}
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    """User+system CPU seconds of each process, grouped by a label."""
+    out: dict[str, dict[int, float]] = {}
+    for label, group in pids.items():
+        out[label] = {}
+        for pid in group:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            out[label][pid] = t.user + t.system
+    return out
+
+
+def process_groups(server: QmstatsServer) -> dict[str, list[int]]:
+    """The benchmark client, the qmstats server and every PostgreSQL process."""
+    postmaster = psutil.Process(server.postmaster().pid)
+    return {"client": [os.getpid()], "qmstats": [server.pid],
+            "postgres": [postmaster.pid] + [c.pid for c in postmaster.children(recursive=True)]}
+
+
+def cpu_cores(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
+              elapsed: float) -> dict[str, float]:
+    """Cores used per group during a phase (processes that exited during it are not counted)."""
+    return {label: sum(t - before[label].get(pid, 0.0) for pid, t in group.items()) / elapsed
+            for label, group in after.items()}
+
+
+async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The group-commit counters from /metrics."""
+    wanted = ("qmstats_group_requests_sum", "qmstats_group_requests_count", "qmstats_append_seconds_sum")
+    async with session.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            values[name] = float(value)
+    return values
+
+
+async def post_events(session: aiohttp.ClientSession, url: str, token: str, workload: Workload,
+                      seconds: float, clients: int, max_requests: int) -> Phase:
+    """``clients`` concurrent single-event POSTs until the time or the request budget runs out."""
+    phase = Phase("ours")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    issued = itertools.count()
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline and next(issued) < max_requests:
+            body = workload.envelope()
+            sent = time.perf_counter()
+            try:
+                async with session.post(f"{url}/v1/events", data=body, headers=headers) as resp:
+                    answer, status = await resp.read(), resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                phase.failures[type(exc).__name__] += 1
+                phase.first_failure = phase.first_failure or repr(exc)
+                continue
+            phase.latencies.append(time.perf_counter() - sent)
+            if 200 <= status < 300:
+                phase.ok += 1
+                phase.created += orjson.loads(answer)["results"][0]["status"] == "created"
+            else:
+                phase.failures[str(status)] += 1
+                phase.first_failure = phase.first_failure or f"{status} {answer[:300]!r}"
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    phase.elapsed = time.perf_counter() - start
+    return phase
+
+
+async def insert_rows(conns: list[asyncpg.Connection], workload: Workload, positions: Iterator[int],
+                      seconds: float, max_rows: int) -> Phase:
+    """One prepared INSERT per transaction on each connection until the time or the row budget runs out."""
+    phase = Phase("raw")
+    statements = [await conn.prepare(RAW_INSERT) for conn in conns]
+    issued = itertools.count()
+    last_hash = [bytes(32)]
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def writer(statement: asyncpg.prepared_stmt.PreparedStatement) -> None:
+        while time.perf_counter() < deadline and next(issued) < max_rows:
+            row = workload.raw_row(next(positions), last_hash[0], "bench-raw")
+            last_hash[0] = row[-1]
+            sent = time.perf_counter()
+            try:
+                await statement.fetchval(*row)
+            except asyncpg.PostgresError as exc:
+                phase.failures[type(exc).__name__] += 1
+                phase.first_failure = phase.first_failure or repr(exc)
+                continue
+            phase.latencies.append(time.perf_counter() - sent)
+            phase.ok += 1
+            phase.created += 1
+
+    await asyncio.gather(*(writer(s) for s in statements))
+    phase.elapsed = time.perf_counter() - start
+    return phase
+
+
+async def measured(run: Callable[[], Awaitable[Phase]], admin: asyncpg.Connection, server: QmstatsServer,
+                   session: aiohttp.ClientSession) -> Phase:
+    """Run a phase after a CHECKPOINT, adding CPU use per process group and the server's group sizes."""
+    await admin.execute("CHECKPOINT")
+    groups = process_groups(server)
+    metrics_before = await scrape(session, server.url)
+    cpu_before = cpu_seconds(groups)
+    phase = await run()
+    phase.cpu_cores = cpu_cores(cpu_before, cpu_seconds(process_groups(server)), phase.elapsed)
+    metrics_after = await scrape(session, server.url)
+
+    def delta(name: str) -> float:
+        return metrics_after[name] - metrics_before[name]
+
+    commits = delta("qmstats_group_requests_count")
+    if phase.kind == "ours" and commits:
+        phase.group_requests = round(delta("qmstats_group_requests_sum") / commits, 2)
+        phase.commits_per_second = round(commits / phase.elapsed, 1)
+        phase.commit_ms = round(delta("qmstats_append_seconds_sum") / commits * 1000, 2)
+    return phase
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """'median (min–max)'."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def describe(phase: Phase, label: str) -> str:
+    """One line per phase as it finishes."""
+    line = (f"{label:<14} {phase.rate:>8,.0f} ev/s  p50 {phase.percentile_ms(0.5):6.2f} ms  "
+            f"p99 {phase.percentile_ms(0.99):6.2f} ms  n={phase.ok:,}  non-2xx/errors={phase.failed}")
+    if phase.group_requests is not None:
+        line += (f"\n               server: group {phase.group_requests:.1f} req/commit, "
+                 f"{phase.commits_per_second:,.0f} commits/s, {phase.commit_ms:.1f} ms/commit (decide+insert+commit)")
+    if phase.cpu_cores:
+        cores = ", ".join(f"{k} {v:.2f}" for k, v in phase.cpu_cores.items())
+        line += f"\n               CPU cores used: {cores}"
+    if phase.first_failure:
+        line += f"\n               first failure: {phase.first_failure}"
+    return line
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "falls short"
+
+
+def results_table(ours: list[Phase], raw: list[Phase], raw_conns: int) -> tuple[str, dict[str, Any]]:
+    """The markdown table (figure | ours | raw limit | ratio | target | verdict) and its figures."""
+    o_rate, r_rate = [p.rate for p in ours], [p.rate for p in raw]
+    o_p50, r_p50 = [p.percentile_ms(0.5) for p in ours], [p.percentile_ms(0.5) for p in raw]
+    o_p99, r_p99 = [p.percentile_ms(0.99) for p in ours], [p.percentile_ms(0.99) for p in raw]
+    per_round = [o / r for o, r in zip(o_rate, r_rate, strict=True)]
+    ratio = statistics.median(o_rate) / statistics.median(r_rate)
+    failed = sum(p.failed for p in ours)
+    groups = [p.group_requests for p in ours if p.group_requests is not None]
+    commit_ms = [p.commit_ms for p in ours if p.commit_ms is not None]
+    p99 = statistics.median(o_p99)
+    ms = "{:.2f}"
+    rows = [
+        "| figure | ours | raw limit | ratio | target | verdict |",
+        "|---|---|---|---|---|---|",
+        f"| events/s | {spread(o_rate)} | {spread(r_rate)} | **{ratio:.2f}×** "
+        f"(per round {', '.join(f'{r:.2f}' for r in per_round)}) | ≥ {TARGET_RATIO:.0f}× raw | "
+        f"{verdict(ratio >= TARGET_RATIO)} |",
+        f"| p50 latency, ms | {spread(o_p50, ms)} | {spread(r_p50, ms)} | "
+        f"{statistics.median(o_p50) / statistics.median(r_p50):.1f}× | – | – |",
+        f"| p99 latency, ms | {spread(o_p99, ms)} | {spread(r_p99, ms)} | "
+        f"{p99 / statistics.median(r_p99):.1f}× | < {TARGET_P99_MS:.0f} ms | {verdict(p99 < TARGET_P99_MS)} |",
+        f"| non-2xx / errors | {failed} | {sum(p.failed for p in raw)} | – | 0 | {verdict(failed == 0)} |",
+    ]
+    if groups:
+        rows.append(f"| group size, requests/commit | {spread(groups, '{:.1f}')} | 1 (one INSERT per tx) | – | – | – |")
+        rows.append(f"| server time per group commit, ms | {spread(commit_ms, ms)} | – | – | – | – |")
+    figures = {"events_per_s": {"ours": o_rate, "raw": r_rate, "ratio_of_medians": ratio, "per_round": per_round},
+               "p50_ms": {"ours": o_p50, "raw": r_p50}, "p99_ms": {"ours": o_p99, "raw": r_p99},
+               "ours_failed": failed, "group_requests_mean": groups, "group_commit_ms_mean": commit_ms,
+               "raw_connections": raw_conns}
+    return "\n".join(rows), figures
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else whatever platform knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor())
+
+
+def machine_facts(pg_version: str, pg_settings: dict[str, str]) -> dict[str, Any]:
+    """What the figures depend on."""
+    try:
+        loop = f"uvloop {importlib.metadata.version('uvloop')}"
+    except importlib.metadata.PackageNotFoundError:
+        loop = "asyncio"
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), "cpu_model": cpu_model(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "kernel": platform.release(),
+            "python": platform.python_version(), "postgresql": pg_version, "pg_settings": pg_settings,
+            "aiohttp": aiohttp.__version__, "asyncpg": asyncpg.__version__, "client_loop": loop,
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def print_header(facts: dict[str, Any]) -> None:
+    settings = ", ".join(f"{k}={v}" for k, v in facts["pg_settings"].items())
+    print(f"# qmstats ingest benchmark — {facts['date']}")
+    print(f"machine:    {facts['cpus']} CPUs ({facts['cpu_model']}), {facts['memory_gib']} GiB, "
+          f"kernel {facts['kernel']}, load average at start {facts['loadavg_at_start']}")
+    print(f"software:   Python {facts['python']}, PostgreSQL {facts['postgresql']}, aiohttp {facts['aiohttp']}, "
+          f"asyncpg {facts['asyncpg']}, load generator loop: {facts['client_loop']}")
+    print(f"postgres:   {settings}")
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def open_campaign(session: aiohttp.ClientSession, url: str, admin_token: str) -> None:
+    async with session.post(f"{url}/v1/campaigns", json=factories.CAMPAIGN,
+                            headers={"Authorization": f"Bearer {admin_token}"}) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"opening campaign 2017 answered {resp.status}: {await resp.text()}")
+
+
+async def pg_facts(admin: asyncpg.Connection) -> tuple[str, dict[str, str]]:
+    names = ("fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "shared_buffers", "commit_delay")
+    settings = {n: await admin.fetchval(f"SHOW {n}") for n in names}
+    return await admin.fetchval("SHOW server_version"), settings
+
+
+async def benchmark(args: argparse.Namespace, server: QmstatsServer) -> tuple[int, dict[str, Any]]:
+    """Everything once serve has been launched; returns the exit status and the report."""
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=args.clients)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        await server.wait_ready(session)
+        admin_token = await asyncio.to_thread(server.create_key, "admin", "bench admin")
+        reporter_token = await asyncio.to_thread(server.create_key, "reporter", "bench reporter (nation)", "000000")
+        await open_campaign(session, server.url, admin_token)
+
+        admin = await server.connect_superuser()
+        pg_version, settings = await pg_facts(admin)
+        facts = machine_facts(pg_version, settings)
+        print_header(facts)
+        await admin.execute(f"CREATE TABLE {RAW_TABLE} (LIKE events INCLUDING ALL)")
+        raw_conns = [await server.connect_superuser() for _ in range(args.raw_conns)]
+        workload = Workload()
+        positions = itertools.count(1)
+        print(f"load:       ours = {args.clients} clients, single-event POSTs to {server.url}/v1/events "
+              f"(reporter key scoped to 000000); raw = {args.raw_conns} asyncpg conns, 1 INSERT/tx; "
+              f"{args.seconds:g} s per phase, {args.rounds} interleaved rounds; "
+              f"data {workload.mean_data_bytes():.0f} B mean over {len(workload.payloads)} payloads, "
+              f"{len(workload.regions)} regions\n")
+
+        def ours() -> Awaitable[Phase]:
+            return post_events(session, server.url, reporter_token, workload, args.seconds, args.clients,
+                               args.max_requests)
+
+        def raw() -> Awaitable[Phase]:
+            return insert_rows(raw_conns, workload, positions, args.seconds, args.max_requests)
+
+        warm = min(2.0, args.seconds / 5)
+        warm_ours = await post_events(session, server.url, reporter_token, workload, warm, args.clients,
+                                      args.max_requests)
+        warm_raw = await insert_rows(raw_conns, workload, positions, warm, args.max_requests)
+        print(describe(warm_ours, "warm-up ours"))
+        print(describe(warm_raw, "warm-up raw"))
+
+        ours_phases: list[Phase] = []
+        raw_phases: list[Phase] = []
+        for n in range(1, args.rounds + 1):
+            ours_phases.append(await measured(ours, admin, server, session))
+            print(describe(ours_phases[-1], f"round {n} ours"))
+            raw_phases.append(await measured(raw, admin, server, session))
+            print(describe(raw_phases[-1], f"round {n} raw"))
+        for conn in raw_conns:
+            await conn.close()
+
+        table, figures = results_table(ours_phases, raw_phases, args.raw_conns)
+        print(f"\n## median ({args.rounds} rounds), min–max; target: single-event POSTs with {args.clients} "
+              f"clients ≥ {TARGET_RATIO:.0f}× raw {args.raw_conns}-conn one-insert-per-tx, "
+              f"p99 < {TARGET_P99_MS:.0f} ms\n")
+        print(table)
+
+        created = sum(p.created for p in [warm_ours, *ours_phases])
+        rows = await admin.fetchval("SELECT count(*) FROM events")
+        raw_inserted = sum(p.ok for p in [warm_raw, *raw_phases])
+        raw_rows = await admin.fetchval(f"SELECT count(*) FROM {RAW_TABLE}")
+        await admin.close()
+        rows_ok = rows == 1 + created and raw_rows == raw_inserted
+        print(f"\ncorrectness: rows in events = {rows:,}; 1 (campaign) + {created:,} created answers = {1 + created:,} "
+              f"-> {'OK' if rows == 1 + created else 'MISMATCH'}; "
+              f"{RAW_TABLE} rows = {raw_rows:,} vs {raw_inserted:,} inserts -> "
+              f"{'OK' if raw_rows == raw_inserted else 'MISMATCH'}")
+        facts["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        print(f"load average at end: {facts['loadavg_at_end']}")
+
+    report = {"machine": facts, "args": vars(args), "figures": figures, "table_md": table,
+              "rounds": [p.summary() for p in [*ours_phases, *raw_phases]],
+              "warmup": [warm_ours.summary(), warm_raw.summary()],
+              "correctness": {"events_rows": rows, "created": created, "raw_rows": raw_rows,
+                              "raw_inserted": raw_inserted, "ok": rows_ok}}
+    return (0 if rows_ok and figures["ours_failed"] == 0 else 1), report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each timed phase")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent HTTP clients (ours)")
+    parser.add_argument("--raw-conns", type=int, default=8, help="asyncpg connections (raw limit)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of ours and raw")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="cap on requests/rows per phase")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.seconds > 300 or args.clients < 1 or args.raw_conns < 1 or args.rounds < 1:
+        parser.error("need 0 < --seconds <= 300 and at least one client, connection and round")
+    return args
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def main() -> int:
+    args = parse_args()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # both clean up like Ctrl-C, even when started in background
+        signal.signal(sig, signal.default_int_handler)
+    data_dir = Path(tempfile.mkdtemp(prefix="qmstats-bench-"))
+    server = QmstatsServer(data_dir)
+    try:
+        server.start()
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            status, report = runner.run(benchmark(args, server))
+        if args.json:
+            Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+            print(f"wrote {args.json}")
+        return status
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping the server", file=sys.stderr)
+        return 130
+    except Exception:
+        print(f"--- {server.status()}; serve output (tail) ---\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
