@@ -47,6 +47,9 @@ UNAVAILABLE_ERRORS: Final = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # What asyncpg raises on the next query when the server terminated an idle pooled connection
+    # (pg_terminate_backend, failover): "cannot switch to state 15" (MagicStack/asyncpg#784).
+    asyncpg.InternalClientError,
     TimeoutError,
 )
 

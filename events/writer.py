@@ -117,7 +117,13 @@ class GroupCommitWriter:
                 raise
             log.warning("group insert refused by the database; retrying request by request", requests=len(group))
             for item in group:
-                await self._commit_group([item])
+                # A request the database refuses on its own answers only its own caller.
+                try:
+                    await self._commit_group([item])
+                except Exception as exc:
+                    log.exception("request refused by the database", request_id=item[0].request_id)
+                    if not item[1].done():
+                        item[1].set_exception(exc)
             return
         events = 0
         for (_, future), outcome in zip(group, outcomes, strict=True):
