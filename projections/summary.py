@@ -118,6 +118,10 @@ class CampaignSummary:
     text_en: str
 
 
+def _date_zh(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 def percent(numerator: Decimal, denominator: Decimal) -> str | None:
     """A ratio as a percentage with one decimal, half-even ("91.5%")."""
     if denominator == 0:
@@ -166,8 +170,8 @@ def summarise(*, campaign: str, theme: str, starts_on: date, ends_on: date, fina
     passed, sampled = national.get(spec.numerator, Decimal(0)), national.get(spec.denominator, Decimal(0))
     rate = SummaryPassRate(ratio(passed, sampled), percent(passed, sampled), int(passed), int(sampled))
     status_zh = "最终数据" if final else f"临时数据，截至第{position}条事件"
-    head_zh = (f"{starts_on.year}年全国“质量月”活动以“{theme}”为主题，于{starts_on:%Y年%m月%d日}至"
-               f"{ends_on:%Y年%m月%d日}举行（{status_zh}）。全国{len(expected)}个省（区、市）中有"
+    head_zh = (f"{starts_on.year}年全国“质量月”活动以“{theme}”为主题，于{_date_zh(starts_on)}至"
+               f"{_date_zh(ends_on)}举行（{status_zh}）。全国{len(expected)}个省（区、市）中有"
                f"{len([r for r in reported if r in expected])}个报送了活动数据。")
     status_en = "final figures" if final else f"provisional figures as of event {position}"
     head_en = (f"Quality Month {starts_on.year} (theme: {theme}) ran from {starts_on} to {ends_on} ({status_en}). "

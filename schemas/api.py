@@ -275,3 +275,49 @@ class Provenance(BaseModel):
     events: list[ContributionItem]
     next_after: int
     complete: bool = Field(description="true on the last page")
+
+
+class SummaryFigureOut(BaseModel):
+    """One metric in the summary: the exact value beside its phrase."""
+
+    value: int | str
+    unit: str
+    label_zh: str
+    label_en: str
+    phrase_zh: str = Field(description="the 概数 phrase, e.g. 上千, 3.5亿, 近300万")
+    qualifier: str | None
+    interval: list[str] = Field(description="[low, high] the phrase promises the exact value lies in")
+    sentence_zh: str
+    sentence_en: str
+
+
+class Coverage(BaseModel):
+    reported: int
+    expected: int
+    provinces_reported: list[str]
+    provinces_missing: list[str]
+
+
+class SummaryPassRateOut(BaseModel):
+    ratio: str | None
+    percent: str | None
+    passed: int
+    sampled: int
+
+
+class Summary(BaseModel):
+    """GET /v1/campaigns/{c}/summary?format=json: final after close (frozen), provisional before."""
+
+    campaign: str
+    theme: str
+    starts_on: date
+    ends_on: date
+    final: bool
+    position: int = Field(description="the log position the figures reflect (the close event when final)")
+    close_number: int | None = Field(description="which close this reflects: 1 for the first, 2 after a reopen…")
+    coverage: Coverage
+    figures: dict[str, SummaryFigureOut]
+    pass_rate: SummaryPassRateOut
+    provinces: dict[str, dict[str, int | str]]
+    text_zh: str
+    text_en: str

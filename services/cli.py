@@ -275,6 +275,28 @@ def replay(
 
 
 @app.command()
+def report(
+    campaign: Annotated[str, typer.Option(help="campaign id, e.g. 2017")],
+    fmt: Annotated[str, typer.Option("--format", help="json, md, html or csv")] = "md",
+    lang: Annotated[str, typer.Option(help="zh or en")] = "zh",
+    data_dir: DataDir = None,
+) -> None:
+    """Write the year-end summary (final after close, provisional before) to stdout."""
+    from services.handlers.summary import CONTENT_TYPES, render
+    from services.summaries import load_summary
+
+    if fmt not in CONTENT_TYPES or lang not in ("zh", "en"):
+        err.print("[red]error:[/red] --format is json, md, html or csv; --lang is zh or en")
+        raise typer.Exit(1)
+
+    async def run() -> str:
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            return render(fmt, lang, await load_summary(conn, campaign))
+
+    sys.stdout.write(_run(run()))
+
+
+@app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply pending database migrations (idempotent)."""
     settings = _settings(data_dir=data_dir)

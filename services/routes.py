@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from events.catalogue import CATALOGUE
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
-from services.handlers import audit, campaigns, dashboard, events, meta
+from services.handlers import audit, campaigns, dashboard, events, meta, summary
 from services.middleware import ROLES_KEY, Handler
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
@@ -77,6 +77,11 @@ def _routes() -> list[Route]:
               "The events behind one figure, with effective contributions", responses={200: api.Provenance},
               query=[_REGION, _AFTER, _LIMIT, QueryParam("at_position", {"type": "integer", "minimum": 0})],
               errors=[404, 422, 503]),
+        Route("GET", "/v1/campaigns/{campaign}/summary", summary.summary,
+              "Year-end summary: exact totals beside 概数 phrases (final after close, provisional before)",
+              responses={200: api.Summary},
+              query=[QueryParam("format", {"type": "string", "enum": ["json", "md", "html", "csv"]}),
+                     QueryParam("lang", {"type": "string", "enum": ["zh", "en"]})], errors=[404, 422, 503]),
         Route("GET", "/v1/catalogue", meta.catalogue, "Event types, metrics, units",
               responses={200: api.Catalogue}),
         Route("GET", "/v1/regions", meta.regions, "Child regions of a region",

@@ -1,0 +1,46 @@
+"""GET /v1/campaigns/{c}/summary in json, md, html or csv; zh or en."""
+
+from aiohttp import web
+
+from events.store import translated_errors
+from projections.summary import CampaignSummary
+from services.appkeys import DASHBOARD_CACHE, POOL
+from services.errors import InvalidParameter
+from services.middleware import allow
+from services.reports import render_csv, render_html, render_markdown, summary_model
+from services.summaries import load_summary
+
+CONTENT_TYPES = {"json": "application/json", "md": "text/markdown", "html": "text/html", "csv": "text/csv"}
+
+
+def render(summary_format: str, lang: str, summary: CampaignSummary) -> str:
+    """The summary body in a format (shared by the API and `qmstats report`)."""
+    if summary_format == "json":
+        return summary_model(summary).model_dump_json()
+    if summary_format == "md":
+        return render_markdown(summary, "zh" if lang == "zh" else "en")
+    if summary_format == "html":
+        return render_html(summary, "zh" if lang == "zh" else "en")
+    return render_csv(summary)
+
+
+@allow("viewer", "auditor")
+async def summary(request: web.Request) -> web.Response:
+    """The year-end summary: frozen at the last close (byte for byte the same later), provisional before."""
+    fmt = request.query.get("format", "json")
+    lang = request.query.get("lang", "zh")
+    if fmt not in CONTENT_TYPES:
+        raise InvalidParameter("format must be json, md, html or csv")
+    if lang not in ("zh", "en"):
+        raise InvalidParameter("lang must be zh or en")
+    campaign = request.match_info["campaign"]
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        loaded = await load_summary(conn, campaign)
+    key = ("summary", campaign, loaded.position, loaded.final, fmt, lang)
+    body = request.app[DASHBOARD_CACHE].get(key)
+    if body is None:
+        body = render(fmt, lang, loaded).encode()
+        request.app[DASHBOARD_CACHE].put(key, body)
+    response = web.Response(body=body, content_type=CONTENT_TYPES[fmt], charset="utf-8")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
