@@ -26,7 +26,8 @@ def format_timestamp(moment: datetime) -> str:
     """A timestamp in the canonical UTC form, microsecond precision."""
     if moment.tzinfo is None:
         raise ValueError("canonical timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: strftime("%Y") does not pad years before 1000 on every platform.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -32,13 +32,14 @@ def _parse_money(value: Any) -> Decimal:
         exponent = amount.as_tuple().exponent
     except InvalidOperation as exc:  # pragma: no cover - Decimal(str) above already validated
         raise ValueError("money is not a number") from exc
-    if not isinstance(exponent, int) or (exponent < -2 and amount != amount.quantize(_CENT)):
-        raise ValueError("money has more than 2 decimal places")
+    # Bounds first: quantizing a number with more than 28 digits raises InvalidOperation.
     if amount < 0:
         raise ValueError("money cannot be negative")
     if amount > MAX_YUAN:
         raise ValueError(f"money above {MAX_YUAN} yuan in one event")
-    return amount.quantize(_CENT)
+    if not isinstance(exponent, int) or (exponent < -2 and amount != amount.quantize(_CENT)):
+        raise ValueError("money has more than 2 decimal places")
+    return amount.quantize(_CENT).copy_abs()  # copy_abs: a JSON -0.0 is stored as "0.00", not "-0.00"
 
 
 Money = Annotated[
@@ -53,13 +54,14 @@ Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
 
 Label = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"),
 ]
 """A short free-text label (product category, media channel): no control characters."""
 
 Text = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500,
+                      pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]+$"),
 ]
 """A sentence of free text (a theme, a reason): no control characters except newline and tab."""
 

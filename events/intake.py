@@ -5,13 +5,14 @@ decided later, under the append lock, by ``events.decide``.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from events.catalogue import CATALOGUE, EventType
 from events.errors import BatchTooLarge, ItemError, MalformedRequest, ValidationFailed
@@ -51,10 +52,21 @@ def parse_json(body: bytes) -> Any:
         raise MalformedRequest(f"malformed JSON: {exc}") from exc
 
 
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
 def _require_text_timestamp(value: Any) -> Any:
-    if not isinstance(value, str):
+    # pydantic would also read numbers, and strings of digits, as Unix times.
+    if not isinstance(value, str) or not _RFC3339_DATE.match(value):
         raise ValueError("occurred_at must be an RFC 3339 string with a UTC offset")
     return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+08:00 is before the first UTC instant
+        raise ValueError("occurred_at is out of range") from exc
 
 
 class Envelope(BaseModel):
@@ -67,7 +79,7 @@ class Envelope(BaseModel):
     schema_version: Annotated[int, Field(strict=True, ge=1)] = 1
     campaign: CampaignId
     region: RegionCode
-    occurred_at: Annotated[AwareDatetime, BeforeValidator(_require_text_timestamp)]
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_require_text_timestamp), AfterValidator(_in_utc)]
     data: dict[str, Any]
 
 
@@ -130,7 +142,7 @@ def _draft(index: int, raw: Any) -> DraftEvent | list[ItemError]:
     if event_type.kind == "correction":
         data["replacement"] = env.data["replacement"]  # validated once the original's type is known
     return DraftEvent(index, str(env.event_id), event_type, env.schema_version, env.campaign,
-                      env.region, env.occurred_at.astimezone(UTC), data)
+                      env.region, env.occurred_at, data)
 
 
 def read_events(body: Any, max_batch: int = MAX_BATCH) -> list[DraftEvent]:
