@@ -1,5 +1,6 @@
 """JSON and problem+json responses."""
 
+import json
 from typing import Any
 
 import orjson
@@ -22,6 +23,12 @@ def problem_response(mapped: Mapped, *, instance: str, request_id: str | None) -
     body: dict[str, Any] = {"type": mapped.kind.uri, "title": mapped.kind.title, "status": mapped.kind.status,
                             "detail": mapped.detail, "instance": instance, "request_id": request_id}
     body.update(mapped.extra)
-    response = web.Response(body=orjson.dumps(body), status=mapped.kind.status, headers=mapped.headers)
+    try:
+        payload = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # The error echoes client input (an event_id, a field name) that may hold lone surrogates,
+        # which UTF-8 cannot carry; the stdlib escapes them as \udXXX instead of failing.
+        payload = json.dumps(body, ensure_ascii=True).encode()
+    response = web.Response(body=payload, status=mapped.kind.status, headers=mapped.headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
