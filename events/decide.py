@@ -20,6 +20,7 @@ from events.errors import (
     DomainError,
     EventIdConflict,
     ItemError,
+    KeyRevoked,
     OutOfScope,
     ValidationFailed,
 )
@@ -110,6 +111,7 @@ class LogState:
     events: dict[str, KnownEvent] = field(default_factory=dict)
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     region_lists: dict[int, frozenset[str]] = field(default_factory=dict)
+    revoked_keys: frozenset[str] = frozenset()
 
 
 def check_scope(drafts: list[DraftEvent], actor: Actor) -> None:
@@ -157,6 +159,8 @@ class GroupDecider:
             return error
 
     def _decide(self, request: AppendRequest) -> Accepted:
+        if request.actor.key_id in self._state.revoked_keys:
+            raise KeyRevoked(f"key {request.actor.key_id} has been revoked")
         errors: list[ItemError] = []
         seen: dict[str, KnownEvent] = {}
         normalised: list[tuple[DraftEvent, dict[str, Any], bytes] | None] = []

@@ -64,6 +64,10 @@ class OutOfScope(DomainError):
     """The key may not act on this region."""
 
 
+class KeyRevoked(DomainError):
+    """The key that sent the request was revoked (checked again under the append lock)."""
+
+
 class NotFound(DomainError):
     """The thing asked for does not exist."""
 

@@ -63,36 +63,32 @@ async def translated_errors() -> AsyncIterator[None]:
         raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
 
 
-async def load_state(conn: Connection, drafts: Sequence[DraftEvent]) -> LogState:
-    """Take the append lock and read what deciding these drafts needs. Call inside a transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-    head = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-    state = LogState(head["position"], bytes(head["hash"])) if head else LogState(0, bytes(32))
+async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = ()) -> LogState:
+    """Take the append lock and read what deciding these drafts needs, in one round trip. Call in a transaction."""
     ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
-    for row in await conn.fetch(
-        """SELECT e.event_id::text AS event_id, e.position, e.type, e.schema_version, e.campaign, e.region,
-                  e.content_hash,
-                  EXISTS (SELECT FROM events r WHERE r.target_event_id = e.event_id
-                                                 AND r.type = 'event_retracted') AS retracted
-             FROM events e WHERE e.event_id = ANY($1::uuid[])""",
-        list(ids),
-    ):
-        state.events[row["event_id"]] = KnownEvent(
-            row["event_id"], row["position"], row["type"], row["schema_version"], row["campaign"],
-            row["region"], bytes(row["content_hash"]), row["retracted"])
-    for campaign_id, history in (await read_campaigns(conn, list({d.campaign for d in drafts}))).items():
-        state.campaigns[campaign_id] = history.state
-    years = list({c.starts_on.year for c in state.campaigns.values()})
+    raw = await conn.fetchval(
+        "SELECT qmstats_append_context($1, $2::uuid[], $3::text[], $4::text[], $5::text[])", APPEND_LOCK,
+        list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids)))
+    context = orjson.loads(raw)
+    head = context["head"]
+    state = LogState(head[0], bytes.fromhex(head[1])) if head else LogState(0, bytes(32))
+    for event_id, position, type_, version, campaign, region, digest, retracted in context["events"]:
+        state.events[event_id] = KnownEvent(event_id, position, type_, version, campaign, region,
+                                            bytes.fromhex(digest), retracted)
+    by_campaign: dict[str, list[tuple[int, str, str, dict[str, Any]]]] = {}
+    for position, event_id, campaign, type_, data in context["lifecycle"]:
+        by_campaign.setdefault(campaign, []).append((position, event_id, type_, data))
+    for campaign_id, lifecycle in by_campaign.items():
+        if (history := fold_lifecycle(lifecycle)) is not None:
+            state.campaigns[campaign_id] = history.state
+    years = {c.starts_on.year for c in state.campaigns.values()} & set(context["lists"])
     if years:
-        listed = {r["year"]: set[str]() for r in
-                  await conn.fetch("SELECT year FROM region_lists WHERE year = ANY($1::int[])", years)}
-        if listed:
-            for row in await conn.fetch(
-                "SELECT year, code FROM region_codes WHERE year = ANY($1::int[]) AND code = ANY($2::text[])",
-                list(listed), list({d.region for d in drafts}),
-            ):
-                listed[row["year"]].add(row["code"])
-            state.region_lists = {year: frozenset(codes) for year, codes in listed.items()}
+        listed: dict[int, set[str]] = {year: set() for year in years}
+        for year, code in context["codes"]:
+            if year in listed:
+                listed[year].add(code)
+        state.region_lists = {year: frozenset(codes) for year, codes in listed.items()}
+    state.revoked_keys = frozenset(context["revoked"])
     return state
 
 
@@ -118,19 +114,22 @@ async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
 
 async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
     """Insert recorded events in one statement and wake every listener. Call inside the lock."""
+    # One statement inserts and notifies: fewer round trips while holding the append lock.
     await conn.execute(
-        f"""INSERT INTO events ({_COLUMNS})
-            SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::smallint[], $5::text[], $6::text[],
-                                 $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::uuid[],
-                                 $12::jsonb[], $13::bytea[], $14::bytea[], $15::bytea[])""",
+        f"""WITH inserted AS (
+                INSERT INTO events ({_COLUMNS})
+                SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::smallint[], $5::text[], $6::text[],
+                                     $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::uuid[],
+                                     $12::jsonb[], $13::bytea[], $14::bytea[], $15::bytea[])
+                RETURNING position)
+            SELECT pg_notify($16, max(position)::text) FROM inserted""",
         [r.position for r in records], [r.event_id for r in records], [r.type for r in records],
         [r.schema_version for r in records], [r.campaign for r in records], [r.region for r in records],
         [r.occurred_at for r in records], [r.recorded_at for r in records], [r.recorded_by for r in records],
         [r.request_id for r in records], [r.target for r in records],
         [orjson.dumps(r.data).decode() for r in records], [r.content_hash for r in records],
-        [r.prev_hash for r in records], [r.hash for r in records],
+        [r.prev_hash for r in records], [r.hash for r in records], NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(records[-1].position))
 
 
 def record_columns() -> str:

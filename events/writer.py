@@ -147,7 +147,7 @@ async def append_in_transaction(conn: Connection, requests: list[AppendRequest],
                                 clock_skew: timedelta = timedelta(minutes=5)) -> tuple[list[Outcome], int]:
     """Decide and append requests in one transaction on ``conn``; returns each outcome and the new head."""
     async with conn.transaction():
-        state = await load_state(conn, [d for r in requests for d in r.drafts])
+        state = await load_state(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests])
         decider = GroupDecider(state, now, clock_skew)
         outcomes = [decider.decide(request) for request in requests]
         records = [rec for o in outcomes if isinstance(o, Accepted) for rec in o.records]

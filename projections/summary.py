@@ -123,10 +123,19 @@ def _date_zh(day: date) -> str:
 
 
 def percent(numerator: Decimal, denominator: Decimal) -> str | None:
-    """A ratio as a percentage with one decimal, half-even ("91.5%")."""
+    """A ratio as a percentage, half-even to one decimal ("91.5%").
+
+    More decimals are shown only where one decimal would state something false: 19999 of 20000
+    passing is "99.995%", never "100%", and 1 of 20000 is "0.005%", never "0%".
+    """
     if denominator == 0:
         return None
-    value = (numerator * 100 / denominator).quantize(PERCENT, rounding=ROUND_HALF_EVEN)
+    exact = numerator * 100 / denominator
+    places = PERCENT
+    value = exact.quantize(places, rounding=ROUND_HALF_EVEN)
+    while (value == 100 and numerator < denominator) or (value == 0 and numerator > 0):
+        places = places / 10
+        value = exact.quantize(places, rounding=ROUND_HALF_EVEN)
     return f"{value.normalize():f}%"
 
 
@@ -143,13 +152,18 @@ def _text_zh(figures: dict[str, SummaryFigure], rate: SummaryPassRate, head: str
     sentences = [head]
     opened = False
     for group in SENTENCES:
-        clauses = [figures[m].clause_zh for m in group if figures[m].value != 0]
+        shown = [m for m in group if figures[m].value != 0]
+        clauses = [figures[m].clause_zh for m in shown]
         if group[0] == "batches_sampled" and rate.percent_zh is not None and clauses:
-            clauses.insert(1, f"合格率{rate.percent_zh}")
+            # "抽查产品…批次，其中合格…批次，合格率91.5%": the rate follows the counts it is made of.
+            after = shown.index("batches_passed") if "batches_passed" in shown else shown.index("batches_sampled")
+            clauses.insert(after + 1, f"合格率{rate.percent_zh}")
         if not clauses:
             continue
         sentences.append(("全国共" if not opened else "") + "，".join(clauses) + "。")
         opened = True
+    if not opened:
+        sentences.append("尚无活动数据报送。")
     return "".join(sentences)
 
 
@@ -169,11 +183,12 @@ def summarise(*, campaign: str, theme: str, starts_on: date, ends_on: date, fina
     spec = RATIOS["pass_rate"]
     passed, sampled = national.get(spec.numerator, Decimal(0)), national.get(spec.denominator, Decimal(0))
     rate = SummaryPassRate(ratio(passed, sampled), percent(passed, sampled), int(passed), int(sampled))
-    status_zh = "最终数据" if final else f"临时数据，截至第{position}条事件"
+    status_zh = f"最终数据，第{close_number}次结束活动时冻结" if final else f"临时数据，截至第{position}条事件"
     head_zh = (f"{starts_on.year}年全国“质量月”活动以“{theme}”为主题，于{_date_zh(starts_on)}至"
                f"{_date_zh(ends_on)}举行（{status_zh}）。全国{len(expected)}个省（区、市）中有"
                f"{len([r for r in reported if r in expected])}个报送了活动数据。")
-    status_en = "final figures" if final else f"provisional figures as of event {position}"
+    status_en = (f"final figures, frozen at close number {close_number}" if final
+                 else f"provisional figures as of event {position}")
     head_en = (f"Quality Month {starts_on.year} (theme: {theme}) ran from {starts_on} to {ends_on} ({status_en}). "
                f"{len([r for r in reported if r in expected])} of {len(expected)} provinces reported.")
     return CampaignSummary(campaign, theme, starts_on, ends_on, final, position, close_number, reported, expected,

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -64,8 +65,10 @@ async def poll_projection(app: web.Application) -> None:
                 row = await conn.fetchrow(
                     "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
                     "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
-                    "(SELECT max(position) FROM events) AS head", CHECKPOINT)
+                    "(SELECT max(position) FROM events) AS head, "
+                    "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
             if row is not None:
+                state.tables = row["tables"]
                 state.saw_head(row["head"] or 0)
                 state.advance(row["position"] or 0, row["updated_at"])
         except Exception as exc:  # the poll is a fallback: report and keep polling
@@ -85,7 +88,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     setup_routes(app)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size)
+        pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                                 connect_timeout=settings.database_timeout_seconds,
+                                 command_timeout=settings.statement_timeout_seconds)
         app[POOL] = pool
         app[KEYRING] = KeyRing(pool)
         yield
@@ -96,7 +101,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             app[TELEMETRY].group_committed(group)
             app[PROJECTION].saw_head(group.head)
 
-        writer = GroupCommitWriter(app[POOL], max_group_events=settings.group_max_events, on_commit=committed)
+        writer = GroupCommitWriter(app[POOL], max_group_events=settings.group_max_events,
+                                   clock_skew=timedelta(seconds=settings.clock_skew_seconds), on_commit=committed)
         app[WRITER] = writer
         task = asyncio.create_task(writer.run(), name="group-commit-writer")
         app[STATE].writer_running = True

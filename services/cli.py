@@ -1,4 +1,4 @@
-"""The ``qmstats`` command line: serve, migrate, keys, campaigns, regions."""
+"""The ``qmstats`` command line: serve, migrate, keys, campaigns, regions, simulate."""
 
 import asyncio
 import sys
@@ -21,6 +21,7 @@ from services.database import DatabaseUrls, resolve_database
 from services.embedded import ensure_service_role
 from services.logs import configure_logging
 from services.settings import Settings
+from services.simulate.command import simulate
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="qmstats: National Quality Month statistics.")
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
@@ -29,6 +30,7 @@ regions_app = typer.Typer(no_args_is_help=True, help="Official region code lists
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(regions_app, name="regions")
+app.command()(simulate)
 
 err = Console(stderr=True)
 T = TypeVar("T")

@@ -10,6 +10,7 @@ from events.errors import (
     CampaignConflict,
     DomainError,
     EventIdConflict,
+    KeyRevoked,
     MalformedRequest,
     NotFound,
     OutOfScope,
@@ -43,6 +44,10 @@ class InvalidParameter(DomainError):
     """A query or path parameter is malformed."""
 
 
+class BodyTimeout(DomainError):
+    """The client did not send its whole body within the body-read timeout."""
+
+
 @dataclass(frozen=True, slots=True)
 class Mapped:
     """An exception translated for the wire."""
@@ -64,16 +69,18 @@ _DOMAIN: dict[type[DomainError], p.ProblemType] = {
     NotFound: p.NOT_FOUND,
     StoreUnavailable: p.UNAVAILABLE,
     Unauthenticated: p.UNAUTHENTICATED,
+    KeyRevoked: p.UNAUTHENTICATED,
     RateLimited: p.RATE_LIMITED,
     UnsupportedMediaType: p.UNSUPPORTED_MEDIA,
     NotAcceptable: p.NOT_ACCEPTABLE,
     InvalidParameter: p.INVALID_PARAMETER,
+    BodyTimeout: p.REQUEST_TIMEOUT,
 }
 
 _HTTP: dict[int, p.ProblemType] = {
     400: p.MALFORMED, 401: p.UNAUTHENTICATED, 403: p.FORBIDDEN, 404: p.NOT_FOUND, 405: p.METHOD_NOT_ALLOWED,
-    406: p.NOT_ACCEPTABLE, 413: p.TOO_LARGE, 415: p.UNSUPPORTED_MEDIA, 422: p.INVALID, 429: p.RATE_LIMITED,
-    503: p.UNAVAILABLE,
+    406: p.NOT_ACCEPTABLE, 408: p.REQUEST_TIMEOUT, 413: p.TOO_LARGE, 415: p.UNSUPPORTED_MEDIA, 422: p.INVALID,
+    429: p.RATE_LIMITED, 503: p.UNAVAILABLE,
 }
 
 
@@ -92,11 +99,15 @@ def map_exception(exc: BaseException) -> Mapped:
             headers["Retry-After"] = exc.retry_after
         elif isinstance(exc, StoreUnavailable):
             headers["Retry-After"] = "2"
+        elif isinstance(exc, Unauthenticated | KeyRevoked):
+            headers["WWW-Authenticate"] = 'Bearer realm="qmstats"'  # RFC 9110 §15.5.2, RFC 6750 §3
         return Mapped(kind, exc.detail, extra, headers)
     if isinstance(exc, web.HTTPException):
         kind = _HTTP.get(exc.status, p.ProblemType(f"http-{exc.status}", exc.reason, exc.status))
         detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else kind.title
         if exc.status == 413:
             detail = "the request body is larger than the limit"
-        return Mapped(kind, detail)
+        # A 405 must say which methods the resource allows (RFC 9110 §15.5.6).
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        return Mapped(kind, detail, headers=headers)
     return Mapped(p.INTERNAL, "an unexpected error occurred; it has been logged with this request id")

@@ -29,8 +29,10 @@ def summary_model(s: CampaignSummary) -> Summary:
             sentence_zh=f.sentence_zh, sentence_en=f.sentence_en) for m, f in s.figures.items()},
         pass_rate=SummaryPassRateOut(ratio=s.pass_rate.ratio, percent=s.pass_rate.percent_zh,
                                      passed=s.pass_rate.passed, sampled=s.pass_rate.sampled),
-        provinces={code: {m: display(m, totals.get(m, Decimal(0))) for m in METRICS}
-                   for code, totals in sorted(s.provinces.items())},
+        # Every expected province, as in the md, html and csv tables: which zero rows the read tables happen
+        # to hold (a province whose reports were all retracted or corrected away) is not a figure.
+        provinces={code: {m: display(m, s.provinces.get(code, {}).get(m, Decimal(0))) for m in METRICS}
+                   for code in sorted(set(s.provinces) | set(s.expected))},
         text_zh=s.text_zh, text_en=s.text_en)
 
 

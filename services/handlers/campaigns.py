@@ -14,7 +14,8 @@ from events.intake import parse_json
 from events.store import find_event, read_campaigns, translated_errors
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
 from services.appkeys import POOL, WRITER, api_key, request_id
-from services.handlers.events import require_json
+from services.handlers.events import read_body, require_json
+from services.handlers.params import campaign_path
 from services.middleware import allow
 from services.responses import json_response
 
@@ -22,7 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def _body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
-    raw = await request.read()
+    raw = await read_body(request)
     if optional and not raw.strip():
         return model()
     require_json(request)
@@ -44,8 +45,13 @@ async def _history(request: web.Request, campaign_id: str) -> CampaignHistory | 
 
 async def _append_lifecycle(request: web.Request, type_: str, campaign_id: str, data: dict[str, Any],
                             event_id: str | None = None) -> EventResult:
-    drafts = [lifecycle_draft(type_, campaign_id, data, event_id=event_id or str(uuid.uuid4()),
-                              now=datetime.now(UTC))]
+    try:
+        drafts = [lifecycle_draft(type_, campaign_id, data, event_id=event_id or str(uuid.uuid4()),
+                                  now=datetime.now(UTC))]
+    except ValidationFailed as exc:
+        # The client sent a body, not a batch item: no index, no server-made event_id, fields as in the body.
+        raise ValidationFailed([ItemError(None, None, e.loc[1:] if e.loc[:1] == ("data",) else e.loc, e.msg)
+                                for e in exc.errors]) from None
     accepted: Accepted = await request.app[WRITER].append(AppendRequest(drafts, api_key(request).actor,
                                                                         request_id(request)))
     item = accepted.results[0]
@@ -71,7 +77,7 @@ async def open_campaign(request: web.Request) -> web.Response:
 
 
 async def _change(request: web.Request, type_: str) -> web.Response:
-    campaign_id = request.match_info["campaign"]
+    campaign_id = campaign_path(request)
     body = await _body(request, CampaignChange, optional=True)
     if body.event_id is not None:
         async with translated_errors(), request.app[POOL].acquire() as conn:
@@ -125,7 +131,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
 @allow("viewer", "auditor", "reporter")
 async def get_campaign(request: web.Request) -> web.Response:
     """One campaign and its status."""
-    history = await _history(request, request.match_info["campaign"])
+    campaign_id = campaign_path(request)
+    history = await _history(request, campaign_id)
     if history is None:
-        raise NotFound(f"no campaign {request.match_info['campaign']}")
+        raise NotFound(f"no campaign {campaign_id}")
     return json_response(_summary(history))

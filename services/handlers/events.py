@@ -1,5 +1,7 @@
 """POST /v1/events (append) and GET /v1/events (read the log)."""
 
+import asyncio
+
 from aiohttp import hdrs, web
 
 from events.catalogue import CATALOGUE
@@ -11,8 +13,8 @@ from events.regions import code_prefix, is_within
 from events.store import LogFilter, read_page, translated_errors
 from schemas.api import AppendResponse, EventResult, EventsPage, StoredEvent
 from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
-from services.errors import InvalidParameter, UnsupportedMediaType
-from services.handlers.params import int_param, region_param
+from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
+from services.handlers.params import campaign_param, int_param, region_param
 from services.middleware import allow
 from services.responses import json_response
 
@@ -30,11 +32,21 @@ def require_json(request: web.Request) -> None:
         raise UnsupportedMediaType("JSON bodies must be UTF-8")
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole request body, or 408 when it has not arrived within the body-read timeout."""
+    # A client trickling its body must not hold a handler (and its memory) for ever.
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_seconds):
+            return await request.read()
+    except TimeoutError:
+        raise BodyTimeout(f"the body did not arrive within {request.app[SETTINGS].body_timeout_seconds:g} s") from None
+
+
 @allow("reporter")
 async def post_events(request: web.Request) -> web.Response:
     """Append one event or a batch, atomically; duplicates of earlier sends are answered, not stored."""
     require_json(request)
-    body = await request.read()
+    body = await read_body(request)
     drafts = read_events(parse_json(body), request.app[SETTINGS].max_batch_events)
     actor = api_key(request).actor
     check_scope(drafts, actor)
@@ -58,7 +70,7 @@ def log_filter(request: web.Request) -> tuple[LogFilter, str | None]:
         raise InvalidParameter(f"unknown event type {type_!r}")
     region = region_param(request)
     prefix = code_prefix(region) if region is not None else None
-    return LogFilter(after, request.query.get("campaign") or None, type_, prefix), region
+    return LogFilter(after, campaign_param(request), type_, prefix), region
 
 
 @allow("auditor")
