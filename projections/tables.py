@@ -72,8 +72,10 @@ async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict
     return {t: effective_fact(originals[t], later.get(t, [])) for t in targets if t in originals}
 
 
-def _numeric(value: int | Decimal) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)
+def _numeric(value: int | Decimal) -> str:
+    # Sent as text and cast in SQL: asyncpg's binary numeric encoder costs far more per value
+    # than str(), and a batch carries thousands of them (every metric at every region level).
+    return str(value)
 
 
 async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
@@ -91,7 +93,7 @@ async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, 
         keys = list(deltas.totals)
         await conn.execute(
             f"""INSERT INTO {tables.name('projection_totals')} AS t (campaign, region, parent, level, metric, value)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[])
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]::numeric[])
                 ON CONFLICT (campaign, region, metric) DO UPDATE SET value = t.value + excluded.value""",
             [k[0] for k in keys], [k[1] for k in keys], [parent_of(k[1]) for k in keys],
             [level_of(k[1]) for k in keys], [k[2] for k in keys], [_numeric(deltas.totals[k]) for k in keys])
@@ -99,7 +101,7 @@ async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, 
         keys_d = list(deltas.daily)
         await conn.execute(
             f"""INSERT INTO {tables.name('projection_daily')} AS t (campaign, region, metric, day, value)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[])
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[]::numeric[])
                 ON CONFLICT (campaign, region, metric, day) DO UPDATE SET value = t.value + excluded.value""",
             [k[0] for k in keys_d], [k[1] for k in keys_d], [k[2] for k in keys_d], [k[3] for k in keys_d],
             [_numeric(deltas.daily[k]) for k in keys_d])
@@ -107,7 +109,7 @@ async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, 
         keys_c = list(deltas.categories)
         await conn.execute(
             f"""INSERT INTO {tables.name('projection_categories')} AS t (campaign, region, metric, category, value)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[])
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::numeric[])
                 ON CONFLICT (campaign, region, metric, category) DO UPDATE SET value = t.value + excluded.value""",
             [k[0] for k in keys_c], [k[1] for k in keys_c], [k[2] for k in keys_c], [k[3] for k in keys_c],
             [_numeric(deltas.categories[k]) for k in keys_c])
@@ -169,6 +171,14 @@ async def daily_series(conn: Connection, campaign: str, region: str, metric: str
     rows = await conn.fetch(f"SELECT day, value FROM {tables.name('projection_daily')} "
                             "WHERE campaign = $1 AND region = $2 AND metric = $3", campaign, region, metric)
     return {r["day"]: r["value"] for r in rows}
+
+
+async def latest_report_day(conn: Connection, campaign: str, parent: str, tables: TableSet = LIVE) -> date | None:
+    """The latest day on which a child of ``parent`` has an effective fact, or None."""
+    day: date | None = await conn.fetchval(
+        f"SELECT max(day) FROM {tables.name('projection_reports')} WHERE campaign = $1 AND parent = $2 "
+        "AND events > 0", campaign, parent)
+    return day
 
 
 async def reporting_children(conn: Connection, campaign: str, parent: str, day: date | None,
