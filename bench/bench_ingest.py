@@ -29,46 +29,53 @@ The exit status is 1 if any request failed or the row count does not match; timi
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
-import importlib
-import importlib.metadata
 import itertools
-import os
-import platform
 import random
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import orjson
-import psutil
+from common import (
+    CST,
+    PySpy,
+    QmstatsServer,
+    Row,
+    add_common_args,
+    cpu_cores,
+    cpu_seconds,
+    create_keys,
+    factories,
+    header,
+    loadavg,
+    open_campaign,
+    percentile,
+    process_groups,
+    ratio_cell,
+    rows_json,
+    run_main,
+    scrape,
+    spread,
+    start_server,
+    verdict,
+)
 
 from events.regions import EXPECTED_PROVINCES
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-factories = importlib.import_module("tests.factories")  # tests/ is not an installed package
-
-QMSTATS = Path(sys.executable).parent / "qmstats"
-HOST = "127.0.0.1"
 EVENT_TYPES = ("raid_conducted", "publicity_held")
 CATEGORIES = ("liquor", "mooncake", "infant formula", "cosmetics", "auto parts", "electrical appliances",
               "pharmaceuticals", "building materials")
-CST = timezone(timedelta(hours=8))
 TARGET_RATIO = 2.0
 TARGET_P99_MS = 50.0
 RAW_TABLE = "bench_raw_events"
@@ -147,133 +154,6 @@ class Workload:
                 hashlib.sha256(prev_hash + content).digest())
 
 
-# --------------------------------------------------------------------------- the server under test
-
-
-@dataclass(frozen=True, slots=True)
-class Postmaster:
-    """What postmaster.pid says: line 1 pid, line 4 port, line 5 socket directory."""
-
-    pid: int
-    port: int
-    socket_dir: str
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def server_env() -> dict[str, str]:
-    """The environment for qmstats: inherited QMSTATS_* dropped (no external database), limits off."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QMSTATS_")}
-    env.update(QMSTATS_RATE_LIMIT_PER_SECOND="1000000000", QMSTATS_RATE_LIMIT_BURST="1000000000",
-               QMSTATS_LOG_LEVEL="warning")
-    return env
-
-
-class QmstatsServer:
-    """``qmstats serve`` as a subprocess on its own embedded PostgreSQL in ``data_dir``."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self.log_path = data_dir / "serve.log"
-        self._env = server_env()
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        """The serve process id."""
-        assert self._proc is not None
-        return self._proc.pid
-
-    def start(self) -> None:
-        """Launch serve in its own session, so a terminal Ctrl-C reaches only the benchmark."""
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                [str(QMSTATS), "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env=self._env, start_new_session=True)
-
-    def status(self) -> str:
-        """Whether serve and its PostgreSQL are still running, for error messages."""
-        serve = "not started" if self._proc is None else (
-            "running" if self._proc.poll() is None else f"exited with {self._proc.returncode}")
-        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
-        postgres = "running" if pid_file.exists() and psutil.pid_exists(int(pid_file.read_text().split()[0])) \
-            else "not running"
-        return f"qmstats serve: {serve}; PostgreSQL: {postgres}"
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of serve's output, for error messages."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    async def wait_ready(self, session: aiohttp.ClientSession, limit: float = 120.0) -> None:
-        """Poll /readyz until it answers 200; fail if serve exits or ``limit`` seconds pass."""
-        try:
-            async with asyncio.timeout(limit):
-                for attempt in itertools.count():
-                    if await self._ready(session):
-                        return
-                    await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
-        except TimeoutError:
-            raise RuntimeError(f"qmstats serve not ready after {limit:.0f} s:\n{self.log_tail()}") from None
-
-    async def _ready(self, session: aiohttp.ClientSession) -> bool:
-        assert self._proc is not None
-        if self._proc.poll() is not None:
-            raise RuntimeError(f"qmstats serve exited with {self._proc.returncode}:\n{self.log_tail()}")
-        try:
-            async with session.get(f"{self.url}/readyz") as resp:
-                return resp.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    def create_key(self, role: str, name: str, region: str | None = None) -> str:
-        """``qmstats keys create``; the token is the last line of its stdout."""
-        args = [str(QMSTATS), "keys", "create", "--role", role, "--name", name, "--data-dir", str(self.data_dir)]
-        if region is not None:
-            args += ["--region", region]
-        done = subprocess.run(args, capture_output=True, text=True, env=self._env, timeout=120, check=False)
-        if done.returncode != 0 or not done.stdout.strip():
-            raise RuntimeError(f"keys create --role {role} failed ({done.returncode}): {done.stderr.strip()}")
-        return done.stdout.strip().splitlines()[-1]
-
-    def postmaster(self) -> Postmaster:
-        """Read the embedded server's postmaster.pid."""
-        lines = (self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
-        return Postmaster(int(lines[0]), int(lines[3]), lines[4])
-
-    async def connect_superuser(self) -> asyncpg.Connection:
-        """The postgres superuser on the qmstats database, over the Unix socket."""
-        pm = self.postmaster()
-        return await asyncpg.connect(host=pm.socket_dir, port=pm.port, user="postgres", database="qmstats")
-
-    def stop(self) -> None:
-        """SIGTERM serve and wait (it stops its PostgreSQL on exit); stop PostgreSQL ourselves if it did not."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
-        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text().splitlines()[0])
-            if psutil.pid_exists(pid):
-                os.kill(pid, signal.SIGINT)  # PostgreSQL "fast" shutdown
-                try:
-                    psutil.Process(pid).wait(timeout=30)
-                except psutil.TimeoutExpired:
-                    os.kill(pid, signal.SIGKILL)
-
-
 # --------------------------------------------------------------------------- measurements
 
 
@@ -300,10 +180,7 @@ class Phase:
 
     def percentile_ms(self, q: float) -> float:
         """Nearest-rank percentile of the latencies, in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[max(0, min(len(ordered) - 1, int(q * len(ordered) + 0.5) - 1))] * 1000
+        return percentile(self.latencies, q) * 1000
 
     @property
     def failed(self) -> int:
@@ -318,47 +195,6 @@ class Phase:
                 "cpu_cores": {k: round(v, 2) for k, v in self.cpu_cores.items()},
                 "group_requests_mean": self.group_requests, "commits_per_s": self.commits_per_second,
                 "group_commit_ms_mean": self.commit_ms}
-
-
-def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, dict[int, float]]:
-    """User+system CPU seconds of each process, grouped by a label."""
-    out: dict[str, dict[int, float]] = {}
-    for label, group in pids.items():
-        out[label] = {}
-        for pid in group:
-            try:
-                t = psutil.Process(pid).cpu_times()
-            except psutil.Error:
-                continue
-            out[label][pid] = t.user + t.system
-    return out
-
-
-def process_groups(server: QmstatsServer) -> dict[str, list[int]]:
-    """The benchmark client, the qmstats server and every PostgreSQL process."""
-    postmaster = psutil.Process(server.postmaster().pid)
-    return {"client": [os.getpid()], "qmstats": [server.pid],
-            "postgres": [postmaster.pid] + [c.pid for c in postmaster.children(recursive=True)]}
-
-
-def cpu_cores(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
-              elapsed: float) -> dict[str, float]:
-    """Cores used per group during a phase (processes that exited during it are not counted)."""
-    return {label: sum(t - before[label].get(pid, 0.0) for pid, t in group.items()) / elapsed
-            for label, group in after.items()}
-
-
-async def scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    """The group-commit counters from /metrics."""
-    wanted = ("qmstats_group_requests_sum", "qmstats_group_requests_count", "qmstats_append_seconds_sum")
-    async with session.get(f"{url}/metrics") as resp:
-        text = await resp.text()
-    values = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            values[name] = float(value)
-    return values
 
 
 async def post_events(session: aiohttp.ClientSession, url: str, token: str, workload: Workload,
@@ -424,16 +260,23 @@ async def insert_rows(conns: list[asyncpg.Connection], workload: Workload, posit
     return phase
 
 
+GROUP_METRICS = ("qmstats_group_requests_sum", "qmstats_group_requests_count", "qmstats_append_seconds_sum")
+
+
 async def measured(run: Callable[[], Awaitable[Phase]], admin: asyncpg.Connection, server: QmstatsServer,
-                   session: aiohttp.ClientSession) -> Phase:
-    """Run a phase after a CHECKPOINT, adding CPU use per process group and the server's group sizes."""
+                   session: aiohttp.ClientSession, profile: Path | None = None, seconds: float = 0.0) -> Phase:
+    """Run a phase after a CHECKPOINT, adding CPU use per process group and the server's group sizes.
+
+    With ``profile``, py-spy records serve during the phase into that file (raw collapsed stacks).
+    """
     await admin.execute("CHECKPOINT")
     groups = process_groups(server)
-    metrics_before = await scrape(session, server.url)
+    metrics_before = await scrape(session, server.url, GROUP_METRICS)
     cpu_before = cpu_seconds(groups)
-    phase = await run()
+    with PySpy(server.pid, profile, seconds) if profile else contextlib.nullcontext():
+        phase = await run()
     phase.cpu_cores = cpu_cores(cpu_before, cpu_seconds(process_groups(server)), phase.elapsed)
-    metrics_after = await scrape(session, server.url)
+    metrics_after = await scrape(session, server.url, GROUP_METRICS)
 
     def delta(name: str) -> float:
         return metrics_after[name] - metrics_before[name]
@@ -447,11 +290,6 @@ async def measured(run: Callable[[], Awaitable[Phase]], admin: asyncpg.Connectio
 
 
 # --------------------------------------------------------------------------- reporting
-
-
-def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
-    """'median (min–max)'."""
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def describe(phase: Phase, label: str) -> str:
@@ -469,12 +307,9 @@ def describe(phase: Phase, label: str) -> str:
     return line
 
 
-def verdict(ok: bool) -> str:
-    return "pass" if ok else "falls short"
-
-
-def results_table(ours: list[Phase], raw: list[Phase], raw_conns: int) -> tuple[str, dict[str, Any]]:
-    """The markdown table (figure | ours | raw limit | ratio | target | verdict) and its figures."""
+def results_table(ours: list[Phase], raw: list[Phase], raw_conns: int, clients: int) \
+        -> tuple[str, dict[str, Any], list[Row]]:
+    """The markdown table (figure | ours | raw limit | ratio | target | verdict), its figures and summary rows."""
     o_rate, r_rate = [p.rate for p in ours], [p.rate for p in raw]
     o_p50, r_p50 = [p.percentile_ms(0.5) for p in ours], [p.percentile_ms(0.5) for p in raw]
     o_p99, r_p99 = [p.percentile_ms(0.99) for p in ours], [p.percentile_ms(0.99) for p in raw]
@@ -504,70 +339,32 @@ def results_table(ours: list[Phase], raw: list[Phase], raw_conns: int) -> tuple[
                "p50_ms": {"ours": o_p50, "raw": r_p50}, "p99_ms": {"ours": o_p99, "raw": r_p99},
                "ours_failed": failed, "group_requests_mean": groups, "group_commit_ms_mean": commit_ms,
                "raw_connections": raw_conns}
-    return "\n".join(rows), figures
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else whatever platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                platform.processor())
-
-
-def machine_facts(pg_version: str, pg_settings: dict[str, str]) -> dict[str, Any]:
-    """What the figures depend on."""
-    try:
-        loop = f"uvloop {importlib.metadata.version('uvloop')}"
-    except importlib.metadata.PackageNotFoundError:
-        loop = "asyncio"
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), "cpu_model": cpu_model(),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "kernel": platform.release(),
-            "python": platform.python_version(), "postgresql": pg_version, "pg_settings": pg_settings,
-            "aiohttp": aiohttp.__version__, "asyncpg": asyncpg.__version__, "client_loop": loop,
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-
-
-def print_header(facts: dict[str, Any]) -> None:
-    settings = ", ".join(f"{k}={v}" for k, v in facts["pg_settings"].items())
-    print(f"# qmstats ingest benchmark — {facts['date']}")
-    print(f"machine:    {facts['cpus']} CPUs ({facts['cpu_model']}), {facts['memory_gib']} GiB, "
-          f"kernel {facts['kernel']}, load average at start {facts['loadavg_at_start']}")
-    print(f"software:   Python {facts['python']}, PostgreSQL {facts['postgresql']}, aiohttp {facts['aiohttp']}, "
-          f"asyncpg {facts['asyncpg']}, load generator loop: {facts['client_loop']}")
-    print(f"postgres:   {settings}")
+    summary = [
+        Row(f"single-event POSTs, {clients} clients: events/s", spread(o_rate),
+            f"{spread(r_rate)} (raw INSERT 1/tx, {raw_conns} conns)", ratio_cell(o_rate, r_rate),
+            f"≥ {TARGET_RATIO:.0f}× raw", verdict(ratio >= TARGET_RATIO),
+            {"ours": o_rate, "limit": r_rate, "ratio": ratio}),
+        Row("single-event POSTs: p99 latency, ms", spread(o_p99, ms), f"{spread(r_p99, ms)} (raw)", "–",
+            f"< {TARGET_P99_MS:.0f} ms", verdict(p99 < TARGET_P99_MS), {"ours": o_p99, "limit": r_p99}),
+    ]
+    return "\n".join(rows), figures, summary
 
 
 # --------------------------------------------------------------------------- the run
 
 
-async def open_campaign(session: aiohttp.ClientSession, url: str, admin_token: str) -> None:
-    async with session.post(f"{url}/v1/campaigns", json=factories.CAMPAIGN,
-                            headers={"Authorization": f"Bearer {admin_token}"}) as resp:
-        if resp.status != 201:
-            raise RuntimeError(f"opening campaign 2017 answered {resp.status}: {await resp.text()}")
-
-
-async def pg_facts(admin: asyncpg.Connection) -> tuple[str, dict[str, str]]:
-    names = ("fsync", "synchronous_commit", "wal_sync_method", "full_page_writes", "shared_buffers", "commit_delay")
-    settings = {n: await admin.fetchval(f"SHOW {n}") for n in names}
-    return await admin.fetchval("SHOW server_version"), settings
-
-
-async def benchmark(args: argparse.Namespace, server: QmstatsServer) -> tuple[int, dict[str, Any]]:
-    """Everything once serve has been launched; returns the exit status and the report."""
+async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data_dir: Path) \
+        -> tuple[int, dict[str, Any]]:
+    """Start serve in ``data_dir``, run every phase; returns the exit status and the report."""
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=args.clients)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        await server.wait_ready(session)
-        admin_token = await asyncio.to_thread(server.create_key, "admin", "bench admin")
-        reporter_token = await asyncio.to_thread(server.create_key, "reporter", "bench reporter (nation)", "000000")
-        await open_campaign(session, server.url, admin_token)
+        server = await start_server(servers, data_dir, session)
+        keys = await create_keys(server, ("admin", "reporter"))
+        await open_campaign(session, server.url, keys.admin)
 
         admin = await server.connect_superuser()
-        pg_version, settings = await pg_facts(admin)
-        facts = machine_facts(pg_version, settings)
-        print_header(facts)
+        facts = await header("qmstats ingest benchmark", admin)
         await admin.execute(f"CREATE TABLE {RAW_TABLE} (LIKE events INCLUDING ALL)")
         raw_conns = [await server.connect_superuser() for _ in range(args.raw_conns)]
         workload = Workload()
@@ -579,14 +376,14 @@ async def benchmark(args: argparse.Namespace, server: QmstatsServer) -> tuple[in
               f"{len(workload.regions)} regions\n")
 
         def ours() -> Awaitable[Phase]:
-            return post_events(session, server.url, reporter_token, workload, args.seconds, args.clients,
+            return post_events(session, server.url, keys.reporter, workload, args.seconds, args.clients,
                                args.max_requests)
 
         def raw() -> Awaitable[Phase]:
             return insert_rows(raw_conns, workload, positions, args.seconds, args.max_requests)
 
         warm = min(2.0, args.seconds / 5)
-        warm_ours = await post_events(session, server.url, reporter_token, workload, warm, args.clients,
+        warm_ours = await post_events(session, server.url, keys.reporter, workload, warm, args.clients,
                                       args.max_requests)
         warm_raw = await insert_rows(raw_conns, workload, positions, warm, args.max_requests)
         print(describe(warm_ours, "warm-up ours"))
@@ -595,14 +392,15 @@ async def benchmark(args: argparse.Namespace, server: QmstatsServer) -> tuple[in
         ours_phases: list[Phase] = []
         raw_phases: list[Phase] = []
         for n in range(1, args.rounds + 1):
-            ours_phases.append(await measured(ours, admin, server, session))
-            print(describe(ours_phases[-1], f"round {n} ours"))
+            profile = Path(args.profile_dir) / f"ingest_serve_round{n}.txt" if args.profile_dir else None
+            ours_phases.append(await measured(ours, admin, server, session, profile, args.seconds))
+            print(describe(ours_phases[-1], f"round {n} ours"), flush=True)
             raw_phases.append(await measured(raw, admin, server, session))
-            print(describe(raw_phases[-1], f"round {n} raw"))
+            print(describe(raw_phases[-1], f"round {n} raw"), flush=True)
         for conn in raw_conns:
             await conn.close()
 
-        table, figures = results_table(ours_phases, raw_phases, args.raw_conns)
+        table, figures, rows_out = results_table(ours_phases, raw_phases, args.raw_conns, args.clients)
         print(f"\n## median ({args.rounds} rounds), min–max; target: single-event POSTs with {args.clients} "
               f"clients ≥ {TARGET_RATIO:.0f}× raw {args.raw_conns}-conn one-insert-per-tx, "
               f"p99 < {TARGET_P99_MS:.0f} ms\n")
@@ -618,10 +416,11 @@ async def benchmark(args: argparse.Namespace, server: QmstatsServer) -> tuple[in
               f"-> {'OK' if rows == 1 + created else 'MISMATCH'}; "
               f"{RAW_TABLE} rows = {raw_rows:,} vs {raw_inserted:,} inserts -> "
               f"{'OK' if raw_rows == raw_inserted else 'MISMATCH'}")
-        facts["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        facts["loadavg_at_end"] = loadavg()
         print(f"load average at end: {facts['loadavg_at_end']}")
 
-    report = {"machine": facts, "args": vars(args), "figures": figures, "table_md": table,
+    report = {"benchmark": "ingest", "machine": facts, "args": vars(args), "figures": figures, "table_md": table,
+              "rows": rows_json(rows_out),
               "rounds": [p.summary() for p in [*ours_phases, *raw_phases]],
               "warmup": [warm_ours.summary(), warm_raw.summary()],
               "correctness": {"events_rows": rows, "created": created, "raw_rows": raw_rows,
@@ -636,44 +435,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--raw-conns", type=int, default=8, help="asyncpg connections (raw limit)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of ours and raw")
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap on requests/rows per phase")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
+    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.seconds > 300 or args.clients < 1 or args.raw_conns < 1 or args.rounds < 1:
         parser.error("need 0 < --seconds <= 300 and at least one client, connection and round")
     return args
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def main() -> int:
     args = parse_args()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # both clean up like Ctrl-C, even when started in background
-        signal.signal(sig, signal.default_int_handler)
-    data_dir = Path(tempfile.mkdtemp(prefix="qmstats-bench-"))
-    server = QmstatsServer(data_dir)
-    try:
-        server.start()
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
-            status, report = runner.run(benchmark(args, server))
-        if args.json:
-            Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-            print(f"wrote {args.json}")
-        return status
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping the server", file=sys.stderr)
-        return 130
-    except Exception:
-        print(f"--- {server.status()}; serve output (tail) ---\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    return run_main(lambda servers, data_dir: benchmark(args, servers, data_dir), json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ async def verify_log(conn: Connection, *, pinned: tuple[int, bytes] | None = Non
     return verifier.report()
 
 
-async def verify_campaign(conn: Connection, campaign: str, *, page: int = 5000) -> ChainReport:
-    """Check each event of one campaign: its own hash, and its link to the event before it in the log."""
+async def verify_campaign(conn: Connection, campaign: str, *, pinned: tuple[int, bytes] | None = None,
+                          page: int = 5000) -> ChainReport:
+    """Check each event of one campaign: its own hash, and its link to the event before it in the log;
+    with ``pinned``, also that the hash stored at that position is the pinned one."""
     checked, bad, last_position, last_hash = 0, None, 0, b""
     after = 0
     while events := await read_page(conn, LogFilter(after=after, campaign=campaign), page):
@@ -33,6 +35,13 @@ async def verify_campaign(conn: Connection, campaign: str, *, page: int = 5000) 
             expected_prev = previous.get(event.position - 1, bytes(32) if event.position == 1 else None)
             if bad is None and (event.prev_hash != expected_prev or event.computed_hash() != event.hash):
                 bad = event.position
+                if expected_prev is None:  # the event before it is gone: the log breaks where that gap starts
+                    bad = 1 + int(await conn.fetchval(
+                        "SELECT coalesce(max(position), 0) FROM events WHERE position < $1", event.position))
         after = last_position = events[-1].position
         last_hash = events[-1].hash
+    if pinned is not None:
+        stored = await conn.fetchval("SELECT hash FROM events WHERE position = $1", pinned[0])
+        if stored is None or bytes(stored) != pinned[1]:
+            bad = pinned[0] if bad is None else min(bad, pinned[0])
     return ChainReport(bad is None, checked, bad, last_position, last_hash)

@@ -9,9 +9,13 @@ live tables in one snapshot.
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import orjson
+
+from events.catalogue import CATALOGUE
 from events.records import RecordedEvent
-from events.regions import is_within, level_of, parent_of
+from events.regions import ancestors_and_self, code_prefix, is_within, level_of, parent_of
 from events.store import Connection, record_columns, record_from_row
+from events.upcasting import upcast
 from projections.fold import Deltas, Fold
 from projections.tables import checkpoint, known_facts
 
@@ -74,8 +78,53 @@ async def figures_at(conn: Connection, campaign: str, position: int) -> Deltas:
     if position <= live - position:
         return await fold_range(conn, campaign, 0, position)
     figures = await live_deltas(conn, campaign)
-    figures.merge(await fold_range(conn, campaign, position, live), sign=-1)
+    later = await fold_range(conn, campaign, position, live)
+    figures.merge(later, sign=-1)
+    await _drop_keys_born_later(conn, campaign, position, figures, later)
     return figures
+
+
+async def _drop_keys_born_later(conn: Connection, campaign: str, position: int, figures: Deltas,
+                                later: Deltas) -> None:
+    """Remove from a backward answer the keys that events after ``position`` created.
+
+    The live tables keep a row once any event touched it, so live - fold(N, P] also holds, with value 0,
+    the regions and categories first reported after N, which the figures at N did not have (a child or
+    a category with zeros that was not there). Only a key that comes out 0 can be such a key; whether it
+    existed at N is settled by the campaign's facts and corrections up to N within those regions.
+    """
+    nonzero = {r for (_, r, _), v in figures.totals.items() if v}
+    regions = {r for (_, r, _) in later.totals} - nonzero
+    categories = {k for k in later.categories if not figures.categories[k]}
+    if not regions and not categories:
+        return
+    scopes = regions | {k[1] for k in categories}
+    prefixes = [f"{p}%" for p in {code_prefix(s) or "" for s in scopes}]
+    seen_regions: set[str] = set()
+    seen_categories: set[tuple[str, str, str]] = set()
+    after = 0
+    while rows := await conn.fetch(
+            "SELECT e.position, e.region, e.type, e.schema_version, e.data, coalesce(t.type, e.type) AS fact_type "
+            "FROM events e LEFT JOIN events t ON t.event_id = e.target_event_id "
+            "WHERE e.campaign = $1 AND e.position > $2 AND e.position <= $3 AND e.region LIKE ANY($4::text[]) "
+            "AND e.type <> 'event_retracted' ORDER BY e.position LIMIT 5000", campaign, after, position, prefixes):
+        after = rows[-1]["position"]
+        for row in rows:
+            spec = CATALOGUE.get(row["fact_type"])
+            if spec is None or spec.kind != "fact":
+                continue
+            data = orjson.loads(row["data"])
+            _, data = (upcast(spec.name, spec.latest_version, data["replacement"]) if row["type"] == "event_corrected"
+                       else upcast(spec.name, row["schema_version"], data))
+            category = data.get(spec.category_field) if spec.category_field else None
+            for region in ancestors_and_self(row["region"]):
+                seen_regions.add(region)
+                if category is not None:
+                    seen_categories.update((region, m.name, category) for m in spec.metrics)
+    for key in [k for k in figures.totals if k[0] == campaign and k[1] in regions and k[1] not in seen_regions]:
+        del figures.totals[key]
+    for key_c in [k for k in categories if (k[1], k[2], k[3]) not in seen_categories]:
+        del figures.categories[key_c]
 
 
 def region_view(deltas: Deltas, campaign: str, region: str) -> tuple[dict[str, Decimal], dict[str, dict[str, Decimal]]]:

@@ -65,10 +65,12 @@ async def compare(conn: Connection, a: TableSet, b: TableSet) -> dict[str, int]:
     """Rows whose non-zero figure differs between two sets, per table."""
     out: dict[str, int] = {}
     for table, (keys, value) in _COMPARED.items():
-        query = (f"SELECT count(*) FROM ((SELECT {keys}, {value} FROM {a.name(table)} WHERE {value} <> 0 "
+        # A row whose figure differs appears on both sides of the symmetric difference: count its key once.
+        query = (f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM ("
+                 f"(SELECT {keys}, {value} FROM {a.name(table)} WHERE {value} <> 0 "
                  f"EXCEPT SELECT {keys}, {value} FROM {b.name(table)} WHERE {value} <> 0) UNION ALL "
                  f"(SELECT {keys}, {value} FROM {b.name(table)} WHERE {value} <> 0 "
-                 f"EXCEPT SELECT {keys}, {value} FROM {a.name(table)} WHERE {value} <> 0)) AS d")
+                 f"EXCEPT SELECT {keys}, {value} FROM {a.name(table)} WHERE {value} <> 0)) AS d) AS k")
         out[table] = int(await conn.fetchval(query))
     return out
 

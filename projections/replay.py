@@ -20,6 +20,8 @@ class Replayed:
     deltas: Deltas
     campaigns: list[str]
     last_position: int
+    unresolved: int = 0
+    """Corrections and retractions of facts the file does not hold (a --region export), left out of the figures."""
 
 
 def read_export(path: Path) -> Iterator[RecordedEvent]:
@@ -42,10 +44,20 @@ def replay(path: Path) -> Replayed:
     remember = _targets(read_export(path))
     verifier = ChainVerifier(gaps_allowed=True)
     fold = Fold(remember=remember)
+    held: set[str] = set()  # facts in the file that something refers to
+    unresolved = 0
     campaigns: dict[str, None] = {}
     for event in read_export(path):
         verifier.feed([event])
-        fold.apply(event)
+        target = event.target
+        if target is not None and target not in held:
+            # A filtered export can hold a correction without its original (moved into the region): what
+            # it replaced is not in the file, so it cannot be folded; it is counted instead.
+            unresolved += 1
+        else:
+            fold.apply(event)
+            if event.event_id in remember:
+                held.add(event.event_id)
         campaigns.setdefault(event.campaign)
     report = verifier.report()
-    return Replayed(report, verifier.gaps == 0, fold.deltas, list(campaigns), report.last_position)
+    return Replayed(report, verifier.gaps == 0, fold.deltas, list(campaigns), report.last_position, unresolved)

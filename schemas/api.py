@@ -153,6 +153,7 @@ class MetricFigure(BaseModel):
     unit: str
     label_zh: str
     label_en: str
+    phrase_zh: str = Field(description="the 概数 phrase of the exact value (SPEC §5): 上千, 近300万, 约3.5亿…")
 
 
 class PassRate(BaseModel):
@@ -213,6 +214,9 @@ class ReportingSet(BaseModel):
     rate: str | None
 
 
+Day = date  # Completeness has a field named ``date``, which hides the type inside its class body
+
+
 class Completeness(BaseModel):
     """GET /v1/campaigns/{c}/completeness."""
 
@@ -223,6 +227,7 @@ class Completeness(BaseModel):
     registry_year: int | None
     on_date: ReportingSet | None
     to_date: ReportingSet
+    latest_day: Day | None = Field(default=None, description="the latest day (CST) a child region reported on")
     position: int
 
 

@@ -34,6 +34,8 @@ class RouteDoc:
     query: list[QueryParam] = field(default_factory=list)
     errors: list[int] = field(default_factory=list)
     produces: str = "application/json"
+    text_formats: tuple[str, ...] = ()
+    """Other media types the 200 answer may have (chosen by a query parameter), as text."""
 
 
 class _EnvelopeBase(BaseModel):
@@ -99,10 +101,12 @@ def build_openapi(routes: list[RouteDoc], *, title: str, version: str,
             op["description"] = "Roles: " + ", ".join(sorted(route.roles))
         else:
             op["security"] = []
+        # Every handler reads an optional parameter sent empty (``?region=``) as if it were absent.
         params = [{"name": q.name, "in": "query", "required": q.required, "schema": q.schema,
-                   "description": q.description} for q in route.query]
-        params += [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                   for name in _path_params(route.path)]
+                   "description": q.description, **({} if q.required else {"allowEmptyValue": True})}
+                  for q in route.query]
+        params += [{"name": name, "in": "path", "required": True,
+                    "schema": dict(PATH_PARAMS.get(name, {"type": "string"}))} for name in _path_params(route.path)]
         if params:
             op["parameters"] = params
         if route.request is not None:
@@ -110,6 +114,8 @@ def build_openapi(routes: list[RouteDoc], *, title: str, version: str,
         responses: dict[str, Any] = {}
         for status, model in route.responses.items():
             content = {route.produces: {"schema": ref(model)}} if model is not None else None
+            if content is not None and status == 200:
+                content |= {media: {"schema": {"type": "string"}} for media in route.text_formats}
             responses[str(status)] = {"description": _reason(status), **({"content": content} if content else {})}
         for status in sorted(set(route.errors) | ({401, 403, 429} if route.roles is not None else set())):
             responses[str(status)] = {"description": _reason(status),
@@ -124,6 +130,13 @@ def build_openapi(routes: list[RouteDoc], *, title: str, version: str,
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+# What a path parameter may look like; anything else is answered 404 (it cannot name such a thing).
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "campaign": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+    "event_id": {"type": "string", "format": "uuid"},
+}
 
 
 def _path_params(path: str) -> list[str]:

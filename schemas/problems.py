@@ -55,6 +55,7 @@ CONFLICT = ProblemType("event-id-conflict", "The event_id was already used for d
 CAMPAIGN_CLOSED = ProblemType("campaign-closed", "The campaign is closed", 409)
 CAMPAIGN_CONFLICT = ProblemType("campaign-conflict", "The campaign is not in a state that allows this", 409)
 TOO_LARGE = ProblemType("too-large", "The request is too large", 413)
+REQUEST_TIMEOUT = ProblemType("request-timeout", "The request body did not arrive in time", 408)
 UNSUPPORTED_MEDIA = ProblemType("unsupported-media-type", "The body must be application/json", 415)
 INVALID = ProblemType("validation-failed", "Invalid events; nothing was stored", 422)
 INVALID_PARAMETER = ProblemType("invalid-parameter", "Invalid query parameter", 422)

@@ -18,7 +18,7 @@ import asyncpg
 
 from events.decide import Actor, Role
 from events.regions import NATION, is_structurally_valid
-from events.store import Connection
+from events.store import Connection, translated_errors
 
 KEYS_CHANNEL: Final = "qmstats_keys"
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -53,6 +53,8 @@ def hash_token(token: str) -> bytes:
 
 
 def _key_id(token: str) -> str | None:
+    if not token.isascii():  # every token we issue is ASCII; header bytes that are not cannot match
+        return None
     parts = token.split(".")
     return parts[1] if len(parts) == 3 and parts[0] == "qm" else None
 
@@ -101,36 +103,40 @@ class KeyRing:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._keys: dict[str, ApiKey] = {}
-        self._fresh = False
+        # Every notified change bumps _changes; a load records the count it started at. A request
+        # is answered from memory only once a load that *started* after the last change it could
+        # know of has finished, so neither an empty ring at start-up nor a load racing a
+        # revocation can let a request through on stale keys.
+        self._changes = 0
+        self._loaded = -1
         self._live = False
         self._loading: asyncio.Task[None] | None = None
 
     def invalidate(self) -> None:
         """Forget the cached keys; the next request reloads them."""
-        self._fresh = False
+        self._changes += 1
 
     def set_live(self, live: bool) -> None:
         """Whether a listener is delivering key changes; without one every request reads the keys afresh."""
         self._live = live
-        self._fresh = False
+        self._changes += 1
 
-    async def _load(self) -> None:
-        async with self._pool.acquire() as conn:
+    async def _load(self, changes: int) -> None:
+        # Without the keys no request can be authorised: a lost database is a 503, not a 500.
+        async with translated_errors(), self._pool.acquire() as conn:
             rows = await conn.fetch("SELECT * FROM api_keys")
         self._keys = {r["id"]: _from_row(r) for r in rows}
+        self._loaded = max(self._loaded, changes)
 
     async def ensure_loaded(self) -> None:
-        """Load the keys if the cache is stale; concurrent callers share one query."""
-        if self._fresh and self._live:
-            return
-        if self._loading is None or self._loading.done():
-            self._fresh = True  # set before loading: a NOTIFY arriving during the load clears it again
-            self._loading = asyncio.ensure_future(self._load())
-        try:
+        """Load the keys unless memory reflects every change notified so far; concurrent callers share loads."""
+        if not self._live:
+            self._changes += 1  # nobody tells us of changes: this request needs a fresh read
+        wanted = self._changes
+        while self._loaded < wanted:
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.ensure_future(self._load(self._changes))
             await asyncio.shield(self._loading)
-        except BaseException:
-            self._fresh = False
-            raise
 
     async def authenticate(self, token: str) -> ApiKey | None:
         """The active key a bearer token belongs to, or None."""

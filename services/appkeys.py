@@ -6,6 +6,7 @@ from aiohttp import web
 from events.writer import GroupCommitWriter
 from services.apikeys import ApiKey, KeyRing
 from services.cache import ResponseCache
+from services.errors import Unauthenticated
 from services.projection import ProjectionState
 from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
@@ -29,8 +30,11 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def api_key(request: web.Request) -> ApiKey:
-    """The authenticated key of a request (the auth middleware has set it)."""
-    return request[REQUEST_KEY]
+    """The authenticated key of a request; Unauthenticated when it came without one (a public dashboard read)."""
+    key: ApiKey | None = request.get(REQUEST_KEY)
+    if key is None:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    return key
 
 
 def request_id(request: web.Request) -> str:

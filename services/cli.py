@@ -231,7 +231,8 @@ def verify(
 
     async def run() -> dict[str, Any]:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
-            report = await (verify_campaign(conn, campaign) if campaign else verify_log(conn, pinned=pinned))
+            report = await (verify_campaign(conn, campaign, pinned=pinned) if campaign
+                            else verify_log(conn, pinned=pinned))
             position, digest = await head(conn)
         return {"ok": report.ok, "checked": report.checked, "first_bad_position": report.first_bad_position,
                 "head": {"position": position, "hash": digest.hex()}}
@@ -259,7 +260,8 @@ def replay(
     result = run_replay(file)
     chain = {"ok": result.chain.ok, "checked": result.chain.checked,
              "first_bad_position": result.chain.first_bad_position, "complete": result.complete,
-             "last_position": result.last_position, "last_hash": result.chain.last_hash.hex()}
+             "last_position": result.last_position, "last_hash": result.chain.last_hash.hex(),
+             "unresolved": result.unresolved}
     names = {**PROVINCES, NATION: "全国"}
     dashboards = {}
     for name in result.campaigns:

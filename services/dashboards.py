@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from events.catalogue import METRICS, RATIOS
 from events.regions import level_of
+from projections.phrasing import phrase_approx
 from projections.views import display, ratio
 from schemas.api import ChildFigures, Dashboard, MetricFigure, PassRate, RegionRef
 
@@ -20,7 +21,8 @@ def region_ref(code: str, names: dict[str, str]) -> RegionRef:
 def metric_figures(totals: Totals) -> dict[str, MetricFigure]:
     """Every catalogue metric's total (0 when nothing was reported) with unit and labels."""
     return {name: MetricFigure(value=display(name, totals.get(name, Decimal(0))), unit=m.unit, label_zh=m.label_zh,
-                               label_en=m.label_en) for name, m in METRICS.items()}
+                               label_en=m.label_en, phrase_zh=phrase_approx(totals.get(name, Decimal(0))).text)
+            for name, m in METRICS.items()}
 
 
 def pass_rate(totals: Totals, categories: Categories) -> PassRate:

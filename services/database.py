@@ -1,11 +1,17 @@
 """Finding the database (external URL or embedded server) and opening pools on it."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from services.embedded import start_embedded
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    _Pool = asyncpg.Pool[asyncpg.Record]
+else:  # asyncpg's classes are not subscriptable at run time
+    _Pool = asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +31,34 @@ async def resolve_database(settings: Settings, *, stop_embedded_on_exit: bool = 
     return DatabaseUrls(urls.service, urls.admin, True)
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; connections that fail are replaced by asyncpg on next acquire."""
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
-                                     max_inactive_connection_lifetime=60.0, command_timeout=60)
-    assert pool is not None
-    return pool
+class BoundedPool(_Pool):
+    """A pool whose ``acquire()`` gives up after a default timeout instead of waiting forever.
+
+    While the database is down or hung, every request would otherwise queue for a connection
+    (or for a connect attempt) without bound; with the timeout it fails with TimeoutError,
+    which the stores translate into StoreUnavailable (503, Retry-After) within seconds.
+    """
+
+    __slots__ = ("_acquire_timeout",)
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> "asyncpg.pool.PoolAcquireContext[asyncpg.Record]":
+        """A pooled connection, waiting at most ``timeout`` (default: the pool's acquire timeout)."""
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 5.0,
+                      command_timeout: float = 30.0) -> asyncpg.Pool:
+    """A connection pool; connections that fail are replaced by asyncpg on next acquire.
+
+    Connecting and waiting for a connection are bounded by ``connect_timeout``, every statement
+    by ``command_timeout``, so an unreachable or hung server surfaces as an error, never a hang.
+    """
+    pool = BoundedPool(url, min_size=min_size, max_size=max_size, max_queries=50000,
+                       max_inactive_connection_lifetime=60.0, loop=None, connection_class=asyncpg.Connection,
+                       record_class=asyncpg.Record, acquire_timeout=connect_timeout, timeout=connect_timeout,
+                       command_timeout=command_timeout)
+    return await pool

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from events.decide import Role
-from services.appkeys import KEYRING, LIMITER, REQUEST_ID, REQUEST_KEY, TELEMETRY
+from services.appkeys import KEYRING, LIMITER, REQUEST_ID, REQUEST_KEY, SETTINGS, TELEMETRY
 from services.errors import RateLimited, Unauthenticated, map_exception
 from services.responses import problem_response
 
@@ -18,6 +18,7 @@ log = structlog.get_logger("qmstats.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 ROLES_KEY = "qmstats.roles"
+PUBLIC_DASHBOARD_KEY = "qmstats.public_dashboard"
 
 
 def _route_name(request: web.Request) -> str:
@@ -62,11 +63,30 @@ def allow(*roles: Role) -> Callable[[Handler], Handler]:
     return mark
 
 
+def public_dashboard(handler: Handler) -> Handler:
+    """Mark a read-only route the dashboard page needs: open without a key when QMSTATS_PUBLIC_DASHBOARD is set."""
+    setattr(handler, PUBLIC_DASHBOARD_KEY, True)
+    return handler
+
+
+def _public_read(request: web.Request) -> bool:
+    """A keyless GET of a dashboard route while the dashboard is public (a request with a key is checked as usual)."""
+    return (request.method == "GET" and "Authorization" not in request.headers
+            and getattr(request.match_info.handler, PUBLIC_DASHBOARD_KEY, False)
+            and request.app[SETTINGS].public_dashboard)
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require a valid bearer key on every handler marked with ``allow``; then apply the key's rate limit."""
     roles: frozenset[str] | None = getattr(request.match_info.handler, ROLES_KEY, None)
     if roles is None:
+        return await handler(request)
+    if _public_read(request):
+        # Anonymous readers share no key, so each client address gets its own budget.
+        wait = request.app[LIMITER].check(f"public:{request.remote}")
+        if wait > 0:
+            raise RateLimited(request.app[LIMITER].retry_after(wait))
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -17,6 +17,9 @@ class ProjectionState:
     position: int = 0
     updated_at: datetime | None = None
     head: int = 0
+    tables: int = 0
+    """Identity (OID) of the live read tables, read by the poll: a rebuild swaps in new tables, and figures
+    served from memory or validated by ETag at an unchanged position must not outlive that."""
     projector: ProjectorMode = "off"
     error: str | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)

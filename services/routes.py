@@ -11,12 +11,15 @@ from pydantic import BaseModel
 from events.catalogue import CATALOGUE
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
-from services.handlers import audit, campaigns, dashboard, events, meta, summary
-from services.middleware import ROLES_KEY, Handler
+from services.appkeys import SETTINGS
+from services.handlers import audit, campaigns, dashboard, events, meta, page, summary
+from services.middleware import ROLES_KEY, Handler, public_dashboard
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
 _LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 10000})
 _REGION = QueryParam("region", {"type": "string", "pattern": "^[0-9]{6}$"}, "a region and its whole subtree")
+_CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+                       "only this campaign's events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,8 @@ class Route:
     query: list[QueryParam] = field(default_factory=list)
     errors: list[int] = field(default_factory=list)
     produces: str = "application/json"
+    text_formats: tuple[str, ...] = ()
+    dashboard_public: bool = False  # open without a key when QMSTATS_PUBLIC_DASHBOARD=true
 
 
 def _routes() -> list[Route]:
@@ -41,13 +46,14 @@ def _routes() -> list[Route]:
               {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503]),
         Route("GET", "/v1/events", events.get_events, "Read the log in position order",
               responses={200: api.EventsPage},
-              query=[_AFTER, _LIMIT, QueryParam("campaign", {"type": "string"}),
+              query=[_AFTER, _LIMIT, _CAMPAIGN,
                      _REGION, QueryParam("type", {"type": "string"})], errors=[422, 503]),
         Route("POST", "/v1/campaigns", campaigns.open_campaign, "Open a campaign (an event in the log)",
               api.OpenCampaign, {201: api.CampaignView, 200: api.CampaignView}, errors=[400, 409, 415, 422, 503]),
-        Route("GET", "/v1/campaigns", campaigns.list_campaigns, "List campaigns", responses={200: None}),
+        Route("GET", "/v1/campaigns", campaigns.list_campaigns, "List campaigns", responses={200: None},
+              dashboard_public=True),
         Route("GET", "/v1/campaigns/{campaign}", campaigns.get_campaign, "One campaign", responses={200: None},
-              errors=[404]),
+              errors=[404], dashboard_public=True),
         Route("POST", "/v1/campaigns/{campaign}/close", campaigns.close_campaign, "Close a campaign",
               responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
         Route("POST", "/v1/campaigns/{campaign}/reopen", campaigns.reopen_campaign, "Reopen a closed campaign",
@@ -59,19 +65,21 @@ def _routes() -> list[Route]:
                                          "break down by this level instead of the direct children"),
                      QueryParam("at_position", {"type": "integer", "minimum": 0},
                                 "auditors: the figures as they stood at this position")],
-              errors=[404, 422, 503]),
+              errors=[404, 422, 503], dashboard_public=True),
         Route("GET", "/v1/campaigns/{campaign}/series", dashboard.series, "Daily values of one metric",
               responses={200: api.Series, 304: None},
-              query=[QueryParam("metric", {"type": "string"}, required=True), _REGION], errors=[404, 422, 503]),
+              query=[QueryParam("metric", {"type": "string"}, required=True), _REGION], errors=[404, 422, 503],
+              dashboard_public=True),
         Route("GET", "/v1/campaigns/{campaign}/completeness", dashboard.completeness,
               "Which child regions reported (on a day and so far)", responses={200: api.Completeness, 304: None},
-              query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION], errors=[404, 422, 503]),
+              query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION], errors=[404, 422, 503],
+              dashboard_public=True),
         Route("GET", "/v1/stream", dashboard.stream, "Server-Sent Events: one message per projection advance",
-              responses={200: None}, produces="text/event-stream"),
+              responses={200: None}, produces="text/event-stream", dashboard_public=True),
         Route("GET", "/v1/events/{event_id}", audit.get_event, "One event, its corrections, its effective payload",
               responses={200: api.EventHistory}, errors=[404, 503]),
         Route("GET", "/v1/audit/verify", audit.verify, "Recompute the hash chain",
-              responses={200: api.ChainCheck}, query=[QueryParam("campaign", {"type": "string"})], errors=[503]),
+              responses={200: api.ChainCheck}, query=[_CAMPAIGN], errors=[422, 503]),
         Route("GET", "/v1/audit/head", audit.audit_head, "Head position and hash", responses={200: api.Head}),
         Route("GET", "/v1/campaigns/{campaign}/figures/{metric}/events", audit.provenance,
               "The events behind one figure, with effective contributions", responses={200: api.Provenance},
@@ -81,9 +89,11 @@ def _routes() -> list[Route]:
               "Year-end summary: exact totals beside 概数 phrases (final after close, provisional before)",
               responses={200: api.Summary},
               query=[QueryParam("format", {"type": "string", "enum": ["json", "md", "html", "csv"]}),
-                     QueryParam("lang", {"type": "string", "enum": ["zh", "en"]})], errors=[404, 422, 503]),
+                     QueryParam("lang", {"type": "string", "enum": ["zh", "en"]})], errors=[404, 422, 503],
+              text_formats=("text/markdown", "text/html", "text/csv"),
+              dashboard_public=True),
         Route("GET", "/v1/catalogue", meta.catalogue, "Event types, metrics, units",
-              responses={200: api.Catalogue}),
+              responses={200: api.Catalogue}, dashboard_public=True),
         Route("GET", "/v1/regions", meta.regions, "Child regions of a region",
               responses={200: api.RegionList},
               query=[QueryParam("parent", {"type": "string", "pattern": "^[0-9]{6}$"}),
@@ -112,7 +122,7 @@ def roles_of(handler: Handler) -> list[str] | None:
 def openapi_document() -> bytes:
     """The OpenAPI document, rendered once."""
     docs = [RouteDoc(r.method, r.path, r.summary, roles_of(r.handler), r.request, r.responses, r.query, r.errors,
-                     r.produces) for r in route_table()]
+                     r.produces, r.text_formats) for r in route_table()]
     document: dict[str, Any] = build_openapi(docs, title="qmstats", version="1")
     return orjson.dumps(document)
 
@@ -122,7 +132,21 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=openapi_document(), content_type="application/json")
 
 
+# The dashboard page and its two assets: open, HTML/JS/CSS rather than API, so not in the OpenAPI document.
+PAGE_ROUTES: tuple[tuple[str, Handler], ...] = (
+    ("/", page.page), ("/campaigns/{campaign}", page.page), ("/static/{name}", page.asset))
+
+
 def setup_routes(app: web.Application) -> None:
-    """Register every route of the table."""
+    """Register every route of the table, then the dashboard page."""
     for route in route_table():
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.dashboard_public:
+            if route.method != "GET":
+                raise ValueError(f"only GET routes may be public: {route.method} {route.path}")
+            public_dashboard(route.handler)
+        handler = route.handler
+        if handler is meta.metrics and not app[SETTINGS].open_metrics:
+            handler = meta.keyed_metrics
+        app.router.add_route(route.method, route.path, handler)
+    for path, handler in PAGE_ROUTES:
+        app.router.add_route("GET", path, handler)

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     group_max_events: int = 5000
     pool_min_size: int = 2
     pool_max_size: int = 10
+    database_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="connecting to PostgreSQL or waiting for a pooled connection; "
+                                       "a request that waits longer answers 503 with Retry-After")
+    statement_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="one database statement that runs longer is cancelled (503)")
+    body_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="a request body that has not fully arrived by then is answered 408")
 
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = 1000
@@ -41,3 +48,6 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     open_metrics: bool = Field(default=True, description="serve /metrics without a key")
+    public_dashboard: bool = Field(
+        default=False, description="read-only public dashboard: the GET routes the dashboard page reads (dashboard, "
+                                   "series, completeness, summary, stream, catalogue, campaigns) answer without a key")

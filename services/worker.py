@@ -18,7 +18,8 @@ log = structlog.get_logger("qmstats.project")
 
 async def run_projector(settings: Settings, database_url: str) -> None:
     """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby."""
-    pool = await create_pool(database_url, min_size=1, max_size=3)
+    pool = await create_pool(database_url, min_size=1, max_size=3, connect_timeout=settings.database_timeout_seconds,
+                             command_timeout=settings.statement_timeout_seconds)
     state = ProjectionState()
     worker = ProjectorWorker(pool, database_url, state, batch_size=settings.projector_batch_size,
                              poll_seconds=settings.projector_poll_seconds)

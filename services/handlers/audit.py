@@ -18,7 +18,7 @@ from projections.views import display
 from schemas.api import ChainCheck, ContributionItem, EventHistory, Head, Provenance, StoredEvent
 from services.appkeys import POOL
 from services.errors import InvalidParameter
-from services.handlers.params import int_param, region_param
+from services.handlers.params import campaign_param, campaign_path, int_param, region_param
 from services.middleware import allow
 from services.responses import json_response
 
@@ -53,7 +53,7 @@ async def get_event(request: web.Request) -> web.Response:
 @allow("auditor")
 async def verify(request: web.Request) -> web.Response:
     """Recompute the hash chain (the whole log, or one campaign's events and their links)."""
-    campaign = request.query.get("campaign") or None
+    campaign = campaign_param(request)
     async with translated_errors(), request.app[POOL].acquire() as conn:
         report = await (verify_campaign(conn, campaign) if campaign else verify_log(conn))
         position, digest = await head(conn)
@@ -72,7 +72,7 @@ async def audit_head(request: web.Request) -> web.Response:
 @allow("auditor")
 async def provenance(request: web.Request) -> web.Response:
     """Every event contributing to a figure (paged by position), with its effective contribution."""
-    campaign, metric = request.match_info["campaign"], request.match_info["metric"]
+    campaign, metric = campaign_path(request), request.match_info["metric"]
     if metric not in METRICS:
         raise InvalidParameter(f"unknown metric {metric!r}")
     region = region_param(request) or NATION

@@ -27,7 +27,7 @@ from schemas.api import (
 from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
 from services.dashboards import region_ref, render_dashboard
 from services.errors import InvalidParameter
-from services.handlers.params import int_param, region_param
+from services.handlers.params import campaign_path, int_param, region_param
 from services.middleware import allow
 from services.regionlists import expected_children, list_year, region_names
 
@@ -81,17 +81,19 @@ def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -
 @allow("viewer", "auditor")
 async def dashboard(request: web.Request) -> web.Response:
     """Totals of a region (default the nation) and of each child; pass rates; the projection's position."""
-    campaign = request.match_info["campaign"]
+    campaign = campaign_path(request)
     region = region_param(request) or NATION
     level = request.query.get("level") or ""
     if level and (level not in ORDER or ORDER.index(level) <= ORDER.index(level_of(region))):
         raise InvalidParameter(f"level must be one of {', '.join(LEVELS)} and below the region's own level")
-    if "at_position" in request.query:
+    if request.query.get("at_position"):  # empty, like absent, means the live figures
         return await _dashboard_at(request, campaign, region, level)
-    _, ready = await _cheap_poll(request, "dashboard", campaign, region, level)
+    state = request.app[PROJECTION]
+    # The body shows the lag, so a cached body is only good while the log head is where it was too.
+    head, tables_id = state.head, str(state.tables)
+    _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
-    state = request.app[PROJECTION]
     async with translated_errors(), request.app[POOL].acquire() as conn, \
             conn.transaction(isolation="repeatable_read", readonly=True):
         position, updated_at, history = await _snapshot_header(conn, campaign)
@@ -108,11 +110,11 @@ async def dashboard(request: web.Request) -> web.Response:
                                    sorted({region, *children, *expected}))
     body = render_dashboard(
         campaign=campaign, region=region, position=position, updated_at=updated_at,
-        lag_events=max(0, state.head - position), lag_seconds=state.lag_seconds, totals=figures.totals,
+        lag_events=max(0, head - position), lag_seconds=state.lag_seconds, totals=figures.totals,
         categories=figures.categories, children=children, expected=expected, names=names,
     ).model_dump_json().encode()
-    return _store(request, ("dashboard", position, campaign, region, level), body,
-                  _etag("dashboard", position, campaign, region, level))
+    return _store(request, ("dashboard", position, campaign, region, level, str(head), tables_id), body,
+                  _etag("dashboard", position, campaign, region, level, str(head), tables_id))
 
 
 async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str) -> web.Response:
@@ -157,12 +159,13 @@ def _days(history: CampaignHistory) -> list[date]:
 @allow("viewer", "auditor")
 async def series(request: web.Request) -> web.Response:
     """Daily values of one metric for a region across the campaign window (zeros on quiet days)."""
-    campaign = request.match_info["campaign"]
+    campaign = campaign_path(request)
     metric = request.query.get("metric", "")
     if metric not in METRICS:
         raise InvalidParameter(f"metric must be one of the catalogue's metrics (GET /v1/catalogue), not {metric!r}")
     region = region_param(request) or NATION
-    _, ready = await _cheap_poll(request, "series", campaign, region, metric)
+    tables_id = str(request.app[PROJECTION].tables)
+    _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
     async with translated_errors(), request.app[POOL].acquire() as conn, \
@@ -175,8 +178,8 @@ async def series(request: web.Request) -> web.Response:
                   label_zh=spec.label_zh, label_en=spec.label_en, position=position,
                   days=[SeriesPoint(date=d, value=display(metric, values.get(d, Decimal(0))))
                         for d in _days(history)]).model_dump_json().encode()
-    return _store(request, ("series", position, campaign, region, metric), body,
-                  _etag("series", position, campaign, region, metric))
+    return _store(request, ("series", position, campaign, region, metric, tables_id), body,
+                  _etag("series", position, campaign, region, metric, tables_id))
 
 
 def _reporting(expected: list[str] | None, reported: set[str], names: dict[str, str]) -> ReportingSet:
@@ -190,14 +193,15 @@ def _reporting(expected: list[str] | None, reported: set[str], names: dict[str, 
 @allow("viewer", "auditor")
 async def completeness(request: web.Request) -> web.Response:
     """Which child regions reported on a day and over the campaign so far, against those expected."""
-    campaign = request.match_info["campaign"]
+    campaign = campaign_path(request)
     region = region_param(request) or NATION
     raw_date = request.query.get("date")
     try:
         day = date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
         raise InvalidParameter("date must be YYYY-MM-DD") from None
-    _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day))
+    tables_id = str(request.app[PROJECTION].tables)
+    _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready
     async with translated_errors(), request.app[POOL].acquire() as conn, \
@@ -207,14 +211,15 @@ async def completeness(request: web.Request) -> web.Response:
         expected = await expected_children(conn, year, region)
         overall = await tables.reporting_children(conn, campaign, region, None)
         on_day = await tables.reporting_children(conn, campaign, region, day) if day else set()
+        latest = await tables.latest_report_day(conn, campaign, region)
         names = await region_names(conn, year, sorted({region, *(expected or []), *overall}))
     body = Completeness(
         campaign=campaign, region=region_ref(region, names), date=day,
         expected=len(expected) if expected is not None else None, registry_year=year,
         on_date=_reporting(expected, on_day, names) if day else None, to_date=_reporting(expected, overall, names),
-        position=position).model_dump_json().encode()
-    return _store(request, ("completeness", position, campaign, region, str(day)), body,
-                  _etag("completeness", position, campaign, region, str(day)))
+        latest_day=latest, position=position).model_dump_json().encode()
+    return _store(request, ("completeness", position, campaign, region, str(day), tables_id), body,
+                  _etag("completeness", position, campaign, region, str(day), tables_id))
 
 
 @allow("viewer", "auditor")
@@ -223,7 +228,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     state = request.app[PROJECTION]
     async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
         last = sse.last_event_id
-        seen = int(last) if last and last.isdigit() else -1
+        seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
         while sse.is_connected():
             if state.position > seen:
                 seen = state.position

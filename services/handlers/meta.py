@@ -22,8 +22,7 @@ from schemas.api import (
 )
 from services import migrate
 from services.appkeys import POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
-from services.errors import InvalidParameter
-from services.handlers.params import region_param
+from services.handlers.params import int_param, region_param
 from services.middleware import allow
 from services.responses import json_response
 
@@ -67,6 +66,12 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
+@allow("viewer", "auditor")
+async def keyed_metrics(request: web.Request) -> web.Response:
+    """/metrics as served with QMSTATS_OPEN_METRICS=false: only with a viewer, auditor or admin key."""
+    return await metrics(request)
+
+
 @cache
 def catalogue_body() -> bytes:
     """The catalogue, built once."""
@@ -99,11 +104,10 @@ def _info(code: str, names: dict[str, str]) -> RegionInfo:
 async def regions(request: web.Request) -> web.Response:
     """The children of ``parent`` (default: the nation), named from the latest imported list."""
     parent = region_param(request, "parent") or NATION
-    year_raw = request.query.get("year")
-    if year_raw is not None and not year_raw.isdigit():
-        raise InvalidParameter("year must be a number")
+    # Bounded: "²" passes str.isdigit() but not int(), and a 5000-digit year does not fit the column.
+    asked = int_param(request, "year", 0, low=1, high=9999) if request.query.get("year") else None
     async with translated_errors(), request.app[POOL].acquire() as conn:
-        year: int | None = int(year_raw) if year_raw else await conn.fetchval("SELECT max(year) FROM region_lists")
+        year: int | None = asked if asked is not None else await conn.fetchval("SELECT max(year) FROM region_lists")
         rows: list[Any] = []
         if year is not None and parent != NATION:
             rows = await conn.fetch("SELECT code, name FROM region_codes WHERE year = $1 AND code LIKE $2",

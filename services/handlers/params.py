@@ -1,9 +1,16 @@
-"""Reading query parameters with clear errors."""
+"""Reading query and path parameters with clear errors."""
+
+import re
 
 from aiohttp import web
 
+from events.errors import NotFound
 from events.regions import is_structurally_valid
 from services.errors import InvalidParameter
+
+# The shape of a campaign id (events.fields.CampaignId). Anything else cannot name a campaign, and is
+# refused here rather than sent to the database (a NUL byte, for one, is an error in a text parameter).
+_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
 def int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
@@ -27,4 +34,22 @@ def region_param(request: web.Request, name: str = "region") -> str | None:
         return None
     if not is_structurally_valid(raw):
         raise InvalidParameter(f"{name} must be a 6-digit GB/T 2260 code under a known province")
+    return raw
+
+
+def campaign_path(request: web.Request) -> str:
+    """The ``{campaign}`` path parameter; 404 when it cannot be a campaign id."""
+    raw = request.match_info["campaign"]
+    if not _CAMPAIGN_ID.fullmatch(raw):
+        raise NotFound(f"no campaign {raw[:40]!r}: campaign ids are 1–32 letters, digits, '-' or '_'")
+    return raw
+
+
+def campaign_param(request: web.Request) -> str | None:
+    """An optional ``campaign`` query parameter (a campaign id), or None when absent."""
+    raw = request.query.get("campaign")
+    if raw is None or raw == "":
+        return None
+    if not _CAMPAIGN_ID.fullmatch(raw):
+        raise InvalidParameter("campaign must be a campaign id: 1–32 letters, digits, '-' or '_'")
     return raw

@@ -4,8 +4,9 @@ from aiohttp import web
 
 from events.store import translated_errors
 from projections.summary import CampaignSummary
-from services.appkeys import DASHBOARD_CACHE, POOL
+from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION
 from services.errors import InvalidParameter
+from services.handlers.params import campaign_path
 from services.middleware import allow
 from services.reports import render_csv, render_html, render_markdown, summary_model
 from services.summaries import load_summary
@@ -27,16 +28,17 @@ def render(summary_format: str, lang: str, summary: CampaignSummary) -> str:
 @allow("viewer", "auditor")
 async def summary(request: web.Request) -> web.Response:
     """The year-end summary: frozen at the last close (byte for byte the same later), provisional before."""
-    fmt = request.query.get("format", "json")
-    lang = request.query.get("lang", "zh")
+    fmt = request.query.get("format") or "json"  # empty, like absent, means the default
+    lang = request.query.get("lang") or "zh"
     if fmt not in CONTENT_TYPES:
         raise InvalidParameter("format must be json, md, html or csv")
     if lang not in ("zh", "en"):
         raise InvalidParameter("lang must be zh or en")
-    campaign = request.match_info["campaign"]
+    campaign = campaign_path(request)
     async with translated_errors(), request.app[POOL].acquire() as conn:
         loaded = await load_summary(conn, campaign)
-    key = ("summary", campaign, loaded.position, loaded.final, fmt, lang)
+    # The read tables' identity is in the key: a rebuild that corrected figures must not be served stale.
+    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang)
     body = request.app[DASHBOARD_CACHE].get(key)
     if body is None:
         body = render(fmt, lang, loaded).encode()
