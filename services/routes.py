@@ -79,7 +79,7 @@ def _routes() -> list[Route]:
         Route("GET", "/v1/events/{event_id}", audit.get_event, "One event, its corrections, its effective payload",
               responses={200: api.EventHistory}, errors=[404, 503]),
         Route("GET", "/v1/audit/verify", audit.verify, "Recompute the hash chain",
-              responses={200: api.ChainCheck}, query=[_CAMPAIGN], errors=[422, 503]),
+              responses={200: api.ChainCheck}, query=[_CAMPAIGN], errors=[404, 422, 503]),
         Route("GET", "/v1/audit/head", audit.audit_head, "Head position and hash", responses={200: api.Head}),
         Route("GET", "/v1/campaigns/{campaign}/figures/{metric}/events", audit.provenance,
               "The events behind one figure, with effective contributions", responses={200: api.Provenance},

@@ -55,6 +55,8 @@ async def verify(request: web.Request) -> web.Response:
     """Recompute the hash chain (the whole log, or one campaign's events and their links)."""
     campaign = campaign_param(request)
     async with translated_errors(), request.app[POOL].acquire() as conn:
+        if campaign and campaign not in await read_campaigns(conn, [campaign]):
+            raise NotFound(f"no campaign {campaign}")  # a typo must not read as "verified, all fine"
         report = await (verify_campaign(conn, campaign) if campaign else verify_log(conn))
         position, digest = await head(conn)
     return json_response(ChainCheck(ok=report.ok, checked=report.checked, first_bad_position=report.first_bad_position,
