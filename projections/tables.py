@@ -72,12 +72,6 @@ async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict
     return {t: effective_fact(originals[t], later.get(t, [])) for t in targets if t in originals}
 
 
-def _numeric(value: int | Decimal) -> str:
-    # Sent as text and cast in SQL: asyncpg's binary numeric encoder costs far more per value
-    # than str(), and a batch carries thousands of them (every metric at every region level).
-    return str(value)
-
-
 async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
                        tables: TableSet = LIVE) -> None:
     """Add deltas and move the checkpoint from ``from_position`` to ``to_position``. Call inside a transaction.
@@ -89,38 +83,35 @@ async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, 
         "WHERE name = $1 AND position = $3 RETURNING position", CHECKPOINT, to_position, from_position)
     if moved is None:
         raise CheckpointMoved(f"checkpoint is no longer at {from_position}")
-    if deltas.totals:
-        keys = list(deltas.totals)
-        await conn.execute(
-            f"""INSERT INTO {tables.name('projection_totals')} AS t (campaign, region, parent, level, metric, value)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]::numeric[])
-                ON CONFLICT (campaign, region, metric) DO UPDATE SET value = t.value + excluded.value""",
-            [k[0] for k in keys], [k[1] for k in keys], [parent_of(k[1]) for k in keys],
-            [level_of(k[1]) for k in keys], [k[2] for k in keys], [_numeric(deltas.totals[k]) for k in keys])
-    if deltas.daily:
-        keys_d = list(deltas.daily)
-        await conn.execute(
-            f"""INSERT INTO {tables.name('projection_daily')} AS t (campaign, region, metric, day, value)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[]::numeric[])
-                ON CONFLICT (campaign, region, metric, day) DO UPDATE SET value = t.value + excluded.value""",
-            [k[0] for k in keys_d], [k[1] for k in keys_d], [k[2] for k in keys_d], [k[3] for k in keys_d],
-            [_numeric(deltas.daily[k]) for k in keys_d])
-    if deltas.categories:
-        keys_c = list(deltas.categories)
-        await conn.execute(
-            f"""INSERT INTO {tables.name('projection_categories')} AS t (campaign, region, metric, category, value)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]::numeric[])
-                ON CONFLICT (campaign, region, metric, category) DO UPDATE SET value = t.value + excluded.value""",
-            [k[0] for k in keys_c], [k[1] for k in keys_c], [k[2] for k in keys_c], [k[3] for k in keys_c],
-            [_numeric(deltas.categories[k]) for k in keys_c])
-    if deltas.reports:
-        keys_r = list(deltas.reports)
-        await conn.execute(
-            f"""INSERT INTO {tables.name('projection_reports')} AS t (campaign, region, parent, day, events)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[])
-                ON CONFLICT (campaign, region, day) DO UPDATE SET events = t.events + excluded.events""",
-            [k[0] for k in keys_r], [k[1] for k in keys_r], [parent_of(k[1]) for k in keys_r],
-            [k[2] for k in keys_r], [deltas.reports[k] for k in keys_r])
+    totals = [(c, r, parent_of(r), level_of(r), m, str(v)) for (c, r, m), v in deltas.totals.items()]
+    daily = [(c, r, m, d, str(v)) for (c, r, m, d), v in deltas.daily.items()]
+    categories = [(c, r, m, k, str(v)) for (c, r, m, k), v in deltas.categories.items()]
+    reports = [(c, r, parent_of(r), d, str(n)) for (c, r, d), n in deltas.reports.items()]
+    await _add(conn, tables.name("projection_totals"), "campaign, region, parent, level, metric",
+               "text, text, text, text, text", "campaign, region, metric", "value", totals)
+    await _add(conn, tables.name("projection_daily"), "campaign, region, metric, day", "text, text, text, date",
+               "campaign, region, metric, day", "value", daily)
+    await _add(conn, tables.name("projection_categories"), "campaign, region, metric, category",
+               "text, text, text, text", "campaign, region, metric, category", "value", categories)
+    await _add(conn, tables.name("projection_reports"), "campaign, region, parent, day", "text, text, text, date",
+               "campaign, region, day", "events", reports)
+
+
+async def _add(conn: Connection, table: str, columns: str, types: str, key: str, value: str,
+               rows: Sequence[tuple[object, ...]]) -> None:
+    """Upsert rows of (key columns..., increment): the increment is added to any existing value.
+
+    Values travel as text (cast in SQL): asyncpg's binary numeric encoder costs far more per
+    value than str(), and a batch carries thousands of them (every metric at every level).
+    """
+    if not rows:
+        return
+    arrays = [list(column) for column in zip(*rows, strict=True)]
+    kinds = [f"${i}::{t.strip()}[]" for i, t in enumerate(types.split(","), start=1)]
+    kinds.append(f"${len(kinds) + 1}::text[]::{'bigint' if value == 'events' else 'numeric'}[]")
+    await conn.execute(
+        f"INSERT INTO {table} AS t ({columns}, {value}) SELECT * FROM unnest({', '.join(kinds)}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {value} = t.{value} + excluded.{value}", *arrays)
 
 
 @dataclass(frozen=True, slots=True)
