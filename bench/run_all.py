@@ -1,6 +1,6 @@
 """Run every benchmark in sequence and print one table; ``bench/run`` calls this.
 
-    bench/run [--quick] [--only ingest,batch,dashboard,lag,load,replay] [--profile] [--events N] [--keep-data DIR]
+    bench/run [--quick] [--only ingest,...,replay] [--profile] [--events N] [--seconds S] [--keep-data DIR]
 
 Steps, each a subprocess that starts and stops its own ``qmstats serve`` (full / --quick):
 
@@ -41,7 +41,7 @@ STEP_TIMEOUT = {"ingest": 600, "batch": 900, "dashboard": 900, "lag": 600, "load
 
 def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
     quick = args.quick
-    seconds = "3" if quick else "10"
+    seconds = f"{args.seconds:g}" if args.seconds else ("3" if quick else "10")
     rounds = "1" if quick else "3"
     events = str(args.events or (20_000 if quick else 1_000_000))
     return {
@@ -49,7 +49,8 @@ def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
         "batch": ["bench_batch.py", "--seconds", seconds, "--rounds", rounds],
         "dashboard": ["bench_dashboard.py", "--seconds", seconds, "--rounds", rounds,
                       "--events", "5000" if quick else "20000"],
-        "lag": ["bench_lag.py", "--seconds", "3" if quick else "20", "--warmup", "1" if quick else "3"],
+        "lag": ["bench_lag.py", "--seconds", f"{args.seconds:g}" if args.seconds else ("3" if quick else "20"),
+                "--warmup", "1" if quick else "3"],
         "load": ["load_log.py", "--events", events, "--data-dir", str(data_dir)],
         "replay": ["bench_replay.py", "--data-dir", str(data_dir), "--rounds", rounds,
                    "--rebuild-rounds", "1" if quick else "2"],
@@ -133,6 +134,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 20k events, 3 s phases, 1 round")
     parser.add_argument("--only", help="comma-separated subset of " + ",".join(STEPS))
     parser.add_argument("--events", type=int, help="events in the loaded log (default 1,000,000; --quick 20,000)")
+    parser.add_argument("--seconds", type=float, help="seconds per timed phase (default 10, lag 20; --quick 3)")
     parser.add_argument("--profile", action="store_true", help="py-spy the server in each measured phase")
     parser.add_argument("--keep-data", help="load the log into this directory and keep it")
     args = parser.parse_args()
