@@ -13,6 +13,7 @@ so anyone can recompute a hash from an exported event (docs/canonical-form.md).
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -22,8 +23,13 @@ CONTENT_FIELDS: Final = ("campaign", "data", "event_id", "occurred_at", "region"
 RECORD_FIELDS: Final = (*CONTENT_FIELDS, "position", "recorded_at", "recorded_by", "request_id")
 
 
+@lru_cache(maxsize=4096)
 def format_timestamp(moment: datetime) -> str:
-    """A timestamp in the canonical UTC form, microsecond precision."""
+    """A timestamp in the canonical UTC form, microsecond precision.
+
+    Memoised: the writer formats every event's occurred_at twice and its group's one recorded_at once per
+    event. The result depends only on the instant, and equal aware datetimes are the same instant.
+    """
     if moment.tzinfo is None:
         raise ValueError("canonical timestamps must be timezone-aware")
     # isoformat, not strftime: strftime("%Y") does not pad years before 1000 on every platform.

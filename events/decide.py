@@ -294,11 +294,10 @@ class GroupDecider:
         positions: dict[str, int] = {}
         for draft, data, digest in fresh:
             position += 1
-            record = RecordedEvent(position, draft.event_id, draft.type.name, draft.schema_version,
-                                   draft.campaign, draft.region, draft.occurred_at, self._now,
-                                   request.actor.key_id, request.request_id, data, digest, prev, b"")
-            prev = chain_hash(prev, record.canonical_fields())
-            records.append(replace(record, hash=prev))
+            fields = (position, draft.event_id, draft.type.name, draft.schema_version, draft.campaign, draft.region,
+                      draft.occurred_at, self._now, request.actor.key_id, request.request_id, data, digest, prev)
+            prev = chain_hash(prev, RecordedEvent(*fields, b"").canonical_fields())
+            records.append(RecordedEvent(*fields, prev))  # not dataclasses.replace: it is slow per event
             positions[draft.event_id] = position
             self._state.events[draft.event_id] = KnownEvent(
                 draft.event_id, position, draft.type.name, draft.schema_version, draft.campaign,

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from events.catalogue import CATALOGUE
@@ -22,8 +21,6 @@ from events.regions import ancestors_and_self
 from events.upcasting import upcast
 
 Value = int | Decimal
-# A region's chain of ancestors is a pure function of its code, and a log names a few thousand codes at most.
-_ancestors_and_self = lru_cache(maxsize=65_536)(ancestors_and_self)
 
 
 class FoldError(Exception):
@@ -109,18 +106,15 @@ class Deltas:
 
     def add(self, fact: Fact, sign: int) -> None:
         """Add (sign=1) or remove (sign=-1) a fact's contribution at its region and every ancestor."""
-        # The hottest loop of every fold (projector, rebuild, at_position): each signed value is computed
-        # once rather than once per table and region, and attributes are read once, not per update.
-        campaign, day = fact.campaign, fact.day
-        totals, daily, categories, reports = self.totals, self.daily, self.categories, self.reports
-        values = [(metric, sign * value, category) for metric, value, category in contributions(fact)]
-        for region in _ancestors_and_self(fact.region):
-            reports[(campaign, region, day)] += sign
-            for metric, delta, category in values:
-                totals[(campaign, region, metric)] += delta
-                daily[(campaign, region, metric, day)] += delta
+        regions = ancestors_and_self(fact.region)
+        values = list(contributions(fact))
+        for region in regions:
+            self.reports[(fact.campaign, region, fact.day)] += sign
+            for metric, value, category in values:
+                self.totals[(fact.campaign, region, metric)] += sign * value
+                self.daily[(fact.campaign, region, metric, fact.day)] += sign * value
                 if category is not None:
-                    categories[(campaign, region, metric, category)] += delta
+                    self.categories[(fact.campaign, region, metric, category)] += sign * value
 
     def __bool__(self) -> bool:
         return bool(self.reports)
