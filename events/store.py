@@ -151,12 +151,14 @@ def record_from_row(row: asyncpg.Record) -> RecordedEvent:
 
 @dataclass(frozen=True, slots=True)
 class LogFilter:
-    """Which events a read wants: after a position, optionally one campaign, type or region subtree."""
+    """Which events a read wants: after a position (up to ``until``), optionally one campaign, type or region
+    subtree."""
 
     after: int = 0
     campaign: str | None = None
     type: str | None = None
     region_prefix: str | None = None
+    until: int | None = None
 
 
 def _where(flt: LogFilter) -> tuple[str, list[Any]]:
@@ -169,6 +171,9 @@ def _where(flt: LogFilter) -> tuple[str, list[Any]]:
     if flt.region_prefix is not None:
         args.append(flt.region_prefix + "%")
         clauses.append(f"region LIKE ${len(args)}")
+    if flt.until is not None:
+        args.append(flt.until)
+        clauses.append(f"position <= ${len(args)}")
     return " AND ".join(clauses), args
 
 

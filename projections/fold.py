@@ -17,7 +17,7 @@ from typing import Any
 from events.catalogue import CATALOGUE
 from events.decide import CHINA_STANDARD_TIME
 from events.records import RecordedEvent
-from events.regions import ancestors_and_self
+from events.regions import ancestors_and_self, is_within, level_of, parent_of
 from events.upcasting import upcast
 
 Value = int | Decimal
@@ -171,3 +171,25 @@ class Fold:
     def fact(self, event_id: str) -> Fact | None:
         """The effective fact the fold currently holds for an event id (None if retracted or unknown)."""
         return self._facts.get(event_id)
+
+
+def region_view(deltas: Deltas, campaign: str, region: str) -> tuple[dict[str, Decimal], dict[str, dict[str, Decimal]]]:
+    """(metric → total, metric → category → value) of one region out of folded deltas."""
+    totals = {m: Decimal(v) for (c, r, m), v in deltas.totals.items() if c == campaign and r == region}
+    categories: dict[str, dict[str, Decimal]] = {}
+    for (c, r, m, category), v in deltas.categories.items():
+        if c == campaign and r == region:
+            categories.setdefault(m, {})[category] = Decimal(v)
+    return totals, categories
+
+
+def children_view(deltas: Deltas, campaign: str, region: str, level: str | None) -> dict[str, dict[str, Decimal]]:
+    """region → metric → total for the direct children of ``region`` (or every region of ``level`` within it)."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for (c, r, m), v in deltas.totals.items():
+        if c != campaign or r == region:
+            continue
+        wanted = (level_of(r) == level and is_within(r, region)) if level else parent_of(r) == region
+        if wanted:
+            out.setdefault(r, {})[m] = Decimal(v)
+    return out

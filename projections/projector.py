@@ -11,7 +11,7 @@ from datetime import datetime
 
 from events.store import Connection, LogFilter, read_page
 from projections.fold import Fold
-from projections.tables import LIVE, TableSet, apply_deltas, checkpoint, known_facts
+from projections.tables import LIVE, TableSet, apply_deltas, checkpoint, known_facts, record_snapshot
 
 PROJECTION_CHANNEL = "qmstats_projection"
 """NOTIFY channel: the payload is the new checkpoint position, sent when a batch commits."""
@@ -19,6 +19,9 @@ PROJECTION_CHANNEL = "qmstats_projection"
 # Writers of the live read tables take this lock shared; `rebuild` takes it exclusively
 # for the moment it swaps a rebuilt set in, so no batch straddles the swap.
 TABLES_LOCK = 0x716D_0004
+SNAPSHOT_EVERY = 10_000
+"""Live read tables are snapshotted at every multiple of this position (figures at a past position then fold
+at most this many events); a batch never straddles a multiple."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +34,22 @@ class BatchApplied:
     last_recorded_at: datetime | None
 
 
+def snapshot_window(position: int, every: int = SNAPSHOT_EVERY) -> int:
+    """The first snapshot position at or after ``position``."""
+    return -(-position // every) * every
+
+
 async def apply_batch(conn: Connection, *, batch_size: int = 1000, tables: TableSet = LIVE,
-                      until: int | None = None) -> BatchApplied:
-    """Read the next batch after the checkpoint, fold it, commit it with the checkpoint. Empty when caught up."""
+                      until: int | None = None, snapshot_every: int = SNAPSHOT_EVERY) -> BatchApplied:
+    """Read the next batch after the checkpoint, fold it, commit it with the checkpoint. Empty when caught up.
+
+    A batch ends at the next snapshot position at the latest; reaching it, the live set records its snapshot.
+    """
     start = await checkpoint(conn, tables)
-    limit = batch_size if until is None else max(0, min(batch_size, until - start))
+    window = snapshot_window(start + 1, snapshot_every)
+    limit = min(batch_size, window - start)
+    if until is not None:
+        limit = max(0, min(limit, until - start))
     events = await read_page(conn, LogFilter(after=start), limit) if limit else []
     if not events:
         return BatchApplied(start, start, 0, None)
@@ -45,7 +59,10 @@ async def apply_batch(conn: Connection, *, batch_size: int = 1000, tables: Table
         fold = Fold(await known_facts(conn, events))
         for event in events:
             fold.apply(event)
-        await apply_deltas(conn, fold.deltas, from_position=start, to_position=events[-1].position, tables=tables)
+        await apply_deltas(conn, fold.deltas, from_position=start, to_position=events[-1].position, window=window,
+                           tables=tables)
+        if tables == LIVE and events[-1].position == window:
+            await record_snapshot(conn, window)
         if tables == LIVE:
             await conn.execute("SELECT pg_notify($1, $2)", PROJECTION_CHANNEL, str(events[-1].position))
     return BatchApplied(start, events[-1].position, len(events), events[-1].recorded_at)

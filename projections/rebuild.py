@@ -1,6 +1,7 @@
 """Rebuild the dashboard projection from position 0 into fresh tables, then swap them in.
 
-The live tables keep serving while the shadow set is filled. For the swap, the rebuild
+The live tables keep serving while PostgreSQL fills the shadow set in one aggregate over the log
+(projections/aggregate_store.py, generated from the catalogue). For the swap, the rebuild
 takes TABLES_LOCK exclusively (live batches hold it shared), brings both sets to the
 same position, compares every figure, renames the shadow set into place and drops the
 old one — all in one transaction, so readers see either the old or the new tables.
@@ -11,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from events.store import Connection
-from projections.projector import TABLES_LOCK, apply_batch
+from projections.aggregate_store import build_from_log
+from projections.projector import SNAPSHOT_EVERY, TABLES_LOCK, apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint
 
 SHADOW = TableSet("_rebuild")
@@ -49,11 +51,12 @@ async def create_shadow(conn: Connection) -> None:
 
 
 async def fill(conn: Connection, tables: TableSet, until: int, *, batch_size: int,
-               progress: Progress | None = None) -> int:
+               progress: Progress | None = None, snapshot_every: int = SNAPSHOT_EVERY) -> int:
     """Apply batches to ``tables`` until its checkpoint reaches ``until``; returns events applied."""
     applied = 0
     while True:
-        batch = await apply_batch(conn, batch_size=batch_size, tables=tables, until=until)
+        batch = await apply_batch(conn, batch_size=batch_size, tables=tables, until=until,
+                                  snapshot_every=snapshot_every)
         if not batch.events:
             return applied
         applied += batch.events
@@ -75,16 +78,26 @@ async def compare(conn: Connection, a: TableSet, b: TableSet) -> dict[str, int]:
     return out
 
 
-async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progress | None = None) -> RebuildReport:
-    """Rebuild from position 0 and swap the result in; reports whether it equals the live figures."""
+async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progress | None = None,
+                  snapshot_every: int = SNAPSHOT_EVERY) -> RebuildReport:
+    """Rebuild from position 0 and swap the result in; reports whether it equals the live figures.
+
+    The shadow set is built by PostgreSQL up to the live checkpoint; the few events the live set gains
+    meanwhile are folded into both sets under the lock, batch by batch, before they are compared.
+    """
     started = time.perf_counter()
     await create_shadow(conn)
-    events = await fill(conn, SHADOW, await checkpoint(conn, LIVE), batch_size=batch_size, progress=progress)
+    events = await checkpoint(conn, LIVE)
+    async with conn.transaction():
+        await build_from_log(conn, SHADOW, events, snapshot_every)
+    if progress is not None:
+        progress(events, events)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", TABLES_LOCK)
         target = max(await checkpoint(conn, LIVE), await checkpoint(conn, SHADOW))
-        events += await fill(conn, SHADOW, target, batch_size=batch_size, progress=progress)
-        await fill(conn, LIVE, target, batch_size=batch_size)
+        events += await fill(conn, SHADOW, target, batch_size=batch_size, progress=progress,
+                             snapshot_every=snapshot_every)
+        await fill(conn, LIVE, target, batch_size=batch_size, snapshot_every=snapshot_every)
         differences = await compare(conn, SHADOW, LIVE)
         for table in TABLES:
             await conn.execute(f"ALTER TABLE {table} RENAME TO {RETIRED.name(table)}")

@@ -73,9 +73,10 @@ async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict
 
 
 async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
-                       tables: TableSet = LIVE) -> None:
+                       window: int, tables: TableSet = LIVE) -> None:
     """Add deltas and move the checkpoint from ``from_position`` to ``to_position``. Call inside a transaction.
 
+    ``window`` is the snapshot position that follows this batch (rows changed here go into that snapshot).
     Raises CheckpointMoved (and the caller rolls back) if the checkpoint was not at ``from_position``.
     """
     moved = await conn.fetchval(
@@ -88,17 +89,17 @@ async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, 
     categories = [(c, r, m, k, str(v)) for (c, r, m, k), v in deltas.categories.items()]
     reports = [(c, r, parent_of(r), d, str(n)) for (c, r, d), n in deltas.reports.items()]
     await _add(conn, tables.name("projection_totals"), "campaign, region, parent, level, metric",
-               "text, text, text, text, text", "campaign, region, metric", "value", totals)
+               "text, text, text, text, text", "campaign, region, metric", "value", totals, window)
     await _add(conn, tables.name("projection_daily"), "campaign, region, metric, day", "text, text, text, date",
-               "campaign, region, metric, day", "value", daily)
+               "campaign, region, metric, day", "value", daily, window)
     await _add(conn, tables.name("projection_categories"), "campaign, region, metric, category",
-               "text, text, text, text", "campaign, region, metric, category", "value", categories)
+               "text, text, text, text", "campaign, region, metric, category", "value", categories, window)
     await _add(conn, tables.name("projection_reports"), "campaign, region, parent, day", "text, text, text, date",
-               "campaign, region, day", "events", reports)
+               "campaign, region, day", "events", reports, window)
 
 
 async def _add(conn: Connection, table: str, columns: str, types: str, key: str, value: str,
-               rows: Sequence[tuple[object, ...]]) -> None:
+               rows: Sequence[tuple[object, ...]], window: int) -> None:
     """Upsert rows of (key columns..., increment): the increment is added to any existing value.
 
     Values travel as text (cast in SQL): asyncpg's binary numeric encoder costs far more per
@@ -110,8 +111,10 @@ async def _add(conn: Connection, table: str, columns: str, types: str, key: str,
     kinds = [f"${i}::{t.strip()}[]" for i, t in enumerate(types.split(","), start=1)]
     kinds.append(f"${len(kinds) + 1}::text[]::{'bigint' if value == 'events' else 'numeric'}[]")
     await conn.execute(
-        f"INSERT INTO {table} AS t ({columns}, {value}) SELECT * FROM unnest({', '.join(kinds)}) "
-        f"ON CONFLICT ({key}) DO UPDATE SET {value} = t.{value} + excluded.{value}", *arrays)
+        f"INSERT INTO {table} AS t ({columns}, {value}, changed_window) "
+        f"SELECT *, ${len(kinds) + 1}::bigint FROM unnest({', '.join(kinds)}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {value} = t.{value} + excluded.{value}, "
+        "changed_window = excluded.changed_window", *arrays, window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +182,73 @@ async def reporting_children(conn: Connection, campaign: str, parent: str, day: 
         f"SELECT region FROM {tables.name('projection_reports')} WHERE campaign = $1 AND parent = $2 "
         "AND ($3::date IS NULL OR day = $3) GROUP BY region HAVING sum(events) > 0", campaign, parent, day)
     return {r["region"] for r in rows}
+
+
+# --- snapshots: the read tables at every SNAPSHOT_EVERY positions (migration 0005) ---------------
+
+_SNAPSHOTTED: Final = (
+    ("projection_totals", "snapshot_totals", "campaign, region, metric", "value"),
+    ("projection_categories", "snapshot_categories", "campaign, region, metric, category", "value"),
+    ("projection_reports", "snapshot_reports", "campaign, region, day", "events"),
+)
+
+
+async def record_snapshot(conn: Connection, position: int) -> None:
+    """Record the live rows changed since the previous snapshot as they stand at ``position``. Call in the batch's
+    transaction, with the checkpoint at ``position``."""
+    previous = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM projection_snapshots"))
+    for live, snapshot, key, value in _SNAPSHOTTED:
+        await conn.execute(f"INSERT INTO {snapshot} ({key}, position, {value}) "
+                           f"SELECT {key}, $1, {value} FROM {live} WHERE changed_window > $2", position, previous)
+    await conn.execute("INSERT INTO projection_snapshots (position) VALUES ($1)", position)
+
+
+async def latest_snapshot(conn: Connection, at_most: int) -> int:
+    """The position of the latest snapshot at or below ``at_most`` (0, the empty figures, when there is none)."""
+    return int(await conn.fetchval(
+        "SELECT coalesce(max(position), 0) FROM projection_snapshots WHERE position <= $1", at_most))
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which rows a past-position read needs: one region's totals, categories and reports, and its children's
+    (or, with ``level``, those of every region of that level whose code starts with ``prefix``)."""
+
+    region: str
+    level: str | None = None
+    prefix: str = ""
+
+
+async def snapshot_figures(conn: Connection, campaign: str, position: int, scope: Scope) -> Deltas:
+    """The rows of ``scope`` as the snapshot at ``position`` holds them.
+
+    Every key is looked up on its own (the newest version at or below ``position``, one index descent), so the
+    cost follows the number of rows asked for, not the length of the log. The live tables enumerate the keys:
+    they keep every row any event ever touched.
+    """
+    out = Deltas()
+    rows = await conn.fetch(
+        "SELECT t.region, t.metric, s.value FROM projection_totals t CROSS JOIN LATERAL ("
+        "  SELECT value FROM snapshot_totals s WHERE s.campaign = t.campaign AND s.region = t.region "
+        "  AND s.metric = t.metric AND s.position <= $2 ORDER BY s.position DESC LIMIT 1) s "
+        "WHERE t.campaign = $1 AND (t.region = $3 OR ($4::text IS NULL AND t.parent = $3) "
+        "                           OR (t.level = $4 AND t.region LIKE $5))",
+        campaign, position, scope.region, scope.level, scope.prefix + "%")
+    for row in rows:
+        out.totals[(campaign, row["region"], row["metric"])] = row["value"]
+    rows = await conn.fetch(
+        "SELECT t.metric, t.category, s.value FROM projection_categories t CROSS JOIN LATERAL ("
+        "  SELECT value FROM snapshot_categories s WHERE s.campaign = t.campaign AND s.region = t.region "
+        "  AND s.metric = t.metric AND s.category = t.category AND s.position <= $2 "
+        "  ORDER BY s.position DESC LIMIT 1) s WHERE t.campaign = $1 AND t.region = $3",
+        campaign, position, scope.region)
+    for row in rows:
+        out.categories[(campaign, scope.region, row["metric"], row["category"])] = row["value"]
+    rows = await conn.fetch(
+        "SELECT t.region, t.day, s.events FROM projection_reports t CROSS JOIN LATERAL ("
+        "  SELECT events FROM snapshot_reports s WHERE s.campaign = t.campaign AND s.region = t.region "
+        "  AND s.day = t.day AND s.position <= $2 ORDER BY s.position DESC LIMIT 1) s "
+        "WHERE t.campaign = $1 AND (t.region = $3 OR t.parent = $3)", campaign, position, scope.region)
+    for row in rows:
+        out.reports[(campaign, row["region"], row["day"])] = row["events"]
+    return out

@@ -253,7 +253,7 @@ def replay(
     import json
 
     from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES
-    from projections.history import children_view, region_view
+    from projections.fold import children_view, region_view
     from projections.replay import replay as run_replay
     from services.dashboard_render import render_dashboard
 

@@ -5,7 +5,8 @@ from decimal import Decimal
 from events.errors import NotFound
 from events.regions import EXPECTED_PROVINCES, NATION, parent_of
 from events.store import Connection, read_campaigns
-from projections.history import children_view, figures_at, region_view
+from projections.at_position import figures_at, scope_of
+from projections.fold import children_view, region_view
 from projections.summary import CampaignSummary, summarise
 from projections.tables import checkpoint
 
@@ -18,7 +19,7 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
             raise NotFound(f"no campaign {campaign}")
         final = history.status == "closed"
         position = history.closed_at[-1] if final else await checkpoint(conn)
-        deltas = await figures_at(conn, campaign, position)
+        deltas = await figures_at(conn, campaign, position, scope_of(NATION))
     national, _ = region_view(deltas, campaign, NATION)
     provinces = children_view(deltas, campaign, NATION, None)
     reporting: dict[str, int] = {}

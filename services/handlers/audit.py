@@ -10,8 +10,8 @@ from events.errors import NotFound
 from events.regions import NATION
 from events.store import head, read_campaigns, record_columns, record_from_row, translated_errors
 from events.stored_chain import verify_campaign, verify_log
-from projections.fold import effective_fact
-from projections.history import BeyondLog, figures_at, region_view
+from projections.at_position import BeyondLog, figures_at, scope_of
+from projections.fold import effective_fact, region_view
 from projections.number_format import display
 from projections.provenance import contributions
 from projections.tables import checkpoint
@@ -92,7 +92,7 @@ async def provenance(request: web.Request) -> web.Response:
             figure = Decimal(value or 0)
         else:
             try:
-                totals, _ = region_view(await figures_at(conn, campaign, until), campaign, region)
+                totals, _ = region_view(await figures_at(conn, campaign, until, scope_of(region)), campaign, region)
             except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
             figure = totals.get(metric, Decimal(0))

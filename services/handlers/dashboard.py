@@ -16,7 +16,8 @@ from events.errors import NotFound, OutOfScope
 from events.regions import NATION, is_within, level_of
 from events.store import Connection, read_campaigns, translated_errors
 from projections import tables
-from projections.history import BeyondLog, children_view, figures_at, region_view
+from projections.at_position import BeyondLog, figures_at, scope_of
+from projections.fold import children_view, region_view
 from projections.number_format import display, ratio
 from schemas.api import (
     Completeness,
@@ -132,7 +133,7 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
                 conn.transaction(isolation="repeatable_read", readonly=True):
             _, _, history = await _snapshot_header(conn, campaign)
             try:
-                deltas = await figures_at(conn, campaign, position)
+                deltas = await figures_at(conn, campaign, position, scope_of(region, level or None))
             except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
             recorded_at = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
