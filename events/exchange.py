@@ -10,7 +10,7 @@ from events.chain_check import ChainVerifier
 from events.errors import DomainError
 from events.records import RecordedEvent, from_exported
 from events.regions import code_prefix, is_within
-from events.store import APPEND_LOCK, NOTIFY_CHANNEL, Connection, LogFilter, read_page
+from events.store import APPEND_LOCK, NOTIFY_CHANNEL, Connection, LogFilter, read_export_page
 
 
 async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None = None,
@@ -21,11 +21,11 @@ async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None =
     """
     prefix = code_prefix(region) if region is not None else None
     after = flt.after
-    while events := await read_page(conn, LogFilter(after, flt.campaign, flt.type, prefix), page):
-        kept = [e for e in events if region is None or is_within(e.region, region)]
+    while lines := await read_export_page(conn, LogFilter(after, flt.campaign, flt.type, prefix), page):
+        kept = [line for _, code, line in lines if region is None or is_within(code, region)]
         if kept:
-            yield b"".join(orjson.dumps(e.exported()) + b"\n" for e in kept)
-        after = events[-1].position
+            yield b"".join(kept)
+        after = lines[-1][0]
 
 
 class ImportRefused(DomainError):

@@ -185,6 +185,30 @@ async def read_page(conn: Connection, flt: LogFilter, limit: int) -> list[Record
     return [record_from_row(r) for r in rows]
 
 
+# The exported form of an event (RecordedEvent.exported serialised by orjson), written by PostgreSQL around its
+# payload: the members in the same order, strings escaped by to_json as orjson escapes them, timestamps in the
+# canonical UTC form. Only ``data`` passes through Python (orjson.loads + dumps: jsonb's text has spaces).
+_EXPORT_HEAD: Final = """convert_to('{"campaign":' || to_json(campaign)::text || ',"data":', 'UTF8')"""
+_EXPORT_TAIL: Final = """convert_to(',"event_id":"' || event_id::text
+    || '","occurred_at":"' || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    || '","position":' || position::text
+    || ',"recorded_at":"' || to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    || '","recorded_by":' || to_json(recorded_by)::text || ',"region":' || to_json(region)::text
+    || ',"request_id":' || to_json(request_id)::text || ',"schema_version":' || schema_version::text
+    || ',"type":' || to_json(type)::text || ',"prev_hash":"' || encode(prev_hash, 'hex')
+    || '","hash":"' || encode(hash, 'hex') || '"}', 'UTF8')"""
+
+
+async def read_export_page(conn: Connection, flt: LogFilter, limit: int) -> list[tuple[int, str, bytes]]:
+    """One keyset page of the log as (position, region, exported NDJSON line)."""
+    where, args = _where(flt)
+    rows = await conn.fetch(
+        f"SELECT position, region, {_EXPORT_HEAD} AS head, convert_to(data::text, 'UTF8') AS data, "
+        f"{_EXPORT_TAIL} AS tail FROM events WHERE {where} ORDER BY position LIMIT ${len(args) + 1}", *args, limit)
+    dumps, loads = orjson.dumps, orjson.loads
+    return [(r[0], r[1], r[2] + dumps(loads(r[3])) + r[4] + b"\n") for r in rows]
+
+
 async def head(conn: Connection) -> tuple[int, bytes]:
     """The last position and its hash (0 and 32 zero bytes for an empty log)."""
     row = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
