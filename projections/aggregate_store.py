@@ -42,15 +42,45 @@ def old_versions() -> list[tuple[str, int]]:
     return [(t.name, v) for t in _facts() for v in sorted(t.versions) if v < t.latest_version]
 
 
+def _slots(spec: EventType) -> list[tuple[str, str]]:
+    """(slot column, metric) for each metric of a fact type: counts fill k1, k2, … (bigint, summed exactly and
+    fast), money fills d1, d2, … (numeric), each in declared order."""
+    out: list[tuple[str, str]] = []
+    for kind, letter in (("count", "k"), ("money", "d")):
+        out += [(f"{letter}{i}", m.name) for i, m in enumerate((m for m in spec.metrics if m.kind == kind), 1)]
+    return out
+
+
+def _slot_columns() -> list[str]:
+    names = {slot for t in _facts() for slot, _ in _slots(t)}
+    return sorted(names, key=lambda n: (n[0], int(n[1:])))
+
+
 def _metric_map() -> str:
-    """VALUES (type, metric, field, category field): one row per declared metric, and one row per type with a
-    NULL metric that counts the fact itself (the reports table)."""
-    rows: list[str] = []
-    for spec in _facts():
-        category = _literal(spec.category_field)
-        rows += [f"({_literal(spec.name)}, {_literal(m.name)}, {_literal(m.field)}, {category})" for m in spec.metrics]
-        rows.append(f"({_literal(spec.name)}, NULL, NULL, NULL)")
-    return "(VALUES " + ", ".join(rows) + ") AS m(type, metric, field, category_field)"
+    """VALUES (type, slot, metric): which leaf column holds which metric of a type."""
+    rows = [f"({_literal(t.name)}, {_literal(slot)}, {_literal(metric)})"
+            for t in _facts() for slot, metric in _slots(t)]
+    return "(VALUES " + ", ".join(rows) + ") AS m(type, slot, metric)"
+
+
+def _slot_values(alias: str) -> str:
+    """The effective sum of each slot of the versions grouped: its type's metric field cast to the slot's type."""
+    columns = []
+    for slot in _slot_columns():
+        cast = "bigint" if slot.startswith("k") else "numeric"
+        cases = " ".join(
+            f"WHEN {_literal(t.name)} THEN ({alias}.data ->> {_literal(field)})::{cast}"
+            for t in _facts() for s, metric in _slots(t) if s == slot
+            for field in [next(m.field for m in t.metrics if m.name == metric)])
+        columns.append(f"sum(CASE WHEN NOT {alias}.effective THEN 0 ELSE CASE {alias}.fact_type {cases} END END) "
+                       f"AS {slot}")
+    return ", ".join(columns)
+
+
+def _category(alias: str) -> str:
+    cases = " ".join(f"WHEN {_literal(t.name)} THEN {alias}.data ->> {_literal(t.category_field)}"
+                     for t in _facts() if t.category_field)
+    return f"CASE {alias}.fact_type {cases} END" if cases else "NULL::text"
 
 
 def _utc_offset() -> str:
@@ -59,8 +89,9 @@ def _utc_offset() -> str:
 
 
 def leaf_sql() -> str:
-    """CREATE the leaf aggregate: per (campaign, region, day, metric, category) the effective sum and the last
-    position that touched it; metric NULL rows count effective facts. $1 is the position to build up to."""
+    """CREATE the leaf aggregate: per (campaign, region, day, type, category) the effective sum of each metric
+    slot (see _slots), the number of effective facts, and the last position that touched it.
+    $1: the position to build up to."""
     types = ", ".join(_literal(t.name) for t in _facts())
     upcasting = bool(old_versions())
     data = "coalesce(u.data, e.data)" if upcasting else "e.data"
@@ -74,23 +105,23 @@ WITH changes AS MATERIALIZED (
       FROM events WHERE target_event_id IS NOT NULL AND position <= $1
 ), versions AS (
     SELECT e.type AS fact_type, e.campaign, e.region, e.occurred_at, {data} AS data,
-           c.first_position IS NULL AS effective, coalesce(c.first_position, e.position) AS touched
-      FROM events e
-      LEFT JOIN (SELECT DISTINCT fact_id, first_position FROM changes) c ON c.fact_id = e.event_id
-      {join}
-     WHERE e.type IN ({types}) AND e.position <= $1
+           TRUE AS effective, e.position AS touched
+      FROM events e {join}
+     WHERE e.type IN ({types}) AND e.position <= $1 AND e.event_id NOT IN (SELECT fact_id FROM changes)
+    UNION ALL
+    SELECT e.type, e.campaign, e.region, e.occurred_at, {data}, FALSE, c.first_position
+      FROM (SELECT DISTINCT fact_id, first_position FROM changes) c JOIN events e ON e.event_id = c.fact_id {join}
+     WHERE e.type IN ({types})
     UNION ALL
     SELECT o.type, o.campaign, c.region, c.occurred_at, c.data -> 'replacement',
            c.next_position IS NULL, coalesce(c.next_position, c.position)
       FROM changes c JOIN events o ON o.event_id = c.fact_id
      WHERE c.type = 'event_corrected' AND o.type IN ({types})
 )
-SELECT v.campaign, v.region, (v.occurred_at AT TIME ZONE {_utc_offset()})::date AS day, m.metric,
-       v.data ->> m.category_field AS category,
-       sum(CASE WHEN NOT v.effective THEN 0 WHEN m.metric IS NULL THEN 1
-                ELSE (v.data ->> m.field)::numeric END) AS value,
-       max(v.touched) AS touched
-  FROM versions v JOIN {_metric_map()} ON m.type = v.fact_type
+SELECT v.campaign, v.region, (v.occurred_at AT TIME ZONE {_utc_offset()})::date AS day, v.fact_type AS type,
+       {_category("v")} AS category, {_slot_values("v")},
+       count(*) FILTER (WHERE v.effective) AS facts, max(v.touched) AS touched
+  FROM versions v
  GROUP BY 1, 2, 3, 4, 5"""
 
 
@@ -99,23 +130,32 @@ def rollup_sql(tables: TableSet) -> list[str]:
 
     $1..$4: region, ancestor, its parent, its level (one row per pair); $5: snapshot interval.
     """
-    ancestry = ("JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS a(region, ancestor, parent, level) "
-                "USING (region)")
-    window = "((max(l.touched) + $5 - 1) / $5) * $5"
+    slots = _slot_columns()
+    sums = ", ".join(f"sum({s}) AS {s}" for s in slots)
+    value = "CASE m.slot " + " ".join(f"WHEN {_literal(s)} THEN g.{s}" for s in slots) + " END"
+    window = "((max(touched) + $5 - 1) / $5) * $5 AS window"
+
+    def rolled(keys: str, where: str = "TRUE", extra: str = "") -> str:
+        # Summed over what the table does not key on, then once per ancestor, then per ancestor.
+        return (f"(SELECT campaign, ancestor AS region, {keys}{extra}, {sums}, sum(facts) AS facts, {window} FROM "
+                f"(SELECT campaign, region, {keys}, {sums}, sum(facts) AS facts, max(touched) AS touched "
+                f"FROM {_LEAF} WHERE {where} GROUP BY campaign, region, {keys}) l "
+                "JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS a(region, ancestor, parent, level) "
+                f"USING (region) GROUP BY campaign, ancestor, {keys}) g")
+
+    metrics = f"JOIN {_metric_map()} ON m.type = g.type"
     return [
         f"INSERT INTO {tables.name('projection_totals')} (campaign, region, parent, level, metric, value, "
-        f"changed_window) SELECT l.campaign, a.ancestor, min(a.parent), min(a.level), l.metric, sum(l.value), "
-        f"{window} FROM {_LEAF} l {ancestry} WHERE l.metric IS NOT NULL GROUP BY l.campaign, a.ancestor, l.metric",
+        f"changed_window) SELECT g.campaign, g.region, g.parent, g.level, m.metric, {value}, g.window "
+        f"FROM {rolled('type', extra=', min(parent) AS parent, min(level) AS level')} {metrics}",
         f"INSERT INTO {tables.name('projection_daily')} (campaign, region, metric, day, value, changed_window) "
-        f"SELECT l.campaign, a.ancestor, l.metric, l.day, sum(l.value), {window} FROM {_LEAF} l {ancestry} "
-        "WHERE l.metric IS NOT NULL GROUP BY l.campaign, a.ancestor, l.metric, l.day",
+        f"SELECT g.campaign, g.region, m.metric, g.day, {value}, g.window FROM {rolled('type, day')} {metrics}",
         f"INSERT INTO {tables.name('projection_categories')} (campaign, region, metric, category, value, "
-        f"changed_window) SELECT l.campaign, a.ancestor, l.metric, l.category, sum(l.value), {window} "
-        f"FROM {_LEAF} l {ancestry} WHERE l.metric IS NOT NULL AND l.category IS NOT NULL "
-        "GROUP BY l.campaign, a.ancestor, l.metric, l.category",
+        f"changed_window) SELECT g.campaign, g.region, m.metric, g.category, {value}, g.window "
+        f"FROM {rolled('type, category', where='category IS NOT NULL')} {metrics}",
         f"INSERT INTO {tables.name('projection_reports')} (campaign, region, parent, day, events, changed_window) "
-        f"SELECT l.campaign, a.ancestor, min(a.parent), l.day, sum(l.value)::bigint, {window} "
-        f"FROM {_LEAF} l {ancestry} WHERE l.metric IS NULL GROUP BY l.campaign, a.ancestor, l.day",
+        f"SELECT g.campaign, g.region, g.parent, g.day, g.facts, g.window "
+        f"FROM {rolled('day', extra=', min(parent) AS parent')}",
     ]
 
 
@@ -143,9 +183,13 @@ def _ancestry(regions: Sequence[str]) -> list[list[str | None]]:
 async def build_from_log(conn: Connection, tables: TableSet, until: int, snapshot_every: int) -> None:
     """Fill the empty read tables of ``tables`` with the figures of positions 1..``until`` and set their
     checkpoint there. Call inside a transaction."""
+    # One aggregate over the whole log: let it hash in memory rather than sort on disk (this transaction only).
+    await conn.execute("SET LOCAL work_mem = '256MB'")
+    await conn.execute("SET LOCAL temp_buffers = '256MB'")  # refused once the session used a temporary table
     if old_versions():
         await _load_upcast(conn, until)
     await conn.execute(leaf_sql(), until)
+    await conn.execute(f"ANALYZE {_LEAF}")  # the planner's guess for a fresh temporary table is far off
     regions = [r["region"] for r in await conn.fetch(f"SELECT DISTINCT region FROM {_LEAF}")]
     arrays = _ancestry(regions)
     for statement in rollup_sql(tables):

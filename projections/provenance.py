@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from events.catalogue import CATALOGUE, METRICS
 from events.records import RecordedEvent
-from events.regions import is_within
+from events.regions import code_prefix, is_within
 from events.store import Connection, record_columns, record_from_row
 from projections.fold import effective_fact, metric_value
 
@@ -32,12 +32,20 @@ def feeding_types(metric: str) -> list[str]:
 
 async def contributions(conn: Connection, campaign: str, metric: str, region: str, *, after: int, until: int,
                         limit: int) -> tuple[list[Contribution], int, bool]:
-    """A page of contributions (originals with after < position <= until), where to continue, and whether done."""
+    """A page of contributions (originals with after < position <= until), where to continue, and whether done.
+
+    ``limit`` bounds the originals a page examines (those that could be within ``region``), not the rows scanned.
+    """
     spec = METRICS[metric]
+    # Candidates: originals reported within the region's code prefix, and those a correction moved into it.
+    # The rest cannot end up in the region, so they are skipped inside PostgreSQL; is_within below decides.
+    prefix = (code_prefix(region) or "") + "%"
     rows = await conn.fetch(
         f"SELECT {record_columns()} FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
-        "AND position > $3 AND position <= $4 ORDER BY position LIMIT $5",
-        campaign, feeding_types(metric), after, until, limit)
+        "AND position > $3 AND position <= $4 AND (region LIKE $6 OR event_id IN ("
+        "  SELECT target_event_id FROM events WHERE campaign = $1 AND type = 'event_corrected' "
+        "  AND position <= $4 AND region LIKE $6)) ORDER BY position LIMIT $5",
+        campaign, feeding_types(metric), after, until, limit, prefix)
     originals = [record_from_row(r) for r in rows]
     if not originals:
         return [], after, True

@@ -7,7 +7,9 @@ same position, compares every figure, renames the shadow set into place and drop
 old one — all in one transaction, so readers see either the old or the new tables.
 """
 
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,13 +43,32 @@ class RebuildReport:
     """table → number of rows whose figure differed between the rebuilt and the live set."""
 
 
-async def create_shadow(conn: Connection) -> None:
-    """Empty shadow tables shaped like the live ones, checkpoint at 0."""
+async def create_shadow(conn: Connection, *, indexed: bool = True) -> None:
+    """Empty shadow tables shaped like the live ones, checkpoint at 0; without ``indexed``, the read tables get
+    their indexes from index_shadow once they are filled (one sorted build instead of a probe per row)."""
     for table in TABLES:
         await conn.execute(f"DROP TABLE IF EXISTS {SHADOW.name(table)}")
-        await conn.execute(f"CREATE TABLE {SHADOW.name(table)} (LIKE {table} INCLUDING ALL)")
+        later = not indexed and table != "projection_checkpoints"
+        await conn.execute(f"CREATE TABLE {SHADOW.name(table)} (LIKE {table} INCLUDING ALL"
+                           f"{' EXCLUDING INDEXES' if later else ''})")
     await conn.execute(f"INSERT INTO {SHADOW.name('projection_checkpoints')} (name, position) VALUES ($1, 0)",
                        CHECKPOINT)
+
+
+async def index_shadow(conn: Connection) -> None:
+    """Give the shadow read tables every index (and the primary key) their live counterparts have."""
+    for table in TABLES[1:]:
+        shadow = SHADOW.name(table)
+        if await conn.fetchval("SELECT EXISTS (SELECT FROM pg_index WHERE indrelid = $1::regclass)", shadow):
+            continue
+        for row in await conn.fetch("SELECT pg_get_indexdef(indexrelid) AS definition, indisprimary "
+                                    "FROM pg_index WHERE indrelid = $1::regclass", table):
+            name = f"{shadow}_{uuid.uuid4().hex[:12]}"  # index names are unique per schema, across rebuilds
+            definition = re.sub(r"INDEX \S+ ON \S+ USING", f"INDEX {name} ON {shadow} USING", row["definition"],
+                                count=1)
+            await conn.execute(definition)
+            if row["indisprimary"]:
+                await conn.execute(f"ALTER TABLE {shadow} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}")
 
 
 async def fill(conn: Connection, tables: TableSet, until: int, *, batch_size: int,
@@ -86,10 +107,11 @@ async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progres
     meanwhile are folded into both sets under the lock, batch by batch, before they are compared.
     """
     started = time.perf_counter()
-    await create_shadow(conn)
+    await create_shadow(conn, indexed=False)
     events = await checkpoint(conn, LIVE)
     async with conn.transaction():
         await build_from_log(conn, SHADOW, events, snapshot_every)
+        await index_shadow(conn)
     if progress is not None:
         progress(events, events)
     async with conn.transaction():
