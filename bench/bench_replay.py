@@ -69,6 +69,7 @@ from common import (
 
 from events.exchange import export_lines
 from events.store import LogFilter, record_columns
+from projections.projector import SNAPSHOT_EVERY
 from projections.provenance import feeding_types
 
 TARGET_REBUILD_RATIO = 0.5
@@ -234,7 +235,9 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
         with RssSampler(server.pid, 0.1) as serve_rss:
             for n in range(1, args.rounds + 1):
                 for fraction in args.fractions:
-                    position = max(1, int(head * fraction)) + n  # never asked before: the cache misses
+                    # Never asked before (the cache misses), and just below a snapshot position: the most events
+                    # the fold after the snapshot can have (SNAPSHOT_EVERY - 1 - n).
+                    position = max(1, (int(head * fraction) // SNAPSHOT_EVERY) * SNAPSHOT_EVERY - n)
                     profile = profile_dir / f"at_position_{int(fraction * 100)}_round{n}.txt" \
                         if profile_dir and n == 1 else None
                     with PySpy(server.pid, profile, args.profile_seconds) if profile else contextlib.nullcontext():
