@@ -7,10 +7,11 @@ import orjson
 
 from events.catalogue import CATALOGUE
 from events.chain_check import ChainVerifier
+from events.coordination import APPEND_LOCK, EVENTS_CHANNEL, lock_transaction, notify
 from events.errors import DomainError
 from events.records import RecordedEvent, from_exported
 from events.regions import code_prefix, is_within
-from events.store import APPEND_LOCK, NOTIFY_CHANNEL, Connection, LogFilter, read_page
+from events.store import Connection, LogFilter, read_page
 
 
 async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None = None,
@@ -54,7 +55,7 @@ async def import_lines(conn: Connection, lines: Iterable[bytes | str], *, page: 
     verifier = ChainVerifier()
     count = 0
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        await lock_transaction(conn, APPEND_LOCK)
         if await conn.fetchval("SELECT EXISTS (SELECT FROM events)"):
             raise ImportRefused("the log is not empty; import only into a fresh database")
         batch: list[RecordedEvent] = []
@@ -71,7 +72,7 @@ async def import_lines(conn: Connection, lines: Iterable[bytes | str], *, page: 
         count += await _load(conn, verifier, batch)
         report = verifier.report()
         if count:
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(report.last_position))
+            await notify(conn, EVENTS_CHANNEL, str(report.last_position))
     return ImportReport(count, report.last_position, report.last_hash)
 
 

@@ -15,6 +15,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from events.campaigns import CampaignHistory, fold_lifecycle
 from events.canonical import GENESIS_HASH
+from events.coordination import APPEND_LOCK, EVENTS_CHANNEL
 from events.decide import KnownEvent, LogState
 from events.errors import StoreUnavailable
 from events.intake import DraftEvent
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 else:  # asyncpg's classes are not subscriptable at run time
     Connection = asyncpg.Connection | PoolConnectionProxy
 
-APPEND_LOCK: Final = 0x716D_0001
-NOTIFY_CHANNEL: Final = "qmstats_events"
 LIFECYCLE_TYPES: Final = ("campaign_opened", "campaign_closed", "campaign_reopened")
 # Spelled out in the SQL text so the planner can use the partial index events_campaign_lifecycle.
 _LIFECYCLE_SQL: Final = "(" + ", ".join(f"'{t}'" for t in LIFECYCLE_TYPES) + ")"
@@ -129,7 +128,7 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> 
         [r.occurred_at for r in records], [r.recorded_at for r in records], [r.recorded_by for r in records],
         [r.request_id for r in records], [r.target for r in records],
         [orjson.dumps(r.data).decode() for r in records], [r.content_hash for r in records],
-        [r.prev_hash for r in records], [r.hash for r in records], NOTIFY_CHANNEL,
+        [r.prev_hash for r in records], [r.hash for r in records], EVENTS_CHANNEL,
     )
 
 

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from events.coordination import TABLES_LOCK
 from events.store import Connection
-from projections.projector import TABLES_LOCK, apply_batch
+from projections.projector import apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint
 
 SHADOW = TableSet("_rebuild")

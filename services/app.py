@@ -9,9 +9,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL, translated_errors
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
+from events.store import translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
-from projections.projector import PROJECTION_CHANNEL, BatchApplied
+from projections.projector import BatchApplied
 from projections.tables import CHECKPOINT
 from services.appkeys import (
     DASHBOARD_CACHE,
@@ -27,7 +28,7 @@ from services.appkeys import (
 )
 from services.cache import ResponseCache
 from services.database import create_pool
-from services.keyring import KEYS_CHANNEL, KeyRing
+from services.keyring import KeyRing
 from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
@@ -137,7 +138,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             if worker is not None:
                 worker.wake()
 
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
+        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), EVENTS_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
         yield

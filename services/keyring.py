@@ -16,11 +16,11 @@ from typing import Final, get_args
 
 import asyncpg
 
+from events.coordination import KEYS_CHANNEL, notify
 from events.decide import Actor, Role
 from events.regions import NATION, is_structurally_valid
 from events.store import Connection, translated_errors
 
-KEYS_CHANNEL: Final = "qmstats_keys"
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 
 
@@ -79,7 +79,7 @@ async def create_key(conn: Connection, *, name: str, role: str,
     row = await conn.fetchrow(
         "INSERT INTO api_keys (id, name, role, region, token_hash) VALUES ($1, $2, $3, $4, $5) RETURNING *",
         key_id, name, role, region, hash_token(token))
-    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_id)
+    await notify(conn, KEYS_CHANNEL, key_id)
     assert row is not None
     return _from_row(row), token
 
@@ -93,7 +93,7 @@ async def revoke_key(conn: Connection, key_id: str) -> bool:
     """Revoke a key; False if there is no such active key."""
     done = await conn.fetchval(
         "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id", key_id)
-    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_id)
+    await notify(conn, KEYS_CHANNEL, key_id)
     return done is not None
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.catalogue import CATALOGUE
+from events.coordination import ping
 from events.regions import NATION, PROVINCES, level_of, parent_of
 from events.store import translated_errors
 from schemas.api import (
@@ -37,7 +38,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2), request.app[POOL].acquire() as conn:
-            await conn.fetchval("SELECT 1")
+            await ping(conn)
             checks["database"] = "ok"
             todo = await migrate.pending(conn)
             checks["migrations"] = "ok" if not todo else f"{len(todo)} pending"
