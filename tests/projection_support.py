@@ -26,7 +26,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from events.coordination import PROJECTOR_LOCK
-from services.regionlists import import_region_list, read_region_list
+from events.region_store import import_region_list
+from services.regionlists import read_region_list
 from tests.factories import CAMPAIGN, correction, event, retraction
 from tests.shared_data import AREACODES
 
