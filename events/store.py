@@ -7,6 +7,7 @@ Driver errors are translated here and only here: a lost or refused connection be
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import asyncpg
@@ -106,6 +107,48 @@ async def read_campaigns(conn: Connection, ids: list[str] | None = None) -> dict
     return {campaign_id: history for campaign_id, history in folded.items() if history is not None}
 
 
+@dataclass(frozen=True, slots=True)
+class WithChanges:
+    """An event as recorded and the corrections and retractions aimed at it, in position order."""
+
+    original: RecordedEvent
+    changes: list[RecordedEvent]
+
+
+END_OF_LOG: Final = 2**63 - 1
+"""A position after every event: ``before=END_OF_LOG`` means no bound."""
+
+
+async def with_changes(conn: Connection, event_ids: Sequence[str], *,
+                       before: int = END_OF_LOG) -> dict[str, WithChanges]:
+    """Each of these events that exists, with its corrections and retractions recorded before ``before``."""
+    wanted = list(dict.fromkeys(event_ids))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[]) "
+        "OR (target_event_id = ANY($1::uuid[]) AND position < $2) ORDER BY position", wanted, before)
+    asked = set(wanted)
+    originals: dict[str, RecordedEvent] = {}
+    later: dict[str, list[RecordedEvent]] = {}
+    for row in rows:
+        record = record_from_row(row)
+        if record.event_id in asked:
+            originals[record.event_id] = record
+        elif record.target is not None:
+            later.setdefault(record.target, []).append(record)
+    return {i: WithChanges(originals[i], later.get(i, [])) for i in wanted if i in originals}
+
+
+async def ids_feeding(conn: Connection, campaign: str, types: Sequence[str], *, after: int, until: int,
+                      limit: int) -> list[str]:
+    """Ids of a campaign's events of these types with after < position <= until, a page in position order."""
+    rows = await conn.fetch(
+        "SELECT event_id::text AS event_id FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
+        "AND position > $3 AND position <= $4 ORDER BY position LIMIT $5", campaign, list(types), after, until, limit)
+    return [r["event_id"] for r in rows]
+
+
 async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
     """One event by its event_id."""
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM events WHERE event_id = $1::uuid", event_id)
@@ -177,6 +220,12 @@ async def read_page(conn: Connection, flt: LogFilter, limit: int) -> list[Record
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT ${len(args) + 1}", *args, limit)
     return [record_from_row(r) for r in rows]
+
+
+async def recorded_at(conn: Connection, position: int) -> datetime | None:
+    """When the event at ``position`` was recorded; None when there is none."""
+    moment: datetime | None = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
+    return moment
 
 
 async def head(conn: Connection) -> tuple[int, bytes]:

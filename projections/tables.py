@@ -6,13 +6,13 @@ fills from position 0 before swapping it in.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Final
 
 from events.records import RecordedEvent
 from events.regions import level_of, parent_of
-from events.store import Connection, record_columns, record_from_row
+from events.store import Connection, with_changes
 from projections.fold import Deltas, Fact, effective_fact
 
 CHECKPOINT: Final = "dashboard"
@@ -49,27 +49,34 @@ async def checkpoint(conn: Connection, tables: TableSet = LIVE) -> int:
     return int(value or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointStatus:
+    """Where a set of tables stands, and which physical tables they are (a rebuild's swap changes ``tables``)."""
+
+    position: int
+    updated_at: datetime | None
+    tables: int
+
+
+async def checkpoint_status(conn: Connection, tables: TableSet = LIVE) -> CheckpointStatus:
+    """The checkpoint's position and time, and the checkpoint table's oid, in one statement."""
+    name = tables.name("projection_checkpoints")
+    row = await conn.fetchrow(
+        f"SELECT (SELECT position FROM {name} WHERE name = $1) AS position, "
+        f"(SELECT updated_at FROM {name} WHERE name = $1) AS updated_at, '{name}'::regclass::oid::bigint AS tables",
+        CHECKPOINT)
+    assert row is not None  # a SELECT without FROM always yields its one row
+    return CheckpointStatus(int(row["position"] or 0), row["updated_at"], int(row["tables"]))
+
+
 async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict[str, Fact | None]:
     """Effective facts (as of just before ``events``) that their corrections and retractions refer to."""
     if not events:
         return {}
     in_batch = {e.event_id for e in events}
     targets = list({t for e in events if (t := e.target) is not None and t not in in_batch})
-    if not targets:
-        return {}
-    rows = await conn.fetch(
-        f"SELECT {record_columns()} FROM events WHERE event_id = ANY($1::uuid[]) "
-        "OR (target_event_id = ANY($1::uuid[]) AND position < $2) ORDER BY position",
-        targets, events[0].position)
-    originals: dict[str, RecordedEvent] = {}
-    later: dict[str, list[RecordedEvent]] = {}
-    for row in rows:
-        record = record_from_row(row)
-        if record.target is not None and record.event_id not in targets:
-            later.setdefault(record.target, []).append(record)
-        else:
-            originals[record.event_id] = record
-    return {t: effective_fact(originals[t], later.get(t, [])) for t in targets if t in originals}
+    found = await with_changes(conn, targets, before=events[0].position)
+    return {t: effective_fact(h.original, h.changes) for t, h in found.items()}
 
 
 async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
@@ -132,6 +139,13 @@ async def region_totals(conn: Connection, campaign: str, region: str, tables: Ta
     for row in cats:
         categories.setdefault(row["metric"], {})[row["category"]] = row["value"]
     return RegionFigures({r["metric"]: r["value"] for r in rows}, categories)
+
+
+async def figure_now(conn: Connection, campaign: str, region: str, metric: str, tables: TableSet = LIVE) -> Decimal:
+    """One metric's total for a region (its whole subtree); zero when nothing was reported."""
+    value = await conn.fetchval(f"SELECT value FROM {tables.name('projection_totals')} "
+                                "WHERE campaign = $1 AND region = $2 AND metric = $3", campaign, region, metric)
+    return Decimal(value or 0)
 
 
 async def children_totals(conn: Connection, campaign: str, parent: str,

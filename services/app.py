@@ -10,10 +10,10 @@ import structlog
 from aiohttp import web
 
 from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
-from events.store import translated_errors
+from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
-from projections.tables import CHECKPOINT
+from projections.tables import checkpoint_status
 from services.appkeys import (
     DASHBOARD_CACHE,
     KEYRING,
@@ -63,15 +63,11 @@ async def poll_projection(app: web.Application) -> None:
     while True:
         try:
             async with translated_errors(), pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
-                    "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
-                    "(SELECT max(position) FROM events) AS head, "
-                    "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
-            if row is not None:
-                state.tables = row["tables"]
-                state.saw_head(row["head"] or 0)
-                state.advance(row["position"] or 0, row["updated_at"])
+                status = await checkpoint_status(conn)
+                log_head, _ = await head(conn)  # after the checkpoint, so never behind it
+            state.tables = status.tables
+            state.saw_head(log_head)
+            state.advance(status.position, status.updated_at)
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)
