@@ -175,6 +175,14 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> 
     )
 
 
+async def copy_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
+    """Bulk-load recorded events as they are (an import: the caller checked the chain and holds the lock)."""
+    await conn.copy_records_to_table("events", records=[
+        (e.position, e.event_id, e.type, e.schema_version, e.campaign, e.region, e.occurred_at, e.recorded_at,
+         e.recorded_by, e.request_id, e.target, orjson.dumps(e.data).decode(), e.content_hash, e.prev_hash, e.hash)
+        for e in records], columns=[c.strip() for c in _COLUMNS.split(",")])
+
+
 def record_columns() -> str:
     """The column list ``record_from_row`` expects."""
     return _COLUMNS
@@ -226,6 +234,22 @@ async def recorded_at(conn: Connection, position: int) -> datetime | None:
     """When the event at ``position`` was recorded; None when there is none."""
     moment: datetime | None = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
     return moment
+
+
+async def is_empty(conn: Connection) -> bool:
+    """Whether the log holds no event at all."""
+    return not await conn.fetchval("SELECT EXISTS (SELECT FROM events)")
+
+
+async def hashes_at(conn: Connection, positions: Sequence[int]) -> dict[int, bytes]:
+    """position → stored hash for those of ``positions`` that hold an event."""
+    rows = await conn.fetch("SELECT position, hash FROM events WHERE position = ANY($1::bigint[])", list(positions))
+    return {r["position"]: bytes(r["hash"]) for r in rows}
+
+
+async def last_position_before(conn: Connection, position: int) -> int:
+    """The highest position below ``position`` that holds an event (0 if none)."""
+    return int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events WHERE position < $1", position))
 
 
 async def head(conn: Connection) -> tuple[int, bytes]:
