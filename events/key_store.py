@@ -12,7 +12,7 @@ import asyncpg
 from events.coordination import KEYS_CHANNEL, notify
 from events.decide import Actor, Role
 from events.regions import NATION
-from events.store import Connection
+from events.store import Connection, translating
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ def _from_row(row: asyncpg.Record) -> ApiKey:
                   row["created_at"], row["revoked_at"])
 
 
+@translating
 async def insert_key(conn: Connection, *, key_id: str, name: str, role: str, region: str | None,
                      token_hash: bytes) -> ApiKey:
     """Store a new key and tell every service."""
@@ -50,11 +51,13 @@ async def insert_key(conn: Connection, *, key_id: str, name: str, role: str, reg
     return _from_row(row)
 
 
+@translating
 async def list_keys(conn: Connection) -> list[ApiKey]:
     """Every key, oldest first, revoked ones included."""
     return [_from_row(r) for r in await conn.fetch("SELECT * FROM api_keys ORDER BY created_at, id")]
 
 
+@translating
 async def revoke_key(conn: Connection, key_id: str) -> bool:
     """Revoke a key and tell every service; False if there is no such active key."""
     done = await conn.fetchval(

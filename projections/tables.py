@@ -12,7 +12,7 @@ from typing import Final
 
 from events.records import RecordedEvent
 from events.regions import level_of, parent_of
-from events.store import Connection, with_changes
+from events.store import Connection, translating, with_changes
 from projections.fold import Deltas, Fact, effective_fact
 
 CHECKPOINT: Final = "dashboard"
@@ -42,6 +42,7 @@ class TableSet:
 LIVE: Final = TableSet()
 
 
+@translating
 async def checkpoint(conn: Connection, tables: TableSet = LIVE) -> int:
     """The position this set of tables reflects."""
     value = await conn.fetchval(f"SELECT position FROM {tables.name('projection_checkpoints')} WHERE name = $1",
@@ -58,6 +59,7 @@ class CheckpointStatus:
     tables: int
 
 
+@translating
 async def checkpoint_status(conn: Connection, tables: TableSet = LIVE) -> CheckpointStatus:
     """The checkpoint's position and time, and the checkpoint table's oid, in one statement."""
     name = tables.name("projection_checkpoints")
@@ -69,6 +71,7 @@ async def checkpoint_status(conn: Connection, tables: TableSet = LIVE) -> Checkp
     return CheckpointStatus(int(row["position"] or 0), row["updated_at"], int(row["tables"]))
 
 
+@translating
 async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict[str, Fact | None]:
     """Effective facts (as of just before ``events``) that their corrections and retractions refer to."""
     if not events:
@@ -79,6 +82,7 @@ async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict
     return {t: effective_fact(h.original, h.changes) for t, h in found.items()}
 
 
+@translating
 async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
                        tables: TableSet = LIVE) -> None:
     """Add deltas and move the checkpoint from ``from_position`` to ``to_position``. Call inside a transaction.
@@ -129,6 +133,7 @@ class RegionFigures:
     categories: dict[str, dict[str, Decimal]]
 
 
+@translating
 async def region_totals(conn: Connection, campaign: str, region: str, tables: TableSet = LIVE) -> RegionFigures:
     """One region's totals (its whole subtree) and category breakdowns: two index lookups."""
     rows = await conn.fetch(f"SELECT metric, value FROM {tables.name('projection_totals')} "
@@ -141,6 +146,7 @@ async def region_totals(conn: Connection, campaign: str, region: str, tables: Ta
     return RegionFigures({r["metric"]: r["value"] for r in rows}, categories)
 
 
+@translating
 async def figure_now(conn: Connection, campaign: str, region: str, metric: str, tables: TableSet = LIVE) -> Decimal:
     """One metric's total for a region (its whole subtree); zero when nothing was reported."""
     value = await conn.fetchval(f"SELECT value FROM {tables.name('projection_totals')} "
@@ -148,6 +154,7 @@ async def figure_now(conn: Connection, campaign: str, region: str, metric: str, 
     return Decimal(value or 0)
 
 
+@translating
 async def children_totals(conn: Connection, campaign: str, parent: str,
                           tables: TableSet = LIVE) -> dict[str, dict[str, Decimal]]:
     """region → metric → value for every child of ``parent`` that has figures."""
@@ -159,6 +166,7 @@ async def children_totals(conn: Connection, campaign: str, parent: str,
     return out
 
 
+@translating
 async def level_totals(conn: Connection, campaign: str, level: str, prefix: str,
                        tables: TableSet = LIVE) -> dict[str, dict[str, Decimal]]:
     """region → metric → value for every region of ``level`` whose code starts with ``prefix``."""
@@ -170,6 +178,7 @@ async def level_totals(conn: Connection, campaign: str, level: str, prefix: str,
     return out
 
 
+@translating
 async def daily_series(conn: Connection, campaign: str, region: str, metric: str,
                        tables: TableSet = LIVE) -> dict[date, Decimal]:
     """day → value of one metric for one region."""
@@ -178,6 +187,7 @@ async def daily_series(conn: Connection, campaign: str, region: str, metric: str
     return {r["day"]: r["value"] for r in rows}
 
 
+@translating
 async def latest_report_day(conn: Connection, campaign: str, parent: str, tables: TableSet = LIVE) -> date | None:
     """The latest day on which a child of ``parent`` has an effective fact, or None."""
     day: date | None = await conn.fetchval(
@@ -186,6 +196,7 @@ async def latest_report_day(conn: Connection, campaign: str, parent: str, tables
     return day
 
 
+@translating
 async def reporting_children(conn: Connection, campaign: str, parent: str, day: date | None,
                              tables: TableSet = LIVE) -> set[str]:
     """Children of ``parent`` with at least one effective fact on ``day`` (or on any day when None)."""

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from events.errors import DomainError
+from events.errors import DomainError, StoreUnavailable
 from events.key_store import list_keys, revoke_key
 from events.store import Connection
 from services import migrate as migrations
@@ -46,6 +46,9 @@ def _settings(**overrides: Any) -> Settings:
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
+    except StoreUnavailable as exc:
+        err.print(f"[red]database error:[/red] {exc}")
+        raise typer.Exit(2) from None
     except (DomainError, KeyRequestError, migrations.MigrationError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -9,6 +9,7 @@ import asyncpg
 import structlog
 
 from events.coordination import EVENTS_CHANNEL, PROJECTOR_LOCK, ping, try_lock_session
+from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
@@ -58,7 +59,7 @@ class ProjectorWorker:
                 self._state.projector = "active"
                 self._state.error = None
                 await self._lead(leader)
-            except UNAVAILABLE_ERRORS as exc:
+            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
                 log.warning("projector lost the database; retrying", error=str(exc))
