@@ -10,6 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Final
 
+import asyncpg
+
 from events.records import RecordedEvent
 from events.regions import level_of, parent_of
 from events.store import Connection, translating, with_changes
@@ -160,10 +162,7 @@ async def children_totals(conn: Connection, campaign: str, parent: str,
     """region → metric → value for every child of ``parent`` that has figures."""
     rows = await conn.fetch(f"SELECT region, metric, value FROM {tables.name('projection_totals')} "
                             "WHERE campaign = $1 AND parent = $2", campaign, parent)
-    out: dict[str, dict[str, Decimal]] = {}
-    for row in rows:
-        out.setdefault(row["region"], {})[row["metric"]] = row["value"]
-    return out
+    return _by_region(rows)
 
 
 @translating
@@ -172,6 +171,10 @@ async def level_totals(conn: Connection, campaign: str, level: str, prefix: str,
     """region → metric → value for every region of ``level`` whose code starts with ``prefix``."""
     rows = await conn.fetch(f"SELECT region, metric, value FROM {tables.name('projection_totals')} "
                             "WHERE campaign = $1 AND level = $2 AND region LIKE $3", campaign, level, prefix + "%")
+    return _by_region(rows)
+
+
+def _by_region(rows: Sequence[asyncpg.Record]) -> dict[str, dict[str, Decimal]]:
     out: dict[str, dict[str, Decimal]] = {}
     for row in rows:
         out.setdefault(row["region"], {})[row["metric"]] = row["value"]
