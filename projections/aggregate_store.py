@@ -19,7 +19,7 @@ import orjson
 from events.catalogue import CATALOGUE, EventType
 from events.decide import CHINA_STANDARD_TIME
 from events.regions import ancestors_and_self, level_of, parent_of
-from events.store import Connection
+from events.store import Connection, translating
 from events.upcasting import upcast
 from projections.tables import CHECKPOINT, TableSet
 
@@ -180,6 +180,7 @@ def _ancestry(regions: Sequence[str]) -> list[list[str | None]]:
             [level_of(a) for _, a in pairs]]
 
 
+@translating
 async def build_from_log(conn: Connection, tables: TableSet, until: int, snapshot_every: int) -> None:
     """Fill the empty read tables of ``tables`` with the figures of positions 1..``until`` and set their
     checkpoint there. Call inside a transaction."""

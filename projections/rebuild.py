@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from events.coordination import TABLES_LOCK, lock_transaction
 from events.store import Connection
 from projections.aggregate_store import build_from_log
-from projections.projector import SNAPSHOT_EVERY, TABLES_LOCK, apply_batch
+from projections.projector import SNAPSHOT_EVERY, apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint
 
 SHADOW = TableSet("_rebuild")
@@ -115,7 +116,7 @@ async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progres
     if progress is not None:
         progress(events, events)
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", TABLES_LOCK)
+        await lock_transaction(conn, TABLES_LOCK)
         target = max(await checkpoint(conn, LIVE), await checkpoint(conn, SHADOW))
         events += await fill(conn, SHADOW, target, batch_size=batch_size, progress=progress,
                              snapshot_every=snapshot_every)
