@@ -23,6 +23,10 @@ from events.store import Connection, translating
 from events.upcasting import upcast
 from projections.tables import CHECKPOINT, TableSet
 
+# Working tables of one rebuild transaction (created and dropped in it). Unlogged, not temporary: parallel
+# workers may read these, so PostgreSQL can scan the log and aggregate it with more than one process.
+_CHANGES: Final = "rebuild_changes"
+_FIRST: Final = "rebuild_first_changes"
 _LEAF: Final = "rebuild_leaf"
 _UPCAST: Final = "rebuild_upcast"
 
@@ -72,8 +76,10 @@ def _slot_values(alias: str) -> str:
             f"WHEN {_literal(t.name)} THEN ({alias}.data ->> {_literal(field)})::{cast}"
             for t in _facts() for s, metric in _slots(t) if s == slot
             for field in [next(m.field for m in t.metrics if m.name == metric)])
-        columns.append(f"sum(CASE WHEN NOT {alias}.effective THEN 0 ELSE CASE {alias}.fact_type {cases} END END) "
-                       f"AS {slot}")
+        # Counts are summed as bigint from here on (integer arithmetic; 10^9 per event leaves room for 10^9
+        # events), money as numeric.
+        columns.append(f"sum(CASE WHEN NOT {alias}.effective THEN 0 ELSE CASE {alias}.fact_type {cases} END END)"
+                       f"::{cast} AS {slot}")
     return ", ".join(columns)
 
 
@@ -88,6 +94,17 @@ def _utc_offset() -> str:
     return f"INTERVAL '{int(offset.total_seconds())} seconds'"
 
 
+def changes_sql() -> list[str]:
+    """CREATE the corrections and retractions up to $1, each with the next change of its fact, and every
+    changed fact with its first change."""
+    return [f"""CREATE UNLOGGED TABLE {_CHANGES} AS
+    SELECT position, target_event_id AS fact_id, type, region, occurred_at, data,
+           lead(position) OVER (PARTITION BY target_event_id ORDER BY position) AS next_position
+      FROM events WHERE target_event_id IS NOT NULL AND position <= $1""",
+            f"CREATE UNLOGGED TABLE {_FIRST} AS SELECT fact_id, min(position) AS first_position FROM {_CHANGES} "
+            "WHERE position <= $1 GROUP BY fact_id"]
+
+
 def leaf_sql() -> str:
     """CREATE the leaf aggregate: per (campaign, region, day, type, category) the effective sum of each metric
     slot (see _slots), the number of effective facts, and the last position that touched it.
@@ -97,25 +114,21 @@ def leaf_sql() -> str:
     data = "coalesce(u.data, e.data)" if upcasting else "e.data"
     join = f"LEFT JOIN {_UPCAST} u ON u.event_id = e.event_id" if upcasting else ""
     return f"""
-CREATE TEMP TABLE {_LEAF} ON COMMIT DROP AS
-WITH changes AS MATERIALIZED (
-    SELECT position, target_event_id AS fact_id, type, region, occurred_at, data,
-           lead(position) OVER (PARTITION BY target_event_id ORDER BY position) AS next_position,
-           min(position) OVER (PARTITION BY target_event_id) AS first_position
-      FROM events WHERE target_event_id IS NOT NULL AND position <= $1
-), versions AS (
+CREATE UNLOGGED TABLE {_LEAF} AS
+WITH versions AS (
     SELECT e.type AS fact_type, e.campaign, e.region, e.occurred_at, {data} AS data,
            TRUE AS effective, e.position AS touched
       FROM events e {join}
-     WHERE e.type IN ({types}) AND e.position <= $1 AND e.event_id NOT IN (SELECT fact_id FROM changes)
+     WHERE e.type IN ({types}) AND e.position <= $1 AND e.event_id NOT IN (SELECT fact_id FROM {_FIRST})
     UNION ALL
-    SELECT e.type, e.campaign, e.region, e.occurred_at, {data}, FALSE, c.first_position
-      FROM (SELECT DISTINCT fact_id, first_position FROM changes) c JOIN events e ON e.event_id = c.fact_id {join}
-     WHERE e.type IN ({types})
+    SELECT e.type, e.campaign, e.region, e.occurred_at, e.data, FALSE, c.first_position
+      FROM {_FIRST} c CROSS JOIN LATERAL (
+           SELECT e.type, e.campaign, e.region, e.occurred_at, {data} AS data
+             FROM events e {join} WHERE e.event_id = c.fact_id AND e.type IN ({types})) e
     UNION ALL
     SELECT o.type, o.campaign, c.region, c.occurred_at, c.data -> 'replacement',
            c.next_position IS NULL, coalesce(c.next_position, c.position)
-      FROM changes c JOIN events o ON o.event_id = c.fact_id
+      FROM {_CHANGES} c JOIN events o ON o.event_id = c.fact_id
      WHERE c.type = 'event_corrected' AND o.type IN ({types})
 )
 SELECT v.campaign, v.region, (v.occurred_at AT TIME ZONE {_utc_offset()})::date AS day, v.fact_type AS type,
@@ -131,7 +144,7 @@ def rollup_sql(tables: TableSet) -> list[str]:
     $1..$4: region, ancestor, its parent, its level (one row per pair); $5: snapshot interval.
     """
     slots = _slot_columns()
-    sums = ", ".join(f"sum({s}) AS {s}" for s in slots)
+    sums = ", ".join(f"sum({s}){'::bigint' if s.startswith('k') else ''} AS {s}" for s in slots)
     value = "CASE m.slot " + " ".join(f"WHEN {_literal(s)} THEN g.{s}" for s in slots) + " END"
     window = "((max(touched) + $5 - 1) / $5) * $5 AS window"
 
@@ -161,8 +174,7 @@ def rollup_sql(tables: TableSet) -> list[str]:
 
 async def _load_upcast(conn: Connection, until: int) -> None:
     """Older schema versions, upcast in Python, into a temporary table the leaf aggregate prefers."""
-    await conn.execute(f"CREATE TEMP TABLE {_UPCAST} (event_id uuid PRIMARY KEY, data jsonb NOT NULL) "
-                       "ON COMMIT DROP")
+    await conn.execute(f"CREATE UNLOGGED TABLE {_UPCAST} (event_id uuid PRIMARY KEY, data jsonb NOT NULL)")
     pairs = old_versions()
     rows = await conn.fetch(
         "SELECT event_id, type, schema_version, data FROM events WHERE position <= $1 "
@@ -186,16 +198,19 @@ async def build_from_log(conn: Connection, tables: TableSet, until: int, snapsho
     checkpoint there. Call inside a transaction."""
     # One aggregate over the whole log: let it hash in memory rather than sort on disk (this transaction only).
     await conn.execute("SET LOCAL work_mem = '256MB'")
-    await conn.execute("SET LOCAL temp_buffers = '256MB'")  # refused once the session used a temporary table
+    # They are dropped at the end of the transaction that made them; these are left by hand, if any.
+    await conn.execute(f"DROP TABLE IF EXISTS {_LEAF}, {_FIRST}, {_CHANGES}, {_UPCAST}")
     if old_versions():
         await _load_upcast(conn, until)
+    for statement in changes_sql():
+        await conn.execute(statement, until)
+    await conn.execute(f"ANALYZE {_CHANGES}, {_FIRST}")  # the planner's guesses for fresh tables are far off
     await conn.execute(leaf_sql(), until)
-    await conn.execute(f"ANALYZE {_LEAF}")  # the planner's guess for a fresh temporary table is far off
     regions = [r["region"] for r in await conn.fetch(f"SELECT DISTINCT region FROM {_LEAF}")]
     arrays = _ancestry(regions)
     for statement in rollup_sql(tables):
         await conn.execute(statement, *arrays, snapshot_every)
-    await conn.execute(f"DROP TABLE {_LEAF}")
+    await conn.execute(f"DROP TABLE {_LEAF}, {_FIRST}, {_CHANGES}")
     if old_versions():
         await conn.execute(f"DROP TABLE {_UPCAST}")
     await conn.execute(f"UPDATE {tables.name('projection_checkpoints')} SET position = $2, updated_at = now() "
