@@ -233,6 +233,12 @@ async def record_snapshot(conn: Connection, position: int) -> None:
 
 
 @translating
+async def discard_snapshots(conn: Connection) -> None:
+    """Forget every snapshot (after a rebuild found the live figures wrong)."""
+    await conn.execute("TRUNCATE projection_snapshots, snapshot_totals, snapshot_categories, snapshot_reports")
+
+
+@translating
 async def latest_snapshot(conn: Connection, at_most: int) -> int:
     """The position of the latest snapshot at or below ``at_most`` (0, the empty figures, when there is none)."""
     return int(await conn.fetchval(

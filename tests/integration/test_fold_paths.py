@@ -31,7 +31,7 @@ from projections.aggregate_store import build_from_log
 from projections.at_position import figures_at, fold_range, scope_of
 from projections.fold import children_view, region_view
 from projections.projector import apply_batch
-from projections.rebuild import SHADOW, compare, create_shadow
+from projections.rebuild import SHADOW, compare, create_shadow, rebuild
 from projections.tables import latest_snapshot
 
 T = TypeVar("T")
@@ -192,3 +192,45 @@ async def test_rebuild_aggregate_and_snapshots_equal_the_fold(admin_conn: asyncp
     assert sum(examples) > 300, examples
     # The probes above went through snapshots, not only through folds from position 0.
     assert await latest_snapshot(admin_conn, 2**62) >= sum(examples) - SNAPSHOT_EVERY
+
+
+def raid(position: int, campaign: str, region: str, dens: int) -> RecordedEvent:
+    at = datetime(2017, 9, 8, 10, tzinfo=CST)
+    data = {"dens_busted": dens, "personnel": 1, "vehicles": 1, "cases": 1, "seized_value_yuan": "1.50",
+            "category": "liquor"}
+    return RecordedEvent(position, str(uuid.uuid4()), "raid_conducted", 1, campaign, region, at, at, "k", "r", data,
+                         GENESIS_HASH, GENESIS_HASH, GENESIS_HASH)
+
+
+async def test_a_rebuild_that_finds_wrong_figures_discards_the_snapshots_taken_of_them(
+        admin_conn: asyncpg.Connection) -> None:
+    async def append(count: int) -> None:
+        head = int(await admin_conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+        async with admin_conn.transaction():
+            await admin_conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            await insert_records(admin_conn, [raid(head + i, "t", REGIONS[i % 3], i) for i in range(1, count + 1)])
+        while (await apply_batch(admin_conn, batch_size=4, snapshot_every=SNAPSHOT_EVERY)).events:
+            pass
+
+    async def agrees_with_the_fold(position: int) -> bool:
+        async with admin_conn.transaction(isolation="repeatable_read"):
+            past = await figures_at(admin_conn, "t", position, scope_of(NATION))
+            whole = await fold_range(admin_conn, "t", 0, position)
+        return region_view(past, "t", NATION) == region_view(whole, "t", NATION)
+
+    await append(30)
+    assert await latest_snapshot(admin_conn, 30) == 28
+    await admin_conn.execute("UPDATE projection_totals SET value = value + 7 WHERE campaign = 't' "
+                             "AND region = '000000' AND metric = 'dens_busted'")
+    await append(1)  # snapshot 35 is not reached; the tampered row is in no snapshot yet
+    await append(5)  # ... now it is, at 35
+    assert not await agrees_with_the_fold(36)
+
+    report = await rebuild(admin_conn, snapshot_every=SNAPSHOT_EVERY)
+    assert not report.identical
+    assert report.differences["projection_totals"] == 1
+    assert await latest_snapshot(admin_conn, 2**62) == 0
+    assert all([await agrees_with_the_fold(p) for p in (7, 29, 36)])
+    await append(10)  # the next snapshot (42) copies every row: none was snapshotted before it
+    assert await latest_snapshot(admin_conn, 2**62) == 42
+    assert all([await agrees_with_the_fold(p) for p in (7, 36, 42, 46)])
