@@ -23,15 +23,15 @@ def scope_of(region: str, level: str | None = None) -> Scope:
 
 
 async def fold_range(conn: Connection, campaign: str, after: int, until: int) -> Deltas:
-    """The deltas a campaign's events in (after, until] produce, a page at a time."""
-    total = Deltas()
+    """The deltas (all but the daily ones: no past-position read shows a series) that a campaign's events in
+    (after, until] produce, read a page at a time."""
+    fold = Fold(daily=False)
     while events := await read_page(conn, LogFilter(after=after, campaign=campaign, until=until), _PAGE):
-        fold = Fold(await known_facts(conn, events))
+        fold.learn(await known_facts(conn, events))
         for event in events:
             fold.apply(event)
-        total.merge(fold.deltas)
         after = events[-1].position
-    return total
+    return fold.deltas
 
 
 async def figures_at(conn: Connection, campaign: str, position: int, scope: Scope) -> Deltas:
@@ -44,6 +44,7 @@ async def figures_at(conn: Connection, campaign: str, position: int, scope: Scop
     if position > end:
         raise BeyondLog(f"the log ends at position {end}")
     start = await latest_snapshot(conn, min(position, await checkpoint(conn)))
-    figures = await snapshot_figures(conn, campaign, start, scope) if start else Deltas()
-    figures.merge(await fold_range(conn, campaign, start, position))
+    figures = await fold_range(conn, campaign, start, position)
+    if start:
+        figures.merge(await snapshot_figures(conn, campaign, start, scope))
     return figures

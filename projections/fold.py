@@ -94,11 +94,13 @@ def effective_fact(original: RecordedEvent, later: Iterable[RecordedEvent]) -> F
 
 
 class Deltas:
-    """Changes to the read tables, keyed as the tables are."""
+    """Changes to the read tables, keyed as the tables are. Without ``daily``, the per-day figures are left out
+    (a reader that shows no series: figures at a past position); everything else is the same."""
 
-    __slots__ = ("categories", "daily", "reports", "totals")
+    __slots__ = ("categories", "daily", "reports", "totals", "with_daily")
 
-    def __init__(self) -> None:
+    def __init__(self, *, daily: bool = True) -> None:
+        self.with_daily = daily
         self.totals: defaultdict[tuple[str, str, str], Value] = defaultdict(int)
         self.daily: defaultdict[tuple[str, str, str, date], Value] = defaultdict(int)
         self.categories: defaultdict[tuple[str, str, str, str], Value] = defaultdict(int)
@@ -112,7 +114,8 @@ class Deltas:
             self.reports[(fact.campaign, region, fact.day)] += sign
             for metric, value, category in values:
                 self.totals[(fact.campaign, region, metric)] += sign * value
-                self.daily[(fact.campaign, region, metric, fact.day)] += sign * value
+                if self.with_daily:
+                    self.daily[(fact.campaign, region, metric, fact.day)] += sign * value
                 if category is not None:
                     self.categories[(fact.campaign, region, metric, category)] += sign * value
 
@@ -138,8 +141,8 @@ class Fold:
     """
 
     def __init__(self, known: Mapping[str, Fact | None] | None = None, *,
-                 remember: Set[str] | None = None) -> None:
-        self.deltas = Deltas()
+                 remember: Set[str] | None = None, daily: bool = True) -> None:
+        self.deltas = Deltas(daily=daily)
         self._facts: dict[str, Fact | None] = dict(known or {})
         # When the caller knows which facts will be corrected or retracted (a whole-file replay),
         # only those need remembering; memory then stays proportional to the corrections.
@@ -167,6 +170,12 @@ class Fold:
             if after is not None:
                 self.deltas.add(after, 1)
             self._facts[target] = after
+
+    def learn(self, known: Mapping[str, Fact | None]) -> None:
+        """Add effective facts the coming events refer to (as ``known`` in the constructor), for folding a long
+        range page by page into one set of deltas."""
+        for event_id, fact in known.items():
+            self._facts.setdefault(event_id, fact)
 
     def fact(self, event_id: str) -> Fact | None:
         """The effective fact the fold currently holds for an event id (None if retracted or unknown)."""
