@@ -162,13 +162,13 @@ async def ids_feeding(conn: Connection, campaign: str, types: Sequence[str], *, 
                       limit: int, region_prefix: str = "") -> list[str]:
     """Ids of a campaign's events of these types with after < position <= until, a page in position order;
     only those reported under ``region_prefix`` or moved under it by a correction up to ``until``."""
-    # "target_event_id IS NOT NULL" lets the moved-in set come from the partial index events_by_target.
+    # The moved-in set comes from the partial index events_corrections_by_region (migration 0005); a
+    # correction at or before ``after`` cannot concern an original after it.
     rows = await conn.fetch(
         "SELECT event_id::text AS event_id FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
         "AND position > $3 AND position <= $4 AND (region LIKE $6 OR event_id IN ("
-        "  SELECT target_event_id FROM events WHERE target_event_id IS NOT NULL AND campaign = $1 "
-        "  AND type = 'event_corrected' "
-        "  AND position <= $4 AND region LIKE $6)) ORDER BY position LIMIT $5",
+        "  SELECT target_event_id FROM events WHERE type = 'event_corrected' AND campaign = $1 "
+        "  AND region LIKE $6 AND position > $3 AND position <= $4)) ORDER BY position LIMIT $5",
         campaign, list(types), after, until, limit, region_prefix + "%")
     return [r["event_id"] for r in rows]
 

@@ -49,6 +49,11 @@ CREATE TABLE snapshot_reports (
     PRIMARY KEY (campaign, region, day, position)
 );
 
+-- Provenance of a region's figure pages through the originals under the region's code prefix plus the facts
+-- a correction moved under it; this finds the latter without reading every correction's row.
+CREATE INDEX events_corrections_by_region ON events (campaign, region text_pattern_ops)
+    INCLUDE (position, target_event_id) WHERE type = 'event_corrected';
+
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'qmstats_app') THEN
