@@ -110,10 +110,22 @@ class EventTypeInfo(BaseModel):
     data_schema: dict[str, Any] = Field(description="JSON Schema of data for the latest version")
 
 
+class StandardLabelInfo(BaseModel):
+    """A standard value of a label field, with how it reads in zh and en."""
+
+    code: str
+    label_zh: str
+    label_en: str
+
+
 class Catalogue(BaseModel):
     """GET /v1/catalogue: every event type and the metrics it feeds."""
 
     types: list[EventTypeInfo]
+    categories: list[StandardLabelInfo] = Field(
+        default_factory=list, description="standard product categories (free text is still accepted)")
+    channels: list[StandardLabelInfo] = Field(
+        default_factory=list, description="standard media channels (free text is still accepted)")
 
 
 class RegionInfo(BaseModel):

@@ -250,7 +250,8 @@ def test_the_csv_is_for_a_spreadsheet_in_the_chosen_language_with_plain_values()
                         categories={"batches_sampled": {"liquor": Decimal(100), "手工艺品": Decimal(4)},
                                     "batches_passed": {"liquor": Decimal(93), "手工艺品": Decimal(4)}})
     zh, en = _csv_rows(render_csv(summary, "zh")), _csv_rows(render_csv(summary, "en"))
-    assert list(zh[0]) == ["范围", "地区代码", "地区", "指标", "指标代码", "数值", "单位", "概数", "数据状态", "日志位置"]
+    assert list(zh[0]) == ["范围", "地区代码", "地区", "指标", "指标代码", "数值", "单位", "概数", "数据状态",
+                           "日志位置"]
     assert list(en[0]) == ["scope", "region code", "region", "metric", "metric code", "value", "unit",
                            "round figure (zh)", "status", "log position"]
     assert len(zh) == len(en)
@@ -272,7 +273,8 @@ def test_the_csv_is_for_a_spreadsheet_in_the_chosen_language_with_plain_values()
     assert zhejiang["pass_rate"] == "92.5"
     assert {r["region"] for r in en if r["region code"] == "330000"} == {"Zhejiang"}
     for row in en:
-        assert row["value"] not in ("True", "False") and "," not in row["value"], row
+        assert row["value"] not in ("True", "False"), row
+        assert "," not in row["value"], row
 
 
 def test_the_html_gives_national_figures_a_pass_rate_row_and_readable_province_tables() -> None:
