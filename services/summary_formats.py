@@ -129,6 +129,7 @@ table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem;font-size:.85rem;f
 th,td{border:1px solid #ccc;padding:.25rem .45rem;text-align:right}
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3;font-weight:600}
 tbody tr:nth-child(even){background:#fafafa}tr.rate td{font-weight:600;background:#f0f7f2}
+table.national,table.categories{width:auto;min-width:50%}table.national td:last-child{text-align:left}
 td small,th small{color:#666;font-weight:400}caption{text-align:left;color:#555;font-size:.85rem;padding:.2rem 0}
 @page{size:A4;margin:14mm 12mm}
 @media print{body{margin:0;max-width:none;padding:0;font-size:10pt}h1{font-size:15pt}h2{font-size:11.5pt;
