@@ -232,9 +232,24 @@ function lineage(code) {
   return chain;
 }
 
+// The provincial-level divisions in English (lower levels have Chinese names only, from the region list).
+const PROVINCES_EN = {
+  110000: "Beijing", 120000: "Tianjin", 130000: "Hebei", 140000: "Shanxi", 150000: "Inner Mongolia",
+  210000: "Liaoning", 220000: "Jilin", 230000: "Heilongjiang", 310000: "Shanghai", 320000: "Jiangsu",
+  330000: "Zhejiang", 340000: "Anhui", 350000: "Fujian", 360000: "Jiangxi", 370000: "Shandong",
+  410000: "Henan", 420000: "Hubei", 430000: "Hunan", 440000: "Guangdong", 450000: "Guangxi", 460000: "Hainan",
+  500000: "Chongqing", 510000: "Sichuan", 520000: "Guizhou", 530000: "Yunnan", 540000: "Tibet",
+  610000: "Shaanxi", 620000: "Gansu", 630000: "Qinghai", 640000: "Ningxia", 650000: "Xinjiang",
+  710000: "Taiwan", 810000: "Hong Kong", 820000: "Macao",
+};
+
+function localName(code, name) {
+  return (state.lang === "en" && PROVINCES_EN[code]) || name || code;
+}
+
 function regionName(code) {
   if (code === NATION) return t("nation");
-  return state.names.get(code) || code;
+  return localName(code, state.names.get(code));
 }
 
 // ---- the URL is the state: /campaigns/{c}?region=XXXXXX -------------------------------------------
@@ -588,7 +603,7 @@ function renderTable() {
     onkeydown: child.level !== "county" ? (e) => { if (e.key === "Enter") drillTo(child.code); } : null,
   },
   el("td", { class: "rank", text: String(i + 1) }),
-  el("td", { class: "name", text: child.name || child.code }),
+  el("td", { class: "name", text: localName(child.code, child.name) }),
   ...columns.map((m) => el("td", { class: `num${m === state.sort.metric ? " sorted" : ""}`, "data-metric": m,
     "data-value": child.metrics[m], text: grouped(child.metrics[m]) }))));
   $("regions").querySelector("tbody").replaceChildren(...rows);
@@ -670,7 +685,8 @@ function renderChart() {
 
 function chip(region, status) {
   return el("li", { class: `chip ${status}`, "data-region": region.code, "data-status": status,
-    title: `${region.name || region.code} · ${region.code}`, text: shortName(region.name || region.code) });
+    title: `${localName(region.code, region.name)} · ${region.code}`,
+    text: state.lang === "en" ? localName(region.code, region.name) : shortName(region.name || region.code) });
 }
 
 function shortName(name) {

@@ -128,6 +128,8 @@ async def test_the_page_fits_a_1400px_screen_and_a_phone_in_both_languages(
         assert rates
         for text in rates:
             assert re.fullmatch(r"\d{1,3}(\.\d)?%", text), text
+        await expect(page.locator('#regions tbody tr[data-region="330000"] td.name')).to_have_text(
+            "浙江省" if lang == "zh" else "Zhejiang")
         # Standard category codes read as their label in the page's language.
         names = await page.locator("#pass-rate-panel .rate-name").all_inner_texts()
         expected = {getattr(LABELS[c], f"label_{lang}") for c in month["pass_rate"]["by_category"]}
