@@ -30,7 +30,7 @@ _CSS = """
 body{font-family:"Noto Sans CJK SC","Source Han Sans SC","PingFang SC","Microsoft YaHei",sans-serif;
 margin:2rem auto;max-width:64rem;color:#1b1b1b;line-height:1.6;padding:0 1rem}
 h1{font-size:1.6rem;margin:0 0 .6rem}h2{font-size:1.15rem;margin:1.6rem 0 .4rem}
-.text{font-size:1.05rem;text-align:justify}.fig{border-bottom:1px dotted #555;cursor:help}
+.text{font-size:1.05rem}html[lang=zh-CN] .text{text-align:justify}.fig{border-bottom:1px dotted #555;cursor:help}
 .note{color:#5b4200;background:#fff7e6;padding:.4rem .8rem;border-left:4px solid #d98e00;font-size:.9rem}
 .note.final{color:#14532d;background:#ecfdf3;border-left-color:#15803d}
 .wrap{overflow-x:auto}
