@@ -12,9 +12,8 @@ ALLOWED_IMPORTS = {"events": {"events"}, "projections": {"events", "projections"
                    "schemas": {"events", "schemas"}}
 # The only modules that hold SQL text: the stores of the log and of the read tables (in events/ or
 # projections/, named ``*store.py`` or ``*tables.py``), the locks and channels, the rebuild's shadow-table
-# DDL, and provisioning (schema history, database and roles). projections/history.py goes with issue 13.
-SQL_HOMES = {"events/coordination.py", "projections/rebuild.py", "projections/history.py",
-             "services/migrate.py", "services/embedded.py"}
+# DDL, and provisioning (schema history, database and roles).
+SQL_HOMES = {"events/coordination.py", "projections/rebuild.py", "services/migrate.py", "services/embedded.py"}
 
 
 def holds_sql(name: str) -> bool:
