@@ -17,7 +17,7 @@ from typing import Final, get_args
 import asyncpg
 
 from events.decide import Actor, Role
-from events.regions import NATION, is_structurally_valid
+from events.regions import NATION, PROVINCES, is_structurally_valid
 from events.store import Connection, translated_errors
 
 KEYS_CHANNEL: Final = "qmstats_keys"
@@ -72,6 +72,15 @@ async def create_key(conn: Connection, *, name: str, role: str,
     if role == "reporter":
         if region is None or not is_structurally_valid(region):
             raise KeyRequestError("a reporter key needs --region, a GB/T 2260 code (e.g. 330000)")
+        if region != NATION and region not in PROVINCES:
+            # With official lists imported, a scope must be a region one of them names.
+            listed = await conn.fetchrow(
+                "SELECT (SELECT array_agg(year ORDER BY year) FROM region_lists) AS years, "
+                "EXISTS (SELECT FROM region_codes WHERE code = $1) AS known", region)
+            if listed is not None and listed["years"] and not listed["known"]:
+                years = listed["years"]
+                raise KeyRequestError(f"region {region} is in none of the imported region lists "
+                                      f"({years[0]}–{years[-1]}); check the code")
     elif region is not None:
         raise KeyRequestError("only reporter keys are scoped to a region")
     key_id = secrets.token_hex(6)
