@@ -176,6 +176,17 @@ class ChildFigures(BaseModel):
     metrics: dict[str, int | str]
 
 
+class OwnLevel(BaseModel):
+    """本级: what was reported at the region itself (with ``level``: above the rows' level), so that the
+    rows of ``children`` plus this one add up to the region's totals."""
+
+    code: str
+    name: str | None
+    label_zh: str = "本级"
+    label_en: str = "own level"
+    metrics: dict[str, int | str]
+
+
 class Dashboard(BaseModel):
     """GET /v1/campaigns/{c}/dashboard."""
 
@@ -188,6 +199,8 @@ class Dashboard(BaseModel):
     metrics: dict[str, MetricFigure]
     pass_rate: PassRate
     children: list[ChildFigures]
+    own_level: OwnLevel = Field(description="本级: reported at the region itself, not in any row of children; "
+                                            "children plus own_level add up to metrics")
 
 
 class SeriesPoint(BaseModel):

@@ -15,6 +15,7 @@ from projections.projector import PROJECTION_CHANNEL, BatchApplied
 from projections.tables import CHECKPOINT
 from services.appkeys import (
     DASHBOARD_CACHE,
+    DIRECTORY,
     KEYRING,
     LIMITER,
     POOL,
@@ -27,12 +28,14 @@ from services.appkeys import (
 )
 from services.cache import ResponseCache
 from services.database import create_pool
+from services.directory import Directory
 from services.keyring import KEYS_CHANNEL, KeyRing
 from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.regionlists import REGIONS_CHANNEL, lists_version
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -67,6 +70,8 @@ async def poll_projection(app: web.Application) -> None:
                     "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
                     "(SELECT max(position) FROM events) AS head, "
                     "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
+                lists = await lists_version(conn)
+            app[DIRECTORY].lists_changed(lists)
             if row is not None:
                 state.tables = row["tables"]
                 state.saw_head(row["head"] or 0)
@@ -93,6 +98,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                                  command_timeout=settings.statement_timeout_seconds)
         app[POOL] = pool
         app[KEYRING] = KeyRing(pool)
+        app[DIRECTORY] = Directory(pool)
         yield
         await pool.close()
 
@@ -138,7 +144,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 worker.wake()
 
         channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
-                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
+                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
+                    REGIONS_CHANNEL: lambda payload: app[DIRECTORY].lists_changed(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
         yield
         await _cancel(task)

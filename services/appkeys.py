@@ -5,6 +5,7 @@ from aiohttp import web
 
 from events.writer import GroupCommitWriter
 from services.cache import ResponseCache
+from services.directory import Directory
 from services.errors import Unauthenticated
 from services.keyring import ApiKey, KeyRing
 from services.projection_state import ProjectionState
@@ -24,6 +25,7 @@ STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+DIRECTORY = web.AppKey("directory", Directory)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)

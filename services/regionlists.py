@@ -4,6 +4,10 @@
 from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES, is_structurally_valid, parent_of
 from events.store import Connection
 
+REGIONS_CHANNEL = "qmstats_regions"
+"""NOTIFY channel: a region list was imported; the payload is the lists' new version."""
+_VERSION_SQL = "SELECT coalesce((extract(epoch FROM max(imported_at)) * 1000000)::bigint, 0) FROM region_lists"
+
 
 class RegionListError(ValueError):
     """The file is not a usable code list."""
@@ -37,7 +41,19 @@ async def import_region_list(conn: Connection, year: int, codes: list[tuple[str,
             year, len(codes), source)
         await conn.copy_records_to_table("region_codes", records=[(year, c, n) for c, n in codes],
                                          columns=["year", "code", "name"])
+        # Cached dashboards name and count regions from the lists: tell every service (at commit).
+        await conn.execute(f"SELECT pg_notify($1, ({_VERSION_SQL})::text)", REGIONS_CHANNEL)
     return len(codes)
+
+
+async def lists_version(conn: Connection) -> int:
+    """The version of the imported lists: moves with every import (the services' cache keys carry it)."""
+    return int(await conn.fetchval(_VERSION_SQL))
+
+
+async def list_codes(conn: Connection, year: int) -> list[str]:
+    """Every code of the list imported for ``year``."""
+    return [r["code"] for r in await conn.fetch("SELECT code FROM region_codes WHERE year = $1", year)]
 
 
 async def list_year(conn: Connection, year: int) -> int | None:

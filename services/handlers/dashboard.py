@@ -24,7 +24,7 @@ from schemas.api import (
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
+from services.appkeys import DASHBOARD_CACHE, DIRECTORY, POOL, PROJECTION, api_key
 from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
@@ -51,8 +51,21 @@ def _cached_response(body: bytes, etag: str) -> web.Response:
     return response
 
 
+async def _known(request: web.Request, campaign: str, region: str) -> str:
+    """404 before any precondition or cache: the campaign must exist and the region be in its year's list.
+
+    Returns the region lists' version, which every cached body and ETag of these routes depends on.
+    """
+    directory = request.app[DIRECTORY]
+    await directory.check_region(campaign, region)
+    return str(directory.version)
+
+
 async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str, web.Response | None]:
-    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build."""
+    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build.
+
+    Call only after ``_known``: a precondition applies to a resource that exists (RFC 9110 §13.2.1).
+    """
     position = request.app[PROJECTION].position
     etag = _etag(kind, position, *parts)
     if _not_modified(request, etag):
@@ -86,11 +99,12 @@ async def dashboard(request: web.Request) -> web.Response:
     level = request.query.get("level") or ""
     if level and (level not in ORDER or ORDER.index(level) <= ORDER.index(level_of(region))):
         raise InvalidParameter(f"level must be one of {', '.join(LEVELS)} and below the region's own level")
+    lists = await _known(request, campaign, region)
     if request.query.get("at_position"):  # empty, like absent, means the live figures
-        return await _dashboard_at(request, campaign, region, level)
+        return await _dashboard_at(request, campaign, region, level, lists)
     state = request.app[PROJECTION]
     # The body shows the lag, so a cached body is only good while the log head is where it was too.
-    head, tables_id = state.head, str(state.tables)
+    head, tables_id = state.head, str(state.tables) + "." + lists
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
@@ -117,14 +131,15 @@ async def dashboard(request: web.Request) -> web.Response:
                   _etag("dashboard", position, campaign, region, level, str(head), tables_id))
 
 
-async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str) -> web.Response:
-    """The dashboard as it stood when the projection was at ``at_position`` (auditors). Immutable, so cached."""
+async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str, lists: str) -> web.Response:
+    """The dashboard as it stood when the projection was at ``at_position`` (auditors). Cached per region lists."""
     if api_key(request).role not in ("auditor", "admin"):
         raise OutOfScope("only auditor and admin keys may ask for figures at a past position")
     position = int_param(request, "at_position", 0, low=0, high=2**62)
-    key = ("at", position, campaign, region, level)
-    etag = _etag("at", position, campaign, region, level)
-    if _not_modified(request, etag):
+    key = ("at", position, campaign, region, level, lists)
+    etag = _etag("at", position, campaign, region, level, lists)
+    # Beyond the log head this process has seen, the answer may be 422: no precondition before finding out.
+    if position <= request.app[PROJECTION].head and _not_modified(request, etag):
         return web.Response(status=304, headers={"ETag": f'"{etag}"'})
     cached = request.app[DASHBOARD_CACHE].get(key)
     if cached is None:
@@ -164,7 +179,7 @@ async def series(request: web.Request) -> web.Response:
     if metric not in METRICS:
         raise InvalidParameter(f"metric must be one of the catalogue's metrics (GET /v1/catalogue), not {metric!r}")
     region = region_param(request) or NATION
-    tables_id = str(request.app[PROJECTION].tables)
+    tables_id = str(request.app[PROJECTION].tables) + "." + await _known(request, campaign, region)
     _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
@@ -200,7 +215,7 @@ async def completeness(request: web.Request) -> web.Response:
         day = date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
         raise InvalidParameter("date must be YYYY-MM-DD") from None
-    tables_id = str(request.app[PROJECTION].tables)
+    tables_id = str(request.app[PROJECTION].tables) + "." + await _known(request, campaign, region)
     _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready

@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.catalogue import CATALOGUE
+from events.errors import NotFound
 from events.regions import NATION, PROVINCES, level_of, parent_of
 from events.store import translated_errors
 from schemas.api import (
@@ -113,6 +114,8 @@ async def regions(request: web.Request) -> web.Response:
             rows = await conn.fetch("SELECT code, name FROM region_codes WHERE year = $1 AND code LIKE $2",
                                     year, parent[:2] + "%")
     names = {r["code"]: r["name"] for r in rows}
+    if rows and level_of(parent) != "province" and parent not in names:
+        raise NotFound(f"region {parent} is not in the {year} region list")
     children = sorted(PROVINCES) if parent == NATION else sorted(c for c in names if parent_of(c) == parent)
     return json_response(RegionList(parent=_info(parent, names), year=year,
                                     regions=[_info(code, names) for code in children]))

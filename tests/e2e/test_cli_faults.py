@@ -83,7 +83,8 @@ async def test_import_leaves_the_projections_at_the_imported_head(
         code, out, err = await qmstats(copy.admin_url, "report", "--campaign", "2017", "--format", "json")
         assert code == 0, err
         assert json.loads(out)["figures"]["dens_busted"]["value"] == 7
-        assert "behind" not in err and "note:" not in err
+        assert "behind" not in err
+        assert "note:" not in err
 
         # With no projector running, an event appended now leaves the projections behind: report says so,
         # and rebuild brings them to the head of the log.
@@ -113,10 +114,11 @@ async def test_commands_refuse_a_data_directory_without_a_cluster(tmp_path: Path
             str(QMSTATS), *args, env=no_database_env(tmp_path / "elsewhere" / ".qmstats"), cwd=elsewhere,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         async with asyncio.timeout(60):
-            out, err = await proc.communicate()
+            _out, err = await proc.communicate()
         line = one_error_line(err.decode())
         assert proc.returncode == 2, (args, err)
-        assert str(elsewhere / ".qmstats") in line and "--data-dir" in line, line
+        assert str(elsewhere / ".qmstats") in line, line
+        assert "--data-dir" in line, line
         assert not (elsewhere / ".qmstats" / "pgdata").exists(), args
 
 

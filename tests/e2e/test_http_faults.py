@@ -2,13 +2,17 @@
 
 import asyncio
 import uuid
+from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from services.regionlists import import_region_list, read_region_list
 from tests.conftest import Keys
-from tests.e2e.wire import expect_problem
-from tests.factories import CAMPAIGN, event
+from tests.e2e.wire import eventually, expect_problem
+from tests.factories import CAMPAIGN, SAMPLE_DATA, event
+from tests.projection_support import get_json, settled
 
 OPENING = {"id": "c1", "theme": "质量月", "starts_on": "2017-09-01", "ends_on": "2017-09-30"}
 
@@ -45,10 +49,101 @@ async def test_a_422_says_how_many_events_are_invalid_and_why(client: TestClient
     response = await client.post("/v1/events", json={"events": [event(), bad, worse]}, headers=keys.reporter)
     body = await expect_problem(response, 422, "validation-failed")
     errors = body["errors"]
-    assert len({e["index"] for e in errors}) == 2 and len(errors) > 2
+    assert len({e["index"] for e in errors}) == 2
+    assert len(errors) > 2
     assert body["detail"].startswith(f"2 invalid events ({len(errors)} errors); nothing was stored. First: item 1 ")
 
     window = await client.post("/v1/campaigns", json=OPENING | {"starts_on": "2017-09-30", "ends_on": "2017-09-01"},
                                headers=keys.admin)
     body = await expect_problem(window, 422, "validation-failed")
     assert "ends_on is before starts_on" in body["detail"]
+
+
+async def test_a_precondition_never_hides_a_404_or_a_422(client: TestClient, keys: Keys) -> None:
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    anything = {"If-None-Match": "*"}
+    for path in ("/v1/campaigns/no-such-campaign/dashboard", "/v1/campaigns/no-such-campaign/series?metric=cases",
+                 "/v1/campaigns/no-such-campaign/completeness"):
+        await expect_problem(await client.get(path, headers=keys.viewer | anything), 404, "not-found", path)
+    live = await client.get("/v1/campaigns/2017/dashboard", headers=keys.viewer)
+    etag = live.headers["ETag"]
+    assert (await client.get("/v1/campaigns/2017/dashboard", headers=keys.viewer | anything)).status == 304
+    assert (await client.get("/v1/campaigns/2017/dashboard",
+                             headers=keys.viewer | {"If-None-Match": etag})).status == 304
+    beyond = await client.get("/v1/campaigns/2017/dashboard?at_position=999999999",
+                              headers=keys.auditor | anything)
+    await expect_problem(beyond, 422, "invalid-parameter")
+    at_one = await client.get("/v1/campaigns/2017/dashboard?at_position=1", headers=keys.auditor | anything)
+    assert at_one.status == 304
+
+
+async def import_list(admin_conn: asyncpg.Connection, areacodes: Path, year: int) -> None:
+    """What `qmstats regions import` does (the same function, its NOTIFY included)."""
+    await import_region_list(admin_conn, year, read_region_list((areacodes / f"{year}.txt").read_text("utf-8-sig")),
+                             source=f"{year}.txt")
+
+
+async def test_cached_answers_follow_a_region_list_import(client: TestClient, keys: Keys,
+                                                          admin_conn: asyncpg.Connection, areacodes: Path) -> None:
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    assert (await client.post("/v1/events", json=event(region="330102"), headers=keys.reporter)).status == 201
+    await settled(client, keys.viewer, 2)
+    paths = ("/v1/campaigns/2017/completeness?region=330000", "/v1/campaigns/2017/dashboard?region=330000",
+             "/v1/campaigns/2017/series?metric=cases&region=330100")
+    before = {}
+    for path in paths:
+        response = await client.get(path, headers=keys.viewer)
+        assert response.status == 200
+        before[path] = (response.headers["ETag"], await response.json())
+    assert before[paths[0]][1]["expected"] is None
+    assert before[paths[2]][1]["region"]["name"] is None
+
+    await import_list(admin_conn, areacodes, 2017)
+
+    async def renamed() -> bool:
+        response = await client.get(paths[2], headers=keys.viewer | {"If-None-Match": before[paths[2]][0]})
+        return response.status == 200 and (await response.json())["region"]["name"] == "杭州市"
+    await eventually(renamed, seconds=5)
+    for path, (etag, _) in before.items():
+        response = await client.get(path, headers=keys.viewer | {"If-None-Match": etag})
+        assert response.status == 200, path
+    completeness = await (await client.get(paths[0], headers=keys.viewer)).json()
+    assert completeness["expected"] == 11
+    dashboard = await (await client.get(paths[1], headers=keys.viewer)).json()
+    assert {c["code"]: c["name"] for c in dashboard["children"]}["330500"] == "湖州市"
+
+
+async def test_breakdowns_have_an_own_level_row_and_unknown_regions_are_404(
+        client: TestClient, keys: Keys, admin_conn: asyncpg.Connection, areacodes: Path) -> None:
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    at_prefecture = event(region="330500", data=SAMPLE_DATA["raid_conducted"] | {"dens_busted": 3})
+    in_counties = [event(region=r, data=SAMPLE_DATA["raid_conducted"] | {"dens_busted": n})
+                   for r, n in (("330502", 10), ("330521", 7))]
+    posted = await client.post("/v1/events", json={"events": [at_prefecture, *in_counties]}, headers=keys.reporter)
+    assert posted.status == 201
+    await settled(client, keys.viewer, 4)
+
+    huzhou = await get_json(client, "/v1/campaigns/2017/dashboard", keys.viewer, region="330500")
+    assert huzhou["metrics"]["dens_busted"]["value"] == 20
+    assert sum(c["metrics"]["dens_busted"] for c in huzhou["children"]) == 17
+    assert huzhou["own_level"]["label_zh"] == "本级"
+    assert huzhou["own_level"]["metrics"]["dens_busted"] == 3
+    zhejiang = await get_json(client, "/v1/campaigns/2017/dashboard", keys.viewer, region="330000")
+    assert zhejiang["own_level"]["metrics"]["dens_busted"] == 0
+    by_county = await get_json(client, "/v1/campaigns/2017/dashboard", keys.viewer, region="330000", level="county")
+    assert by_county["own_level"]["metrics"]["dens_busted"] == 3
+    money = by_county["metrics"]["seized_value_yuan"]["value"]
+    assert Decimal(by_county["own_level"]["metrics"]["seized_value_yuan"]) + sum(
+        Decimal(c["metrics"]["seized_value_yuan"]) for c in by_county["children"]) == Decimal(money)
+
+    await import_list(admin_conn, areacodes, 2017)
+    for path in ("/v1/campaigns/2017/dashboard?region=339999", "/v1/campaigns/2017/series?metric=cases&region=339999",
+                 "/v1/campaigns/2017/completeness?region=339900",
+                 "/v1/campaigns/2017/figures/dens_busted/events?region=330599"):
+        async def gone(path: str = path) -> bool:
+            return (await client.get(path, headers=keys.auditor)).status == 404
+        await eventually(gone, seconds=5)
+        await expect_problem(await client.get(path, headers=keys.auditor | {"If-None-Match": "*"}), 404,
+                             "not-found", path)
+    await expect_problem(await client.get("/v1/regions?parent=339900", headers=keys.viewer), 404, "not-found")
+    assert (await client.get("/v1/campaigns/2017/dashboard?region=330500", headers=keys.viewer)).status == 200
