@@ -23,6 +23,7 @@ from services.appkeys import (
     PROJECTOR,
     SETTINGS,
     STATE,
+    STREAMS,
     TELEMETRY,
     WRITER,
 )
@@ -39,6 +40,7 @@ from services.regionlists import REGIONS_CHANNEL, lists_version
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 log = structlog.get_logger("qmstats.app")
@@ -90,7 +92,16 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[STREAMS] = OpenStreams()
     setup_routes(app)
+
+    async def end_streams(app: web.Application) -> None:
+        # Runs before aiohttp waits for in-flight handlers: an open page must not hold up shutdown.
+        ended = app[STREAMS].close_all()
+        if ended:
+            log.info("shutting down: ended open event streams", streams=ended)
+
+    app.on_shutdown.append(end_streams)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
@@ -131,8 +142,20 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         await _cancel(task)
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
-        ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
+        ring, state, projection, streams = app[KEYRING], app[STATE], app[PROJECTION], app[STREAMS]
         worker = app.get(PROJECTOR)
+        revocations: set[asyncio.Task[None]] = set()
+
+        async def end_if_revoked(key_id: str) -> None:
+            if not await ring.is_active(key_id):
+                streams.close_key(key_id)
+
+        def keys_changed(key_id: str) -> None:
+            ring.invalidate()
+            if streams.holds(key_id):  # a revoked viewer must not keep watching a quiet campaign
+                task = asyncio.create_task(end_if_revoked(key_id))
+                revocations.add(task)
+                task.add_done_callback(revocations.discard)
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -143,7 +166,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             if worker is not None:
                 worker.wake()
 
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
+        channels = {KEYS_CHANNEL: keys_changed, NOTIFY_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
                     REGIONS_CHANNEL: lambda payload: app[DIRECTORY].lists_changed(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")

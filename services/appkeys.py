@@ -13,6 +13,7 @@ from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.settings import Settings
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,6 +27,7 @@ PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
 DIRECTORY = web.AppKey("directory", Directory)
+STREAMS = web.AppKey("streams", OpenStreams)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)

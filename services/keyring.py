@@ -157,3 +157,9 @@ class KeyRing:
         if key is None or key.revoked_at is not None:
             return None
         return key if hmac.compare_digest(key.token_hash, hash_token(token)) else None
+
+    async def is_active(self, key_id: str) -> bool:
+        """Whether the key exists and is not revoked, as of every change notified so far."""
+        await self.ensure_loaded()
+        key = self._keys.get(key_id)
+        return key is not None and key.revoked_at is None

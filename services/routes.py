@@ -48,7 +48,7 @@ def _routes() -> list[Route]:
         Route("GET", "/v1/events", events.get_events, "Read the log in position order",
               responses={200: api.EventsPage},
               query=[_AFTER, _LIMIT, _CAMPAIGN,
-                     _REGION, QueryParam("type", {"type": "string"})], errors=[422, 503]),
+                     _REGION, QueryParam("type", {"type": "string"})], errors=[406, 422, 503]),
         Route("POST", "/v1/campaigns", campaigns.open_campaign, "Open a campaign (an event in the log)",
               api.OpenCampaign, {201: api.CampaignView, 200: api.CampaignView}, errors=[400, 409, 415, 422, 503]),
         Route("GET", "/v1/campaigns", campaigns.list_campaigns, "List campaigns", responses={200: None},

@@ -24,11 +24,12 @@ from schemas.api import (
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, DIRECTORY, POOL, PROJECTION, api_key
+from services.appkeys import DASHBOARD_CACHE, DIRECTORY, KEYRING, POOL, PROJECTION, REQUEST_KEY, STREAMS, api_key
 from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.middleware import allow
+from services.projection_state import ProjectionState
 from services.regionlists import expected_children, list_year, region_names
 
 ORDER = ("nation", "province", "prefecture", "county")
@@ -239,23 +240,40 @@ async def completeness(request: web.Request) -> web.Response:
 
 @allow("viewer", "auditor")
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: one message each time the projection advances, ``id`` = its position."""
-    state = request.app[PROJECTION]
-    async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
-        last = sse.last_event_id
-        seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
-        while sse.is_connected():
-            if state.position > seen:
-                seen = state.position
-                payload = {"position": seen, "head": state.head, "lag_events": state.lag_events,
-                           "at": datetime.now(CHINA_STANDARD_TIME).isoformat()}
-                await sse.send(json_dumps(payload), id=str(seen), event="projection")
-            try:
-                async with asyncio.timeout(15):
-                    await state.wait_beyond(seen)
-            except TimeoutError:
-                continue
+    """Server-Sent Events: one message each time the projection advances, ``id`` = its position.
+
+    The stream ends when the service shuts down and when its key is revoked (the page then reconnects,
+    to another instance or to a 401 that asks for a new key).
+    """
+    state, ring = request.app[PROJECTION], request.app[KEYRING]
+    key = request.get(REQUEST_KEY)
+    key_id = key.id if key is not None else None
+    with request.app[STREAMS].opened(key_id) as closing:
+        async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
+            last = sse.last_event_id
+            seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
+            while sse.is_connected() and not closing.is_set():
+                if state.position > seen:
+                    seen = state.position
+                    payload = {"position": seen, "head": state.head, "lag_events": state.lag_events,
+                               "at": datetime.now(CHINA_STANDARD_TIME).isoformat()}
+                    await sse.send(json_dumps(payload), id=str(seen), event="projection")
+                quiet = not await _advanced_or_closed(state, seen, closing, seconds=15)
+                # Quiet for a while: a revocation whose NOTIFY was lost still ends the stream here.
+                if quiet and key_id is not None and not await ring.is_active(key_id):
+                    break
     return sse
+
+
+async def _advanced_or_closed(state: ProjectionState, seen: int, closing: asyncio.Event, *, seconds: float) -> bool:
+    """Wait until the projection moves past ``seen`` or the stream must close; False after ``seconds`` of neither."""
+    waits = [asyncio.ensure_future(state.wait_beyond(seen)), asyncio.ensure_future(closing.wait())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return bool(done)
 
 
 def json_dumps(value: dict[str, Any]) -> str:

@@ -1,18 +1,23 @@
 """Issue 12, over HTTP: faults found by replaying public bug reports against `qmstats serve`."""
 
 import asyncio
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import asyncpg
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from services.keyring import create_key, revoke_key
 from services.regionlists import import_region_list, read_region_list
-from tests.conftest import Keys
+from tests.conftest import Database, Keys
+from tests.e2e.processes import open_campaign, qmstats_children
 from tests.e2e.wire import eventually, expect_problem
 from tests.factories import CAMPAIGN, SAMPLE_DATA, event
-from tests.projection_support import get_json, settled
+from tests.projection_support import get_json, post_events, settled
 
 OPENING = {"id": "c1", "theme": "质量月", "starts_on": "2017-09-01", "ends_on": "2017-09-30"}
 
@@ -147,3 +152,118 @@ async def test_breakdowns_have_an_own_level_row_and_unknown_regions_are_404(
                              "not-found", path)
     await expect_problem(await client.get("/v1/regions?parent=339900", headers=keys.viewer), 404, "not-found")
     assert (await client.get("/v1/campaigns/2017/dashboard?region=330500", headers=keys.viewer)).status == 200
+
+
+async def test_accept_is_parsed_as_media_ranges_with_q_values(client: TestClient, keys: Keys) -> None:
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    assert (await client.post("/v1/events", json={"events": [event(), event()]}, headers=keys.reporter)).status == 201
+    for accept in ("application/x-ndjson;q=0, application/json", "application/json", "*/*", "application/*",
+                   "text/html, application/json;q=0.9", "", "application/x-ndjson, application/json"):
+        response = await client.get("/v1/events?limit=1", headers=keys.auditor | {"Accept": accept})
+        assert response.status == 200, accept
+        assert response.content_type == "application/json", accept
+        assert len((await response.json())["events"]) == 1, accept
+    for accept in ("application/x-ndjson", "application/json;q=0.5, application/x-ndjson"):
+        response = await client.get("/v1/events?limit=1", headers=keys.auditor | {"Accept": accept})
+        assert response.content_type == "application/x-ndjson", accept
+        assert len((await response.text()).splitlines()) == 3, accept
+    for accept in ("application/x-ndjsonx", "text/html", "application/json;q=0, application/x-ndjson;q=0"):
+        response = await client.get("/v1/events?limit=1", headers=keys.auditor | {"Accept": accept})
+        await expect_problem(response, 406, "not-acceptable", accept)
+
+
+async def open_stream(client: TestClient, headers: dict[str, str]) -> ClientResponse:
+    response = await client.get("/v1/stream", headers=headers)
+    assert response.status == 200, await response.text()
+    async with asyncio.timeout(10):
+        while not (await response.content.readline()).startswith(b"data:"):
+            pass
+    return response
+
+
+def counted(metrics: str, name: str, **labels: str) -> float:
+    """A Prometheus sample's value (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_client_that_goes_away_is_counted_apart_and_is_not_a_server_error(
+        database: Database, keys: Keys, tmp_path: Path) -> None:
+    # A real `qmstats serve`: aiohttp's test server cancels handlers on disconnect, `serve` does not.
+    async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
+        api = children.serve(log_level="info")
+        await api.start_listening()
+        await open_campaign(api.url, keys.admin)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):  # a viewer reads one message and closes the tab
+                async with session.get(api.url + "/v1/stream", headers=keys.viewer) as page:
+                    assert page.status == 200
+                    async with asyncio.timeout(10):
+                        while not (await page.content.readline()).startswith(b"data:"):
+                            pass
+                    page.close()
+            for n in range(3):
+                async with session.post(api.url + "/v1/events", json=event(), headers=keys.reporter) as posted:
+                    assert posted.status == 201
+                async with asyncio.timeout(10):
+                    while True:
+                        async with session.get(api.url + "/v1/campaigns/2017/dashboard", headers=keys.viewer) as r:
+                            if (await r.json())["position"] >= 2 + n:
+                                break
+                        await asyncio.sleep(0.05)
+
+            async def scrape() -> str:
+                async with session.get(api.url + "/metrics") as response:
+                    return await response.text()
+
+            async def all_counted() -> bool:
+                return counted(await scrape(), "qmstats_http_client_disconnects_total", route="/v1/stream") == 3
+            await eventually(all_counted, seconds=20, every=0.2)
+            metrics = await scrape()
+        assert counted(metrics, "qmstats_http_requests_total", route="/v1/stream", status="499") == 3
+        assert not [line for line in metrics.splitlines()
+                    if line.startswith("qmstats_http_requests_total{") and 'status="5' in line], metrics
+        log = api.tail(10000)
+        assert "unhandled error" not in log
+        assert "Traceback" not in log
+
+
+async def test_revoking_a_key_ends_its_open_streams(client: TestClient, keys: Keys,
+                                                    admin_conn: asyncpg.Connection) -> None:
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    await settled(client, keys.viewer, 1)
+    key, token = await create_key(admin_conn, name="wall screen", role="viewer", region=None)
+    viewer = {"Authorization": f"Bearer {token}"}
+    doomed = await open_stream(client, viewer)
+    other = await open_stream(client, keys.viewer)
+    assert await revoke_key(admin_conn, key.id)
+    async with asyncio.timeout(5):  # no event is appended: the campaign is quiet
+        while await doomed.content.readline():
+            pass
+    await expect_problem(await client.get("/v1/stream", headers=viewer), 401, "unauthenticated")
+    await post_events(client, keys.reporter, [event()])
+    async with asyncio.timeout(10):
+        while not (await other.content.readline()).startswith(b"data:"):
+            pass
+    other.close()
+
+
+async def test_shutdown_ends_open_streams_and_exits_promptly(database: Database, keys: Keys, tmp_path: Path) -> None:
+    async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
+        api = children.serve()
+        await api.start_listening()
+        async with aiohttp.ClientSession() as session:
+            pages = [await session.get(api.url + "/v1/stream", headers=keys.viewer) for _ in range(3)]
+            for page in pages:
+                assert page.status == 200
+                await page.content.readline()
+            started = time.monotonic()
+            assert await api.terminate(seconds=20) == 0
+            assert time.monotonic() - started < 8, api.tail()
+            for page in pages:
+                async with asyncio.timeout(5):
+                    while await page.content.readline():
+                        pass
+                page.close()
