@@ -171,7 +171,7 @@ def _text_en(figures: dict[str, SummaryFigure], rate: SummaryPassRate, head: str
     parts = [figures[m].sentence_en for group in SENTENCES for m in group if figures[m].value != 0]
     body = ("Nationwide, " + "; ".join(parts) + ".") if parts else "No activity has been reported yet."
     if rate.ratio is not None:
-        body += f" The spot-check pass rate was {rate.passed:,} of {rate.sampled:,} batches ({rate.ratio})."
+        body += f" The spot-check pass rate was {rate.passed:,} of {rate.sampled:,} batches ({rate.percent_zh})."
     return head + " " + body
 
 

@@ -158,13 +158,18 @@ class MetricFigure(BaseModel):
     phrase_zh: str = Field(description="the 概数 phrase of the exact value (SPEC §5): 上千, 近300万, 约3.5亿…")
 
 
+RATIO_RULE = ("a decimal string: exact when the quotient terminates within 10 decimal places "
+              "(18301/20000 → \"0.91505\"), otherwise rounded half-even to 10 decimal places "
+              "(2/3 → \"0.6666666667\"); trailing zeros dropped; null when the denominator is 0")
+
+
 class PassRate(BaseModel):
     """Σbatches_passed ÷ Σbatches_sampled (never an average of rates); null when nothing was sampled."""
 
-    overall: str | None
+    overall: str | None = Field(description="passed ÷ sampled, " + RATIO_RULE)
     passed: int
     sampled: int
-    by_category: dict[str, str | None]
+    by_category: dict[str, str | None] = Field(description="per product category, the same rule")
 
 
 class ChildFigures(BaseModel):
@@ -226,7 +231,7 @@ class ReportingSet(BaseModel):
 
     reported: list[RegionRef]
     not_reported: list[RegionRef]
-    rate: str | None
+    rate: str | None = Field(description="reported ÷ expected, " + RATIO_RULE)
 
 
 Day = date  # Completeness has a field named ``date``, which hides the type inside its class body
@@ -319,8 +324,9 @@ class Coverage(BaseModel):
 
 
 class SummaryPassRateOut(BaseModel):
-    ratio: str | None
-    percent: str | None
+    ratio: str | None = Field(description="passed ÷ sampled, " + RATIO_RULE)
+    percent: str | None = Field(description="the ratio as a percentage, half-even to one decimal (more decimals "
+                                            "only where one would state something false: 99.995%, never 100%)")
     passed: int
     sampled: int
 

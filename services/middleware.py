@@ -10,7 +10,7 @@ from aiohttp import web
 
 from events.decide import Role
 from services.appkeys import KEYRING, LIMITER, REQUEST_ID, REQUEST_KEY, SETTINGS, TELEMETRY
-from services.errors import RateLimited, Unauthenticated, map_exception
+from services.errors import RateLimited, Unauthenticated, WrongRole, map_exception
 from services.responses import problem_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -119,7 +119,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         raise Unauthenticated("the key is unknown or has been revoked")
     request[REQUEST_KEY] = key
     if key.role not in roles:
-        raise web.HTTPForbidden(text=f"a {key.role} key may not call {request.method} {_route_name(request)}")
+        raise WrongRole(key.role, sorted(roles), f"{request.method} {_route_name(request)}")
     wait = request.app[LIMITER].check(key.id)
     if wait > 0:
         raise RateLimited(request.app[LIMITER].retry_after(wait))

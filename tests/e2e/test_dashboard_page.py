@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, expect
 
+from projections.summary import percent as summary_percent
 from tests.conftest import Keys
 from tests.e2e.browser import artifact, chromium
 from tests.e2e.wire import expect_problem
@@ -118,8 +119,10 @@ def grouped(value: int | str) -> str:
 
 
 def percent(ratio: str) -> str:
-    shown = (Decimal(ratio) * 100).normalize()
-    return f"{shown:f}%"
+    """The page shows a ratio as the year-end summary does (docs/decisions.md: one rule everywhere)."""
+    shown = summary_percent(Decimal(ratio), Decimal(1))
+    assert shown is not None
+    return shown
 
 
 async def open_dashboard(page: Page, client: TestClient, token: str | None, path: str = "/") -> None:

@@ -267,3 +267,24 @@ async def test_shutdown_ends_open_streams_and_exits_promptly(database: Database,
                     while await page.content.readline():
                         pass
                 page.close()
+
+
+async def test_ratios_are_exact_where_they_terminate_in_every_format(client: TestClient, keys: Keys) -> None:
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    checks = [event("inspection_completed", data={"batches_sampled": 20000, "batches_passed": 18301,
+                                                  "enterprises": 5, "category": "mooncake"}),
+              event("inspection_completed", data={"batches_sampled": 3, "batches_passed": 2, "enterprises": 1,
+                                                  "category": "toys"})]
+    head = await post_events(client, keys.reporter, checks[:1])
+    body = await settled(client, keys.viewer, head)
+    assert body["pass_rate"]["overall"] == "0.91505"  # 18301 / 20000, exactly
+    summary = await get_json(client, "/v1/campaigns/2017/summary", keys.viewer, format="json")
+    assert (summary["pass_rate"]["ratio"], summary["pass_rate"]["percent"]) == ("0.91505", "91.5%")
+    csv = await (await client.get("/v1/campaigns/2017/summary?format=csv", headers=keys.viewer)).text()
+    assert "0.91505" in csv
+
+    head = await post_events(client, keys.reporter, checks[1:])
+    body = await settled(client, keys.viewer, head)
+    # (18301 + 2) / 20003 does not terminate: half-even to 10 decimal places, as documented.
+    assert body["pass_rate"]["overall"] == "0.9150127481"
+    assert body["pass_rate"]["by_category"] == {"mooncake": "0.91505", "toys": "0.6666666667"}

@@ -312,7 +312,7 @@ async def test_close_freezes_the_final_summary_at_the_close_position(
     # Gansu's only report was retracted and Jiangsu's corrected into Sichuan: neither has reported.
     assert summary["coverage"] == {"reported": 5, "expected": 31, "provinces_reported": REPORTED,
                                    "provinces_missing": [p for p in MAINLAND if p not in REPORTED]}
-    assert summary["pass_rate"] == {"ratio": "0.915", "percent": "91.5%", "passed": 18476, "sampled": 20192}
+    assert summary["pass_rate"] == {"ratio": "0.9150158479", "percent": "91.5%", "passed": 18476, "sampled": 20192}
     md_zh = await _text(client, keys, "md")
     assert md_zh.splitlines()[0] == "# 2017年全国质量月活动总结"
     assert f"> 最终数据：第1次结束活动时冻结，截至日志第{closed.position}条。" in md_zh.splitlines()
@@ -353,7 +353,7 @@ async def test_the_en_text_states_the_same_facts_with_exact_numbers(
                    "13,000 cases", "193,500,000.00 yuan", "20,192 product batches", "18,476 batches passed",
                    "19,124 enterprise inspections", "2,030,000 times", "352,400,000 consultations",
                    "2,968,000 copies", "35 laboratories", "100,500 visits",
-                   "pass rate was 18,476 of 20,192 batches (0.915)"):
+                   "pass rate was 18,476 of 20,192 batches (91.5%)"):
         assert number in en, number
     for absent in ("quality workers", "booths", "news reports", "pledges", "awards", "brand"):
         assert absent not in en, absent
@@ -371,7 +371,7 @@ async def test_the_csv_numbers_equal_our_own_sums(client: TestClient, keys: Keys
         assert (row["region"], row["region_name"], row["unit"]) == ("000000", "全国", UNITS[metric]), metric
         assert row["value"] == _shown(metric, national[metric]), metric
         assert row["phrase_zh"] == FIGURES[metric][1], metric
-    assert (nation[-1]["value"], nation[-1]["phrase_zh"]) == ("0.915", "91.5%")
+    assert (nation[-1]["value"], nation[-1]["phrase_zh"]) == ("0.9150158479", "91.5%")
 
     by_province = [r for r in rows if r["scope"] == "province"]
     assert len(rows) == len(nation) + len(by_province)

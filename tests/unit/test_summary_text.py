@@ -116,7 +116,7 @@ def test_the_en_text_states_every_non_zero_figure_exactly_with_thousands_separat
         "were made; members of the public took part 2,030,000 times in publicity and consultation events; "
         "352,400,000 consultations and complaints were handled; 2,968,000 copies of publicity materials were "
         "distributed; 35 laboratories opened their doors; laboratories received 100,500 visits. The spot-check "
-        "pass rate was 18,476 of 20,192 batches (0.915).")
+        "pass rate was 18,476 of 20,192 batches (91.5%).")
 
 
 @pytest.mark.parametrize(("passed", "sampled", "expected"), [
