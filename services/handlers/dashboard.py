@@ -137,8 +137,10 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
     if api_key(request).role not in ("auditor", "admin"):
         raise OutOfScope("only auditor and admin keys may ask for figures at a past position")
     position = int_param(request, "at_position", 0, low=0, high=2**62)
-    key = ("at", position, campaign, region, level, lists)
-    etag = _etag("at", position, campaign, region, level, lists)
+    # Computed partly from the live tables (backward from them when that is shorter): their identity is in the key.
+    tables_id = f"{request.app[PROJECTION].tables}.{lists}"
+    key = ("at", position, campaign, region, level, tables_id)
+    etag = _etag("at", position, campaign, region, level, tables_id)
     # Beyond the log head this process has seen, the answer may be 422: no precondition before finding out.
     if position <= request.app[PROJECTION].head and _not_modified(request, etag):
         return web.Response(status=304, headers={"ETag": f'"{etag}"'})
