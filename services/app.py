@@ -9,10 +9,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL, translated_errors
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL, REGIONS_CHANNEL
+from events.region_store import lists_version
+from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
-from projections.projector import PROJECTION_CHANNEL, BatchApplied
-from projections.tables import CHECKPOINT
+from projections.projector import BatchApplied
+from projections.tables import checkpoint_status
 from services.appkeys import (
     DASHBOARD_CACHE,
     DIRECTORY,
@@ -30,13 +32,12 @@ from services.appkeys import (
 from services.cache import ResponseCache
 from services.database import create_pool
 from services.directory import Directory
-from services.keyring import KEYS_CHANNEL, KeyRing
+from services.keyring import KeyRing
 from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
-from services.regionlists import REGIONS_CHANNEL, lists_version
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -67,20 +68,33 @@ async def poll_projection(app: web.Application) -> None:
     while True:
         try:
             async with translated_errors(), pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
-                    "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
-                    "(SELECT max(position) FROM events) AS head, "
-                    "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
+                status = await checkpoint_status(conn)
+                log_head, _ = await head(conn)  # after the checkpoint, so never behind it
                 lists = await lists_version(conn)
             app[DIRECTORY].lists_changed(lists)
-            if row is not None:
-                state.tables = row["tables"]
-                state.saw_head(row["head"] or 0)
-                state.advance(row["position"] or 0, row["updated_at"])
+            state.tables = status.tables
+            state.saw_head(log_head)
+            state.advance(status.position, status.updated_at)
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)
+
+
+def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
+    """On NOTIFY qmstats_keys (payload: the key id): reload the keys, and end the open streams of a revoked key."""
+    revocations: set[asyncio.Task[None]] = set()
+
+    async def end_if_revoked(key_id: str) -> None:
+        if not await ring.is_active(key_id):
+            streams.close_key(key_id)
+
+    def changed(key_id: str) -> None:
+        ring.invalidate()
+        if streams.holds(key_id):  # a revoked viewer must not keep watching a quiet campaign
+            task = asyncio.create_task(end_if_revoked(key_id))
+            revocations.add(task)
+            task.add_done_callback(revocations.discard)
+    return changed
 
 
 def create_app(settings: Settings, database_url: str) -> web.Application:
@@ -142,20 +156,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         await _cancel(task)
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
-        ring, state, projection, streams = app[KEYRING], app[STATE], app[PROJECTION], app[STREAMS]
+        ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
         worker = app.get(PROJECTOR)
-        revocations: set[asyncio.Task[None]] = set()
-
-        async def end_if_revoked(key_id: str) -> None:
-            if not await ring.is_active(key_id):
-                streams.close_key(key_id)
-
-        def keys_changed(key_id: str) -> None:
-            ring.invalidate()
-            if streams.holds(key_id):  # a revoked viewer must not keep watching a quiet campaign
-                task = asyncio.create_task(end_if_revoked(key_id))
-                revocations.add(task)
-                task.add_done_callback(revocations.discard)
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -166,7 +168,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             if worker is not None:
                 worker.wake()
 
-        channels = {KEYS_CHANNEL: keys_changed, NOTIFY_CHANNEL: appended,
+        channels = {KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
                     REGIONS_CHANNEL: lambda payload: app[DIRECTORY].lists_changed(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")

@@ -18,11 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from events.errors import DomainError, StoreUnavailable
+from events.key_store import list_keys, revoke_key
 from events.store import Connection
 from services import migrate as migrations
 from services.database import DatabaseUrls, resolve_database
 from services.embedded import NoCluster, ensure_service_role
-from services.keyring import KeyRequestError, create_key, list_keys, revoke_key
+from services.keyring import KeyRequestError, create_key
 from services.lifecycle import Change
 from services.logs import configure_logging
 from services.settings import Settings
@@ -535,7 +536,8 @@ def regions_import(
     data_dir: DataDir = None,
 ) -> None:
     """Load an official region code list; events of campaigns in that year must then use its codes."""
-    from services.regionlists import RegionListError, import_region_list, read_region_list
+    from events.region_store import import_region_list
+    from services.regionlists import RegionListError, read_region_list
 
     try:
         codes = read_region_list(file.read_text("utf-8-sig"))

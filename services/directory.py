@@ -13,9 +13,9 @@ import asyncio
 import asyncpg
 
 from events.errors import NotFound
+from events.region_store import list_codes, list_year
 from events.regions import NATION, PROVINCES, level_of
 from events.store import read_campaigns, translated_errors
-from services.regionlists import list_codes, list_year
 
 
 class Directory:

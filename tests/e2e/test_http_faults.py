@@ -11,11 +11,13 @@ import asyncpg
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from services.keyring import create_key, revoke_key
-from services.regionlists import import_region_list, read_region_list
+from events.key_store import revoke_key
+from events.region_store import import_region_list
+from services.keyring import create_key
+from services.regionlists import read_region_list
 from tests.conftest import Database, Keys
 from tests.e2e.processes import open_campaign, qmstats_children
-from tests.e2e.wire import eventually, expect_problem
+from tests.e2e.wire import answers, eventually, expect_problem
 from tests.factories import CAMPAIGN, SAMPLE_DATA, event
 from tests.projection_support import get_json, post_events, settled
 
@@ -236,6 +238,7 @@ async def test_revoking_a_key_ends_its_open_streams(client: TestClient, keys: Ke
     await settled(client, keys.viewer, 1)
     key, token = await create_key(admin_conn, name="wall screen", role="viewer", region=None)
     viewer = {"Authorization": f"Bearer {token}"}
+    await eventually(answers(client, viewer, 200))  # the service hears of the new key by NOTIFY
     doomed = await open_stream(client, viewer)
     other = await open_stream(client, keys.viewer)
     assert await revoke_key(admin_conn, key.id)
