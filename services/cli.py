@@ -5,7 +5,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,15 @@ from services import migrate as migrations
 from services.database import DatabaseUrls, resolve_database
 from services.embedded import NoCluster, ensure_service_role
 from services.keyring import KeyRequestError, create_key
-from services.lifecycle import Change
+from services.lifecycle import (
+    CLI_ACTOR,
+    Change,
+    ConnectionLog,
+    LifecycleResult,
+    change_campaign,
+    open_campaign,
+    read_body,
+)
 from services.logs import configure_logging
 from services.settings import Settings
 from services.simulate.command import simulate
@@ -440,40 +448,56 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id from `key
     err.print(f"revoked key {key_id}")
 
 
-def _opening(campaign_id: str, theme: str, starts_on: str, ends_on: str) -> Any:
+LifecycleCall = Callable[[Connection], Awaitable[LifecycleResult]]
+
+
+def _opening(campaign_id: str, theme: str, starts_on: str, ends_on: str) -> LifecycleCall:
+    """Opening a campaign, its options checked as POST /v1/campaigns checks its body."""
     from schemas.api import OpenCampaign
-    from services.lifecycle import CLI_ACTOR, ConnectionLog, open_campaign, read_body
 
     body = read_body(OpenCampaign, {"id": campaign_id, "theme": theme, "starts_on": starts_on, "ends_on": ends_on})
 
-    async def call(conn: Connection) -> Any:
+    async def call(conn: Connection) -> LifecycleResult:
         now = datetime.now(UTC)
         return await open_campaign(ConnectionLog(conn, now), CLI_ACTOR, "cli", body, now=now)
     return call
 
 
-def _changing(type_: "Change", campaign_id: str, note: str | None, event_id: str | None) -> Any:
+def _changing(type_: Change, campaign_id: str, note: str | None, event_id: str | None) -> LifecycleCall:
+    """Closing or reopening, its options checked as POST /v1/campaigns/{c}/close and /reopen check theirs."""
     import re
 
     from events.fields import CAMPAIGN_ID_PATTERN
     from schemas.api import CampaignChange
-    from services.lifecycle import CLI_ACTOR, ConnectionLog, change_campaign, read_body
 
     if not re.fullmatch(CAMPAIGN_ID_PATTERN, campaign_id):
         raise Refused(f"no campaign {campaign_id!r}: campaign ids are 1–32 letters, digits, '-' or '_'")
     body = read_body(CampaignChange, {"note": note, "event_id": event_id})
 
-    async def call(conn: Connection) -> Any:
+    async def call(conn: Connection) -> LifecycleResult:
         now = datetime.now(UTC)
         return await change_campaign(ConnectionLog(conn, now), CLI_ACTOR, "cli", type_, campaign_id, body, now=now)
     return call
 
 
-def _checked(build: Any, *args: Any) -> Any:
+def _lifecycle(data_dir: Path | None, build: Callable[[], LifecycleCall]) -> None:
+    """Run a lifecycle call as the CLI and say what happened, as the HTTP API answers it (201 or 200)."""
     try:
-        return build(*args)
+        call = build()
     except (DomainError, Refused) as exc:
         fail(str(exc))
+
+    async def run() -> LifecycleResult:
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            return await call(conn)
+
+    result = _run(run())
+    history = result.history
+    what = "closed" if history.status == "closed" else "reopened" if history.closed_at else "opened"
+    if result.created:
+        err.print(f"campaign {history.id} {what} at position {result.position}")
+    else:
+        err.print(f"campaign {history.id} was already {what}, at position {result.position}; nothing changed")
 
 
 @campaigns_app.command("open")
@@ -485,8 +509,7 @@ def campaigns_open(
     data_dir: DataDir = None,
 ) -> None:
     """Open a campaign (appends campaign_opened, recorded by 'cli'); the same opening again changes nothing."""
-    call = _checked(_opening, campaign_id, theme, starts_on, ends_on)
-    _with_data_dir(data_dir, call)
+    _lifecycle(data_dir, lambda: _opening(campaign_id, theme, starts_on, ends_on))
 
 
 @campaigns_app.command("close")
@@ -498,7 +521,7 @@ def campaigns_close(
     data_dir: DataDir = None,
 ) -> None:
     """Close a campaign: its figures freeze here and later events are refused (as POST …/close)."""
-    _with_data_dir(data_dir, _checked(_changing, "campaign_closed", campaign_id, note, event_id))
+    _lifecycle(data_dir, lambda: _changing("campaign_closed", campaign_id, note, event_id))
 
 
 @campaigns_app.command("reopen")
@@ -509,24 +532,7 @@ def campaigns_reopen(
     data_dir: DataDir = None,
 ) -> None:
     """Reopen a closed campaign, saying why (as POST …/reopen)."""
-    _with_data_dir(data_dir, _checked(_changing, "campaign_reopened", campaign_id, note, event_id))
-
-
-def _with_data_dir(data_dir: Path | None, call: Any) -> None:
-    from services.lifecycle import LifecycleResult
-
-    async def run() -> LifecycleResult:
-        async with owner_connection(_settings(data_dir=data_dir)) as conn:
-            result: LifecycleResult = await call(conn)
-            return result
-
-    result = _run(run())
-    history = result.history
-    what = "closed" if history.status == "closed" else "reopened" if history.closed_at else "opened"
-    if result.created:
-        err.print(f"campaign {history.id} {what} at position {result.position}")
-    else:
-        err.print(f"campaign {history.id} was already {what}, at position {result.position}; nothing changed")
+    _lifecycle(data_dir, lambda: _changing("campaign_reopened", campaign_id, note, event_id))
 
 
 @regions_app.command("import")
