@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from events.coordination import TABLES_LOCK, lock_transaction
-from events.store import Connection
+from events.store import Connection, head
 from projections.aggregate_store import build_from_log
 from projections.projector import SNAPSHOT_EVERY, apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint, discard_snapshots
@@ -104,12 +104,14 @@ async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progres
                   snapshot_every: int = SNAPSHOT_EVERY) -> RebuildReport:
     """Rebuild from position 0 and swap the result in; reports whether it equals the live figures.
 
-    The shadow set is built by PostgreSQL up to the live checkpoint; the few events the live set gains
-    meanwhile are folded into both sets under the lock, batch by batch, before they are compared.
+    The shadow set is built by PostgreSQL up to the head of the log; under the lock, the live set is brought to
+    the same position and events appended meanwhile are folded into both, batch by batch, before they are compared.
     """
     started = time.perf_counter()
     await create_shadow(conn, indexed=False)
-    events = await checkpoint(conn, LIVE)
+    # Up to the head of the log, not the live checkpoint: live tables that are behind (after `import`, or with
+    # no projector running) are brought up to it too, rather than "rebuilt 0 events … identical".
+    events = (await head(conn))[0]
     async with conn.transaction():
         await build_from_log(conn, SHADOW, events, snapshot_every)
         await index_shadow(conn)
