@@ -21,6 +21,7 @@ from services.appkeys import (
     POOL,
     PROJECTION,
     PROJECTOR,
+    REPLICAS,
     SETTINGS,
     STATE,
     TELEMETRY,
@@ -33,6 +34,7 @@ from services.middleware import authenticate, request_context
 from services.projection import ProjectionState
 from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -85,6 +87,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[REPLICAS] = ReplicaSet.configured(settings)
+    for replica in app[REPLICAS].replicas:
+        app[TELEMETRY].watch_replica(replica)
     setup_routes(app)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -143,7 +148,20 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         yield
         await _cancel(task)
 
-    contexts = [database, writer, _background("projection-poll", poll_projection)]
+    async def replicas(app: web.Application) -> AsyncIterator[None]:
+        replicas = app[REPLICAS]
+        await replicas.open(settings)
+        task: asyncio.Task[None] | None = None
+        if replicas:
+            await replicas.check(app[PROJECTION])  # know which replicas answer before the first request
+            task = asyncio.create_task(replicas.monitor(app[PROJECTION], settings.replica_poll_seconds),
+                                       name="replica-monitor")
+        yield
+        if task is not None:
+            await _cancel(task)
+        await replicas.close()
+
+    contexts = [database, replicas, writer, _background("projection-poll", poll_projection)]
     if settings.run_projector:
         contexts.append(projector)
     contexts.append(listener)

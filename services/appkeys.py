@@ -10,6 +10,7 @@ from services.errors import Unauthenticated
 from services.projection import ProjectionState
 from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet
 from services.settings import Settings
 from services.state import ServiceState
 from services.telemetry import Telemetry
@@ -24,9 +25,12 @@ STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+REPLICAS = web.AppKey("replicas", ReplicaSet)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)
+READ_POSITION = web.RequestKey("read_position", int)
+"""The position a read answer reflects (sent as X-Qmstats-Position)."""
 
 
 def api_key(request: web.Request) -> ApiKey:

@@ -17,7 +17,7 @@ from events.errors import DomainError
 from events.store import Connection
 from services import migrate as migrations
 from services.apikeys import KeyError_, create_key, list_keys, revoke_key
-from services.database import DatabaseUrls, resolve_database
+from services.database import DatabaseUrls, refuse_standby, resolve_database
 from services.embedded import ensure_service_role
 from services.logs import configure_logging
 from services.settings import Settings
@@ -70,6 +70,7 @@ async def prepare_database(settings: Settings) -> DatabaseUrls:
     urls = await resolve_database(settings)
     conn = await asyncpg.connect(urls.admin)
     try:
+        await refuse_standby(conn)
         done = await migrations.migrate(conn)
         if settings.service_role_password and not urls.embedded:
             await ensure_service_role(conn, settings.service_role_password)
@@ -87,13 +88,17 @@ def serve(
     data_dir: DataDir = None,
     no_projector: Annotated[bool, typer.Option("--no-projector", help="serve only; run `qmstats project` apart")]
     = False,
+    replica: Annotated[list[str] | None, typer.Option(
+        "--replica", help="URL of a PostgreSQL hot standby to serve reads from (repeatable; replaces "
+                          "QMSTATS_REPLICA_URLS)")] = None,
 ) -> None:
     """Run the HTTP API and the projector (embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
     from aiohttp import web
 
     from services.app import create_app
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None)
+    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None,
+                         replica_urls=replica or None)
     configure_logging(settings.log_format, settings.log_level)
     urls = _run(prepare_database(settings))
     loop = _new_loop()
@@ -114,7 +119,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 @app.command()
 def project(data_dir: DataDir = None) -> None:
     """Run only the projector. With several running, one is active and the others wait as hot standbys."""
-    from services.worker import run_projector
+    from services.worker import ProjectorStopped, run_projector
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
@@ -124,6 +129,9 @@ def project(data_dir: DataDir = None) -> None:
         loop.run_until_complete(run_projector(settings, urls.service))
     except KeyboardInterrupt:
         pass
+    except ProjectorStopped as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     finally:
         loop.close()
 

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from events.errors import DomainError
+from events.store import Connection
 from services.embedded import start_embedded
 from services.settings import Settings
 
@@ -12,6 +14,26 @@ if TYPE_CHECKING:
     _Pool = asyncpg.Pool[asyncpg.Record]
 else:  # asyncpg's classes are not subscriptable at run time
     _Pool = asyncpg.Pool
+
+
+ON_STANDBY = ("the database is a hot standby (in recovery): migrations, appends and the projector need the "
+              "primary (a standby cannot write, hold the projector's leader lock for the primary, or LISTEN); point "
+              "QMSTATS_DATABASE_URL at the primary and list replicas in QMSTATS_REPLICA_URLS")
+
+
+class StandbyDatabase(DomainError):
+    """The primary's URL leads to a hot standby."""
+
+
+async def is_standby(conn: Connection) -> bool:
+    """Whether the server is a hot standby (in recovery)."""
+    return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+
+
+async def refuse_standby(conn: Connection) -> None:
+    """StandbyDatabase when ``conn`` is to a standby."""
+    if await is_standby(conn):
+        raise StandbyDatabase(ON_STANDBY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
 from projections.runner import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
+from services.database import ON_STANDBY, is_standby
 from services.projection import ProjectionState
 
 log = structlog.get_logger("qmstats.projector")
@@ -41,11 +42,17 @@ class ProjectorWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: become leader when possible, then project."""
+        """Until cancelled: become leader when possible, then project. Returns at once, failed, on a standby."""
         while True:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
+                if await is_standby(leader):
+                    # A standby grants advisory locks of its own, so the lock alone would not stop us.
+                    self._state.projector = "failed"
+                    self._state.error = ON_STANDBY
+                    log.error("projector refuses to run on a standby", error=ON_STANDBY)
+                    return
                 while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", PROJECTOR_LOCK):
                     if self._state.projector != "standby":
                         log.info("projector standing by: another process holds the lead")

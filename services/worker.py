@@ -16,8 +16,15 @@ from services.settings import Settings
 log = structlog.get_logger("qmstats.project")
 
 
+class ProjectorStopped(Exception):
+    """The projector gave up by itself (it refuses a standby): the message says why."""
+
+
 async def run_projector(settings: Settings, database_url: str) -> None:
-    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby."""
+    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby.
+
+    Raises ProjectorStopped when the projector refuses to run (the database is a standby).
+    """
     pool = await create_pool(database_url, min_size=1, max_size=3, connect_timeout=settings.database_timeout_seconds,
                              command_timeout=settings.statement_timeout_seconds)
     state = ProjectionState()
@@ -29,10 +36,16 @@ async def run_projector(settings: Settings, database_url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(worker.run(), name="projector"), asyncio.create_task(listener.run(), name="listen")]
+    projecting = asyncio.create_task(worker.run(), name="projector")
+    tasks = [projecting, asyncio.create_task(listener.run(), name="listen")]
+    stopping = asyncio.create_task(stop.wait(), name="stop")
     try:
-        await stop.wait()
+        await asyncio.wait([projecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if projecting.done():
+            projecting.result()  # an unexpected error propagates as itself
+            raise ProjectorStopped(state.error or "the projector stopped")
     finally:
+        stopping.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -8,18 +8,18 @@ from aiohttp import web
 from events.catalogue import CATALOGUE, METRICS
 from events.errors import NotFound
 from events.regions import NATION
-from events.store import head, read_campaigns, record_columns, record_from_row, translated_errors
+from events.store import head, read_campaigns, record_columns, record_from_row
 from events.verification import verify_campaign, verify_log
 from projections.fold import effective_fact
 from projections.history import BeyondLog, figures_at, region_view
 from projections.provenance import contributions
-from projections.tables import checkpoint
 from projections.views import display
 from schemas.api import ChainCheck, ContributionItem, EventHistory, Head, Provenance, StoredEvent
-from services.appkeys import POOL
+from services.appkeys import READ_POSITION
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_param, campaign_path, int_param, region_param
 from services.middleware import allow
+from services.reads import Basis, snapshot
 from services.responses import json_response
 
 
@@ -30,8 +30,8 @@ async def get_event(request: web.Request) -> web.Response:
         event_id = str(uuid.UUID(request.match_info["event_id"]))
     except ValueError:
         raise NotFound(f"no event {request.match_info['event_id']!r}: event ids are UUIDs") from None
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        rows = await conn.fetch(
+    async with snapshot(request, Basis.LOG) as snap:
+        rows = await snap.conn.fetch(
             f"SELECT {record_columns()} FROM events WHERE event_id = $1::uuid OR target_event_id = $1::uuid "
             "ORDER BY position", event_id)
     records = [record_from_row(r) for r in rows]
@@ -54,7 +54,8 @@ async def get_event(request: web.Request) -> web.Response:
 async def verify(request: web.Request) -> web.Response:
     """Recompute the hash chain (the whole log, or one campaign's events and their links)."""
     campaign = campaign_param(request)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         if campaign and campaign not in await read_campaigns(conn, [campaign]):
             raise NotFound(f"no campaign {campaign}")  # a typo must not read as "verified, all fine"
         report = await (verify_campaign(conn, campaign) if campaign else verify_log(conn))
@@ -66,8 +67,8 @@ async def verify(request: web.Request) -> web.Response:
 @allow("auditor")
 async def audit_head(request: web.Request) -> web.Response:
     """The last position and its hash."""
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        position, digest = await head(conn)
+    async with snapshot(request, Basis.LOG) as snap:
+        position, digest = await head(snap.conn)
     return json_response(Head(position=position, hash=digest.hex()))
 
 
@@ -80,11 +81,11 @@ async def provenance(request: web.Request) -> web.Response:
     region = region_param(request) or NATION
     after = int_param(request, "after", 0, low=0, high=2**62)
     limit = int_param(request, "limit", 1000, low=1, high=10000)
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
         if campaign not in await read_campaigns(conn, [campaign]):
             raise NotFound(f"no campaign {campaign}")
-        live = await checkpoint(conn)
+        live = snap.position
         until = int_param(request, "at_position", live, low=0, high=2**62)
         if until == live:
             value = await conn.fetchval("SELECT value FROM projection_totals WHERE campaign = $1 AND region = $2 "
@@ -96,6 +97,8 @@ async def provenance(request: web.Request) -> web.Response:
             except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
             figure = totals.get(metric, Decimal(0))
+        if until != live:
+            request[READ_POSITION] = until
         items, next_after, done = await contributions(conn, campaign, metric, region, after=after, until=until,
                                                 limit=limit)
     return json_response(Provenance(

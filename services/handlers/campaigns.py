@@ -11,12 +11,13 @@ from events.campaigns import CampaignHistory, lifecycle_draft
 from events.decide import Accepted, AppendRequest
 from events.errors import CampaignConflict, ItemError, NotFound, ValidationFailed
 from events.intake import parse_json
-from events.store import find_event, read_campaigns, translated_errors
+from events.store import Connection, find_event, read_campaigns
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
-from services.appkeys import POOL, WRITER, api_key, request_id
+from services.appkeys import WRITER, api_key, request_id
 from services.handlers.events import read_body, require_json
 from services.handlers.params import campaign_path
 from services.middleware import allow
+from services.reads import Basis, primary, snapshot
 from services.responses import json_response
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,9 +39,14 @@ def _view(history: CampaignHistory, result: EventResult) -> CampaignView:
                         status=history.status, event=result)
 
 
+async def _read_history(conn: Connection, campaign_id: str) -> CampaignHistory | None:
+    return (await read_campaigns(conn, [campaign_id])).get(campaign_id)
+
+
 async def _history(request: web.Request, campaign_id: str) -> CampaignHistory | None:
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        return (await read_campaigns(conn, [campaign_id])).get(campaign_id)
+    """A campaign as the primary has it: changes decide on, and answer with, the latest state."""
+    async with primary(request) as conn:
+        return await _read_history(conn, campaign_id)
 
 
 async def _append_lifecycle(request: web.Request, type_: str, campaign_id: str, data: dict[str, Any],
@@ -80,7 +86,7 @@ async def _change(request: web.Request, type_: str) -> web.Response:
     campaign_id = campaign_path(request)
     body = await _body(request, CampaignChange, optional=True)
     if body.event_id is not None:
-        async with translated_errors(), request.app[POOL].acquire() as conn:
+        async with primary(request) as conn:
             earlier = await find_event(conn, body.event_id)
         if earlier is not None and earlier.type == type_ and earlier.campaign == campaign_id:
             history = await _history(request, campaign_id)
@@ -123,8 +129,8 @@ def _summary(history: CampaignHistory) -> dict[str, Any]:
 @allow("viewer", "auditor", "reporter")
 async def list_campaigns(request: web.Request) -> web.Response:
     """Every campaign and its status."""
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        histories = await read_campaigns(conn)
+    async with snapshot(request, Basis.LOG) as snap:
+        histories = await read_campaigns(snap.conn)
     return json_response({"campaigns": [_summary(h) for h in sorted(histories.values(), key=lambda h: h.id)]})
 
 
@@ -132,7 +138,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
 async def get_campaign(request: web.Request) -> web.Response:
     """One campaign and its status."""
     campaign_id = campaign_path(request)
-    history = await _history(request, campaign_id)
+    async with snapshot(request, Basis.LOG) as snap:
+        history = await _read_history(snap.conn, campaign_id)
     if history is None:
         raise NotFound(f"no campaign {campaign_id}")
     return json_response(_summary(history))

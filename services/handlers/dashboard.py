@@ -14,7 +14,7 @@ from events.catalogue import METRICS
 from events.decide import CHINA_STANDARD_TIME
 from events.errors import NotFound, OutOfScope
 from events.regions import NATION, is_within, level_of
-from events.store import Connection, read_campaigns, translated_errors
+from events.store import Connection, read_campaigns
 from projections import tables
 from projections.history import BeyondLog, children_view, figures_at, region_view
 from projections.views import display, ratio
@@ -24,11 +24,12 @@ from schemas.api import (
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
+from services.appkeys import DASHBOARD_CACHE, PROJECTION, READ_POSITION, REPLICAS, api_key
 from services.dashboards import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.middleware import allow
+from services.reads import Basis, Snapshot, min_position, position_headers, snapshot
 from services.regionlists import expected_children, list_year, region_names
 
 ORDER = ("nation", "province", "prefecture", "county")
@@ -52,9 +53,15 @@ def _cached_response(body: bytes, etag: str) -> web.Response:
 
 
 async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str, web.Response | None]:
-    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build."""
+    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build.
+
+    Only when the position known here is at least the request's ``min_position``: else a snapshot must wait for it.
+    """
     position = request.app[PROJECTION].position
     etag = _etag(kind, position, *parts)
+    if position < min_position(request):
+        return etag, None
+    request[READ_POSITION] = position
     if _not_modified(request, etag):
         response = web.Response(status=304)
         response.etag = ETag(value=etag, is_weak=True)
@@ -64,13 +71,15 @@ async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str
     return etag, (_cached_response(cached, etag) if cached is not None else None)
 
 
-async def _snapshot_header(conn: Connection, campaign: str) -> tuple[int, datetime | None, CampaignHistory]:
-    row = await conn.fetchrow("SELECT position, updated_at FROM projection_checkpoints WHERE name = $1",
-                              tables.CHECKPOINT)
+async def _campaign(conn: Connection, campaign: str) -> CampaignHistory:
     history = (await read_campaigns(conn, [campaign])).get(campaign)
     if history is None:
         raise NotFound(f"no campaign {campaign}")
-    return (int(row["position"]), row["updated_at"], history) if row else (0, None, history)
+    return history
+
+
+async def _snapshot_header(snap: Snapshot, campaign: str) -> tuple[int, datetime | None, CampaignHistory]:
+    return snap.position, snap.updated_at, await _campaign(snap.conn, campaign)
 
 
 def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
@@ -94,9 +103,9 @@ async def dashboard(request: web.Request) -> web.Response:
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
-        position, updated_at, history = await _snapshot_header(conn, campaign)
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
+        position, updated_at, history = await _snapshot_header(snap, campaign)
         figures = await tables.region_totals(conn, campaign, region)
         if level:
             prefix = {"nation": "", "province": region[:2], "prefecture": region[:4]}[level_of(region)]
@@ -124,13 +133,14 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
     position = int_param(request, "at_position", 0, low=0, high=2**62)
     key = ("at", position, campaign, region, level)
     etag = _etag("at", position, campaign, region, level)
+    request[READ_POSITION] = position
     if _not_modified(request, etag):
         return web.Response(status=304, headers={"ETag": f'"{etag}"'})
     cached = request.app[DASHBOARD_CACHE].get(key)
     if cached is None:
-        async with translated_errors(), request.app[POOL].acquire() as conn, \
-                conn.transaction(isolation="repeatable_read", readonly=True):
-            _, _, history = await _snapshot_header(conn, campaign)
+        async with snapshot(request, Basis.LOG) as snap:
+            conn = snap.conn
+            history = await _campaign(conn, campaign)
             try:
                 deltas = await figures_at(conn, campaign, position)
             except BeyondLog as exc:
@@ -146,6 +156,7 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)
+        request[READ_POSITION] = position  # the figures are those at N, whichever snapshot computed them
     response = web.Response(body=cached, content_type="application/json")
     response.headers["ETag"] = f'"{etag}"'
     return response
@@ -168,9 +179,9 @@ async def series(request: web.Request) -> web.Response:
     _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
-        position, _, history = await _snapshot_header(conn, campaign)
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
+        position, _, history = await _snapshot_header(snap, campaign)
         values = await tables.daily_series(conn, campaign, region, metric)
         names = await region_names(conn, await list_year(conn, history.starts_on.year), [region])
     spec = METRICS[metric]
@@ -204,9 +215,9 @@ async def completeness(request: web.Request) -> web.Response:
     _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
-        position, _, history = await _snapshot_header(conn, campaign)
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
+        position, _, history = await _snapshot_header(snap, campaign)
         year = await list_year(conn, history.starts_on.year)
         expected = await expected_children(conn, year, region)
         overall = await tables.reporting_children(conn, campaign, region, None)
@@ -224,11 +235,19 @@ async def completeness(request: web.Request) -> web.Response:
 
 @allow("viewer", "auditor")
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: one message each time the projection advances, ``id`` = its position."""
-    state = request.app[PROJECTION]
-    async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
+    """Server-Sent Events: one message each time the projection advances, ``id`` = its position.
+
+    While replicas serve reads, the stream follows the checkpoint replicated to them (polled, since a
+    standby cannot LISTEN), so a client that reads after a message finds that position wherever it reads.
+    """
+    replicas = request.app[REPLICAS]
+    state = replicas.followed if replicas else request.app[PROJECTION]
+    floor = min_position(request) - 1
+    request[READ_POSITION] = state.position
+    async with sse_response(request, headers={"Cache-Control": "no-cache", **position_headers(request)}) as sse:
         last = sse.last_event_id
         seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
+        seen = max(seen, floor)
         while sse.is_connected():
             if state.position > seen:
                 seen = state.position

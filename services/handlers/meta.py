@@ -9,7 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.catalogue import CATALOGUE
 from events.regions import NATION, PROVINCES, level_of, parent_of
-from events.store import translated_errors
 from schemas.api import (
     Catalogue,
     EventTypeInfo,
@@ -21,9 +20,10 @@ from schemas.api import (
     RegionList,
 )
 from services import migrate
-from services.appkeys import POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
+from services.appkeys import POOL, PROJECTION, REPLICAS, SETTINGS, STATE, TELEMETRY
 from services.handlers.params import int_param, region_param
 from services.middleware import allow
+from services.reads import Basis, snapshot
 from services.responses import json_response
 
 
@@ -55,7 +55,8 @@ async def readyz(request: web.Request) -> web.Response:
     if state.shutting_down:
         checks["shutdown"] = "in progress"
     ready = all(v == "ok" for v in checks.values())
-    return json_response(Readiness(ready=ready, checks=checks), status=200 if ready else 503)
+    replicas = {r.name: r.state for r in request.app[REPLICAS].replicas}
+    return json_response(Readiness(ready=ready, checks=checks, replicas=replicas), status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -106,7 +107,8 @@ async def regions(request: web.Request) -> web.Response:
     parent = region_param(request, "parent") or NATION
     # Bounded: "²" passes str.isdigit() but not int(), and a 5000-digit year does not fit the column.
     asked = int_param(request, "year", 0, low=1, high=9999) if request.query.get("year") else None
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         year: int | None = asked if asked is not None else await conn.fetchval("SELECT max(year) FROM region_lists")
         rows: list[Any] = []
         if year is not None and parent != NATION:
