@@ -181,7 +181,7 @@ class StreamingReplica:
         """Wait until the standby has replayed everything the primary has written so far."""
         primary = await asyncpg.connect(self.primary_url)
         try:
-            target = await primary.fetchval("SELECT pg_current_wal_lsn()")
+            target = await primary.fetchval("SELECT pg_current_wal_insert_lsn()")
         finally:
             await primary.close()
         conn = await asyncpg.connect(self.url())
