@@ -118,12 +118,17 @@ async def _replica_snapshot(request: web.Request, replica: Replica, basis: Basis
         yield None  # it failed before the handler read anything: the primary answers instead
 
 
-async def _primary_refusal(request: web.Request, basis: Basis, wanted: int) -> Exception:
-    """Why the primary cannot answer at ``wanted``: beyond the log (422) or a projection still behind (503)."""
+async def _refuse_beyond_head(request: web.Request, wanted: int) -> None:
+    """422 when ``wanted`` is beyond the primary's log: no wait could reach it."""
     async with request.app[POOL].acquire() as conn:
-        head = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
-        if wanted > head:
-            return InvalidParameter(f"min_position {wanted} is beyond the log's last position {head}")
+        head, _ = await _position(conn, Basis.LOG)
+    if wanted > head:
+        raise InvalidParameter(f"min_position {wanted} is beyond the log's last position {head}")
+
+
+async def _primary_refusal(request: web.Request, basis: Basis, wanted: int) -> Exception:
+    """The projection on the primary has not reached ``wanted`` within the wait: 503, retry shortly."""
+    async with request.app[POOL].acquire() as conn:
         reached, _ = await _position(conn, basis)
     return StoreUnavailable(f"the projection has reached position {reached}, not yet min_position {wanted}; "
                             "retry shortly")
@@ -147,6 +152,8 @@ async def snapshot(request: web.Request, basis: Basis) -> AsyncIterator[Snapshot
             except _RECOVERY_CONFLICT as exc:
                 raise StoreUnavailable(f"the replica cancelled the read (conflict with recovery): {exc}") from exc
             telemetry.replica_fallbacks.inc()
+        if wanted:
+            await _refuse_beyond_head(request, wanted)
         primary_budget = settings.min_position_wait_seconds if wanted and basis is Basis.PROJECTION else 0.0
         async with _on(request.app[POOL], basis, wanted, primary_budget, "primary") as snap:
             if snap is not None:

@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -233,3 +234,22 @@ async def test_the_stream_on_a_replica_follows_the_replicated_checkpoint_and_res
         assert int(message["id"]) == later
     finally:
         resumed.close()
+
+
+async def test_min_position_the_primary_projection_has_not_reached_is_503_never_an_older_answer(
+        client: TestClient, admin_conn: asyncpg.Connection, keys: Keys) -> None:
+    await settled(client, keys.viewer, 1)
+    async with admin_conn.transaction():
+        # Hold the checkpoint row: the projector cannot commit its next batch until this transaction ends.
+        await admin_conn.execute("SELECT 1 FROM projection_checkpoints FOR UPDATE")
+        head = await post_events(client, keys.admin, [event()])
+        response = await client.get(f"/v1/campaigns/{C}/dashboard?min_position={head}", headers=keys.viewer)
+        assert response.status == 503
+        assert response.headers["Retry-After"]
+        assert f"not yet min_position {head}" in (await response.json())["detail"]
+        # The log itself has the event: a log read with the same min_position answers.
+        response = await client.get(f"/v1/events?min_position={head}", headers=keys.auditor)
+        assert response.status == 200
+        assert response.headers["X-Qmstats-Position"] == str(head)
+    position, _ = await dashboard(client, keys.viewer, f"?min_position={head}")
+    assert position == head
