@@ -20,7 +20,7 @@ import structlog
 from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.tables import CHECKPOINT
 from services.database import create_pool
-from services.projection import ProjectionState
+from services.projection_state import ProjectionState
 from services.settings import Settings
 
 log = structlog.get_logger("qmstats.replicas")

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from events.catalogue import CATALOGUE
+from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
 from services.appkeys import SETTINGS
@@ -18,7 +19,7 @@ from services.middleware import ROLES_KEY, Handler, public_dashboard
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
 _LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 10000})
-_REGION = QueryParam("region", {"type": "string", "pattern": "^[0-9]{6}$"}, "a region and its whole subtree")
+_REGION = QueryParam("region", {"type": "string", "pattern": REGION_CODE_PATTERN}, "a region and its whole subtree")
 _MIN_POSITION = QueryParam(
     "min_position", {"type": "integer", "minimum": 0},
     "answer only as of this log position or later (read-your-writes: pass a POST's last_position); a replica "
@@ -30,7 +31,7 @@ _READS = frozenset({
     "/v1/campaigns/{campaign}/series", "/v1/campaigns/{campaign}/completeness", "/v1/stream",
     "/v1/events/{event_id}", "/v1/audit/verify", "/v1/audit/head", "/v1/campaigns/{campaign}/figures/{metric}/events",
     "/v1/campaigns/{campaign}/summary", "/v1/regions"})
-_CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+_CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
                        "only this campaign's events")
 
 
@@ -108,7 +109,7 @@ def _routes() -> list[Route]:
               responses={200: api.Catalogue}, dashboard_public=True),
         Route("GET", "/v1/regions", meta.regions, "Child regions of a region",
               responses={200: api.RegionList},
-              query=[QueryParam("parent", {"type": "string", "pattern": "^[0-9]{6}$"}),
+              query=[QueryParam("parent", {"type": "string", "pattern": REGION_CODE_PATTERN}),
                      QueryParam("year", {"type": "integer"})], errors=[422]),
         Route("GET", "/v1/openapi.json", openapi, "This document", responses={200: None}),
         Route("GET", "/healthz", meta.healthz, "Liveness", responses={200: api.Health}),

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.apikeys import create_key
 from services.app import create_app
 from services.embedded import SERVICE_ROLE
+from services.keyring import create_key
 from services.settings import Settings
 from tests.pg import (
     SERVICE_PASSWORD,

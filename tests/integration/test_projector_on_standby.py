@@ -7,8 +7,8 @@ from pathlib import Path
 
 import asyncpg
 
-from services.projection import ProjectionState
-from services.projector import ProjectorWorker
+from services.projection_state import ProjectionState
+from services.projector_process import ProjectorWorker
 from tests.conftest import Replica
 
 QMSTATS = str(Path(sys.executable).with_name("qmstats"))
