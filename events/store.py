@@ -180,6 +180,11 @@ async def read_page(conn: Connection, flt: LogFilter, limit: int) -> list[Record
     return [record_from_row(r) for r in rows]
 
 
+async def in_recovery(conn: Connection) -> bool:
+    """Whether the server is a hot standby (replaying the primary's WAL): it can be read, never written."""
+    return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+
+
 async def head(conn: Connection) -> tuple[int, bytes]:
     """The last position and its hash (0 and 32 zero bytes for an empty log)."""
     row = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")

@@ -6,7 +6,7 @@ fills from position 0 before swapping it in.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Final
 
@@ -40,6 +40,12 @@ class TableSet:
 
 
 LIVE: Final = TableSet()
+
+
+async def checkpoint_at(conn: Connection) -> tuple[int, datetime | None]:
+    """The position the live tables reflect, and when the projector moved it there."""
+    row = await conn.fetchrow("SELECT position, updated_at FROM projection_checkpoints WHERE name = $1", CHECKPOINT)
+    return (int(row["position"]), row["updated_at"]) if row else (0, None)
 
 
 async def checkpoint(conn: Connection, tables: TableSet = LIVE) -> int:

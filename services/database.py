@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from events.errors import DomainError
-from events.store import Connection
+from events.store import Connection, in_recovery
 from services.embedded import start_embedded
 from services.settings import Settings
 
@@ -25,14 +25,9 @@ class StandbyDatabase(DomainError):
     """The primary's URL leads to a hot standby."""
 
 
-async def is_standby(conn: Connection) -> bool:
-    """Whether the server is a hot standby (in recovery)."""
-    return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
-
-
 async def refuse_standby(conn: Connection) -> None:
     """StandbyDatabase when ``conn`` is to a standby."""
-    if await is_standby(conn):
+    if await in_recovery(conn):
         raise StandbyDatabase(ON_STANDBY)
 
 

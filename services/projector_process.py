@@ -8,11 +8,11 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from events.store import NOTIFY_CHANNEL, UNAVAILABLE_ERRORS, Connection
+from events.store import NOTIFY_CHANNEL, UNAVAILABLE_ERRORS, Connection, in_recovery
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.database import ON_STANDBY, create_pool, is_standby
+from services.database import ON_STANDBY, create_pool
 from services.listener import Listener
 from services.projection_state import ProjectionState
 from services.settings import Settings
@@ -50,7 +50,7 @@ class ProjectorWorker:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
-                if await is_standby(leader):
+                if await in_recovery(leader):
                     # A standby grants advisory locks of its own, so the lock alone would not stop us.
                     self._state.projector = "failed"
                     self._state.error = ON_STANDBY

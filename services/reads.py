@@ -23,8 +23,8 @@ from aiohttp import web
 from asyncpg.transaction import Transaction
 
 from events.errors import StoreUnavailable
-from events.store import UNAVAILABLE_ERRORS, Connection, translated_errors
-from projections.tables import CHECKPOINT
+from events.store import UNAVAILABLE_ERRORS, Connection, head, translated_errors
+from projections.tables import checkpoint_at
 from services.appkeys import POOL, READ_POSITION, REPLICAS, SETTINGS, TELEMETRY
 from services.errors import InvalidParameter
 from services.handlers.params import int_param
@@ -56,10 +56,9 @@ class Snapshot:
 
 async def _position(conn: Connection, basis: Basis) -> tuple[int, datetime | None]:
     if basis is Basis.PROJECTION:
-        row = await conn.fetchrow("SELECT position, updated_at FROM projection_checkpoints WHERE name = $1",
-                                  CHECKPOINT)
-        return (int(row["position"]), row["updated_at"]) if row else (0, None)
-    return int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")), None
+        return await checkpoint_at(conn)
+    position, _ = await head(conn)
+    return position, None
 
 
 def min_position(request: web.Request) -> int:

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import structlog
 
-from events.store import UNAVAILABLE_ERRORS, Connection
-from projections.tables import CHECKPOINT
+from events.store import UNAVAILABLE_ERRORS, Connection, head, in_recovery
+from projections.tables import checkpoint
 from services.database import create_pool
 from services.projection_state import ProjectionState
 from services.settings import Settings
@@ -38,12 +38,10 @@ def display_name(url: str) -> str:
 
 async def standby_status(conn: Connection) -> tuple[bool, int, int]:
     """Whether the server is in recovery, the projection position and the log head it has replayed."""
-    row = await conn.fetchrow(
-        "SELECT pg_is_in_recovery() AS standby, "
-        "(SELECT position FROM projection_checkpoints WHERE name = $1) AS projection, "
-        "(SELECT position FROM events ORDER BY position DESC LIMIT 1) AS head", CHECKPOINT)
-    assert row is not None
-    return bool(row["standby"]), int(row["projection"] or 0), int(row["head"] or 0)
+    standby = await in_recovery(conn)
+    projection = await checkpoint(conn)
+    replayed, _ = await head(conn)
+    return standby, projection, replayed
 
 
 @dataclass
