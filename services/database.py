@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from events.coordination import in_recovery
 from events.errors import DomainError
-from events.store import Connection, in_recovery
+from events.store import Connection
 from services.embedded import start_embedded
 from services.settings import Settings
 

@@ -24,7 +24,7 @@ from asyncpg.transaction import Transaction
 
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection, head, translated_errors
-from projections.tables import checkpoint_at
+from projections.tables import checkpoint_status
 from services.appkeys import POOL, READ_POSITION, REPLICAS, SETTINGS, TELEMETRY
 from services.errors import InvalidParameter
 from services.handlers.params import int_param
@@ -56,7 +56,8 @@ class Snapshot:
 
 async def _position(conn: Connection, basis: Basis) -> tuple[int, datetime | None]:
     if basis is Basis.PROJECTION:
-        return await checkpoint_at(conn)
+        status = await checkpoint_status(conn)
+        return status.position, status.updated_at
     position, _ = await head(conn)
     return position, None
 
@@ -110,7 +111,7 @@ async def _replica_snapshot(request: web.Request, replica: Replica, basis: Basis
         async with _on(replica.pool, basis, wanted, budget, replica.name) as snap:
             entered = True
             yield snap
-    except UNAVAILABLE_ERRORS as exc:
+    except (*UNAVAILABLE_ERRORS, StoreUnavailable) as exc:
         replica.failed(exc)
         if entered:
             raise

@@ -17,7 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import structlog
 
-from events.store import UNAVAILABLE_ERRORS, Connection, head, in_recovery
+from events.coordination import in_recovery
+from events.errors import StoreUnavailable
+from events.store import UNAVAILABLE_ERRORS, Connection, head
 from projections.tables import checkpoint
 from services.database import create_pool
 from services.projection_state import ProjectionState
@@ -141,7 +143,7 @@ class ReplicaSet:
             try:
                 async with asyncio.timeout(2.0), replica.pool.acquire() as conn:
                     replica.standby, replica.projection, replica.head = await standby_status(conn)
-            except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
+            except (*UNAVAILABLE_ERRORS, StoreUnavailable, asyncpg.PostgresError) as exc:
                 replica.failed(exc)
                 continue
             if not replica.up:

@@ -13,8 +13,9 @@ from events.campaigns import CampaignHistory
 from events.catalogue import METRICS
 from events.decide import CHINA_STANDARD_TIME
 from events.errors import NotFound, OutOfScope
+from events.region_store import expected_children, list_year, region_names
 from events.regions import NATION, is_within, level_of
-from events.store import Connection, read_campaigns
+from events.store import Connection, read_campaigns, recorded_at
 from projections import tables
 from projections.history import BeyondLog, children_view, figures_at, region_view
 from projections.number_format import display, ratio
@@ -30,7 +31,6 @@ from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.middleware import allow
 from services.reads import Basis, Snapshot, min_position, position_headers, snapshot
-from services.regionlists import expected_children, list_year, region_names
 
 ORDER = ("nation", "province", "prefecture", "county")
 LEVELS = ORDER[1:]
@@ -106,6 +106,7 @@ async def dashboard(request: web.Request) -> web.Response:
     async with snapshot(request, Basis.PROJECTION) as snap:
         conn = snap.conn
         position, updated_at, history = await _snapshot_header(snap, campaign)
+        year = await list_year(conn, history.starts_on.year)
         figures = await tables.region_totals(conn, campaign, region)
         if level:
             prefix = {"nation": "", "province": region[:2], "prefecture": region[:4]}[level_of(region)]
@@ -114,9 +115,8 @@ async def dashboard(request: web.Request) -> web.Response:
             expected: list[str] = []
         else:
             children = await tables.children_totals(conn, campaign, region)
-            expected = await expected_children(conn, await list_year(conn, history.starts_on.year), region) or []
-        names = await region_names(conn, await list_year(conn, history.starts_on.year),
-                                   sorted({region, *children, *expected}))
+            expected = await expected_children(conn, year, region) or []
+        names = await region_names(conn, year, sorted({region, *children, *expected}))
     body = render_dashboard(
         campaign=campaign, region=region, position=position, updated_at=updated_at,
         lag_events=max(0, head - position), lag_seconds=state.lag_seconds, totals=figures.totals,
@@ -145,14 +145,14 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
                 deltas = await figures_at(conn, campaign, position)
             except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
-            recorded_at = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
+            updated_at = await recorded_at(conn, position)
             year = await list_year(conn, history.starts_on.year)
             expected = [] if level else (await expected_children(conn, year, region) or [])
             children = children_view(deltas, campaign, region, level or None)
             names = await region_names(conn, year, sorted({region, *children, *expected}))
         totals, categories = region_view(deltas, campaign, region)
         cached = render_dashboard(
-            campaign=campaign, region=region, position=position, updated_at=recorded_at, lag_events=0,
+            campaign=campaign, region=region, position=position, updated_at=updated_at, lag_events=0,
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)
