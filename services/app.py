@@ -136,6 +136,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
         def appended(payload: str) -> None:
             projection.saw_head(int(payload))
+            app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
             if worker is not None:
                 worker.wake()
 

@@ -4,8 +4,9 @@ A physical replica is a copy of the primary, so the projection checkpoint row re
 same WAL record as the read rows it describes: ``projection_checkpoints.position`` on a replica
 is an exact "as of" for every read table there, and ``max(position)`` of ``events`` says how far
 the log has been replayed. Every process polls each replica (``replica_poll_seconds``) for those
-two positions; lag in seconds is measured against the moments this process saw the primary's
-head pass each position, so it is right even when the replica's WAL receiver has stopped.
+two positions; lag in seconds is measured against the moments this process heard of the primary's
+head passing each position (NOTIFY, else the poll), so it is right even when the replica's WAL receiver has
+stopped.
 """
 
 import asyncio
@@ -127,6 +128,11 @@ class ReplicaSet:
             if replica.pool is not None:
                 await replica.pool.close()
 
+    def saw_head(self, head: int) -> None:
+        """The primary's log reached ``head`` now (a NOTIFY): remember when, to age a replica that lacks it."""
+        if self.replicas and (not self._timeline or head > self._timeline[-1][0]):
+            self._timeline.append((head, time.monotonic()))
+
     def _lag_seconds(self, head: int, now: float) -> float:
         for position, seen_at in self._timeline:
             if position > head:
@@ -135,9 +141,8 @@ class ReplicaSet:
 
     async def check(self, primary: ProjectionState) -> None:
         """Poll every replica once and update health, lag and the followed checkpoint."""
+        self.saw_head(primary.head)  # in case a notification was lost
         now = time.monotonic()
-        if not self._timeline or primary.head > self._timeline[-1][0]:
-            self._timeline.append((primary.head, now))
         for replica in self.replicas:
             assert replica.pool is not None
             try:
