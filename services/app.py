@@ -35,7 +35,7 @@ from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
-from services.replicas import ReplicaSet
+from services.replicas import ReplicaSet, following_replicas
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -147,17 +147,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         await _cancel(task)
 
     async def replicas(app: web.Application) -> AsyncIterator[None]:
-        replicas = app[REPLICAS]
-        await replicas.open(settings)
-        task: asyncio.Task[None] | None = None
-        if replicas:
-            await replicas.check(app[PROJECTION])  # know which replicas answer before the first request
-            task = asyncio.create_task(replicas.monitor(app[PROJECTION], settings.replica_poll_seconds),
-                                       name="replica-monitor")
-        yield
-        if task is not None:
-            await _cancel(task)
-        await replicas.close()
+        async with following_replicas(app[REPLICAS], settings, app[PROJECTION]):
+            yield
 
     contexts = [database, replicas, writer, _background("projection-poll", poll_projection)]
     if settings.run_projector:

@@ -10,8 +10,10 @@ stopped.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -173,3 +175,23 @@ class ReplicaSet:
             except Exception as exc:  # the monitor must outlive any one bad poll
                 log.warning("replica check failed", error=str(exc))
             await asyncio.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def following_replicas(replicas: ReplicaSet, settings: Settings,
+                             primary: ProjectionState) -> AsyncIterator[ReplicaSet]:
+    """The replicas' pools open and their monitor running (checked once before the first request), for a block."""
+    await replicas.open(settings)
+    task: asyncio.Task[None] | None = None
+    try:
+        if replicas:
+            await replicas.check(primary)
+            task = asyncio.create_task(replicas.monitor(primary, settings.replica_poll_seconds),
+                                       name="replica-monitor")
+        yield replicas
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await replicas.close()
