@@ -24,6 +24,18 @@ _CSV_WORDS: Final = {
 }
 
 
+# OWASP "CSV injection": a spreadsheet runs a cell that starts with one of these as a formula
+# (=HYPERLINK(…), +cmd|…, @SUM(…)), so such a text cell gets a leading ' and is shown as written.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A text cell that a spreadsheet would read as a formula, prefixed with ' (numbers are left as they are)."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _percent_number(text: str | None) -> str:
     """"91.5%" as the plain number 91.5 (Excel reads it as a number; the unit column says %)."""
     return text.removesuffix("%") if text else ""
@@ -31,7 +43,8 @@ def _percent_number(text: str | None) -> str:
 
 def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     """CSV for a spreadsheet: UTF-8 with a BOM (Excel on Chinese Windows), headers and words in ``lang``,
-    plain values (no thousands separators, money to the fen, the pass rate in percent)."""
+    plain values (no thousands separators, money to the fen, the pass rate in percent); no text cell
+    can run as a formula (reporters' free-text categories included)."""
     words = _CSV_WORDS[lang]
     status = words["final" if s.final else "provisional"]
     out = io.StringIO()
@@ -41,7 +54,8 @@ def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     nation = "全国" if lang == "zh" else "China"
 
     def row(scope: str, code: str, name: str, label: str, metric: str, value: object, unit: str, phrase: str) -> None:
-        writer.writerow([words[scope], code, name, label, metric, value, unit, phrase, status, s.position])
+        cells = [words[scope], code, name, label, metric, value, unit, phrase, status, s.position]
+        writer.writerow([spreadsheet_safe(cell) for cell in cells])
 
     for m, f in s.figures.items():
         row("national", "000000", nation, metric_label(m, lang), m, f.exact, unit_in(METRICS[m].unit, lang),
