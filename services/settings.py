@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=False, description="read-only public dashboard: the GET routes the dashboard page reads (dashboard, "
                                    "series, completeness, summary, stream, catalogue, campaigns) answer without a key")
 
+    def service_url(self) -> str:
+        """Where a client on this machine reaches `qmstats serve` (a wildcard host is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
     @field_validator("database_url", "migration_database_url")
     @classmethod
     def _postgresql_url(cls, url: str | None) -> str | None:
