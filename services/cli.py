@@ -349,14 +349,16 @@ def verify(
         raise typer.Exit(4)
 
 
-def _pinned_head(since_head: str) -> tuple[int, bytes]:
-    """``POSITION:HASH`` as GET /v1/audit/head returns it; anything else is refused, never checked as a pin."""
+def _pinned_head(since_head: str) -> tuple[int, bytes] | None:
+    """``POSITION:HASH`` as GET /v1/audit/head returns it; anything else is refused, never checked as a pin.
+    The empty log's head (0 and the zero hash) is a pin every log extends: nothing to prove."""
     position_text, _, digest_text = since_head.partition(":")
-    if not (position_text.isascii() and position_text.isdigit()
-            and re.fullmatch(r"[0-9a-fA-F]{64}", digest_text)):
+    genesis = int(position_text) == 0 if position_text.isascii() and position_text.isdigit() else False
+    if not (position_text.isascii() and position_text.isdigit() and re.fullmatch(r"[0-9a-fA-F]{64}", digest_text)
+            and (not genesis or int(digest_text, 16) == 0)):
         fail(f"--since-head takes POSITION:HASH, a position and its 64-hex-digit hash as GET /v1/audit/head "
              f"returns them, not {since_head[:80]!r}")
-    return int(position_text), bytes.fromhex(digest_text)
+    return None if genesis else (int(position_text), bytes.fromhex(digest_text))
 
 
 @app.command()
