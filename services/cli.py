@@ -56,7 +56,16 @@ app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(regions_app, name="regions")
 app.command()(simulate)
 
-err = Console(stderr=True)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that wraps to the terminal's width on a terminal and never wraps into a file or a pipe (rich
+    would wrap at 80 columns there: a table cell or a long error split over lines that scripts then misread)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 10_000)
+
+
+err = console(stderr=True)
 T = TypeVar("T")
 
 
@@ -224,6 +233,7 @@ def project(data_dir: DataDir = None) -> None:
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
+    quiet_database_setup(verbose=False)
     urls = _run(prepare_database(settings, create=False))
     loop = _new_loop()
     try:
@@ -495,7 +505,7 @@ def keys_list(data_dir: DataDir = None) -> None:
         for k in keys:
             table.add_row(k.id, k.role, k.region or "", k.name, f"{k.created_at:%Y-%m-%d %H:%M}",
                           f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
-        Console().print(table)
+        console().print(table)
 
     _run(run())
 

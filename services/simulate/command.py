@@ -73,7 +73,7 @@ def simulate(
     from services.simulate.run import simulate as run_simulation
     from services.simulate.server import SimulationError
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
     try:
         options = SimulationOptions(
             url=url or Settings().service_url(), token=token, campaign=campaign, seed=seed,
@@ -103,7 +103,7 @@ def simulate(
     except (SimulationError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    print_report(report, Console(width=None if sys.stdout.isatty() else 250))
+    print_report(report, Console(width=None if sys.stdout.isatty() else 10_000))
     for problem in report.tally.problems[:20]:
         err.print(f"[yellow]unexpected:[/yellow] {problem}")
     for difference in (report.check or [])[:40]:
