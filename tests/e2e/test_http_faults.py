@@ -291,3 +291,12 @@ async def test_ratios_are_exact_where_they_terminate_in_every_format(client: Tes
     # (18301 + 2) / 20003 does not terminate: half-even to 10 decimal places, as documented.
     assert body["pass_rate"]["overall"] == "0.9150127481"
     assert body["pass_rate"]["by_category"] == {"mooncake": "0.91505", "toys": "0.6666666667"}
+
+
+async def test_a_403_names_the_role_in_plain_english(client: TestClient, keys: Keys) -> None:
+    for path, body in (("/v1/events", event()), ("/v1/campaigns", CAMPAIGN)):
+        refused = await expect_problem(await client.post(path, json=body, headers=keys.auditor), 403, "forbidden")
+        assert refused["detail"].startswith("this is an auditor key, which may not call"), refused
+    refused = await expect_problem(await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.viewer), 403,
+                                   "forbidden")
+    assert refused["detail"].startswith("this is a viewer key"), refused
