@@ -614,7 +614,7 @@ def campaigns_reopen(
 @regions_app.command("import")
 def regions_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="'code name' per line (MCA list)")],
-    year: Annotated[int, typer.Option(help="the year the list is in force")],
+    year: Annotated[int, typer.Option(min=1, max=9999, help="the year the list is in force, 1-9999")],
     data_dir: DataDir = None,
 ) -> None:
     """Load an official region code list; events of campaigns in that year must then use its codes."""

@@ -293,3 +293,15 @@ async def test_key_names_and_reporter_regions_are_checked(database: Database, ad
         assert (code, out) == (1, ""), name
         assert "--name" in one_error_line(err)
     assert await admin_conn.fetchval("SELECT count(*) FROM api_keys") == 0
+
+
+async def test_a_region_list_year_is_bounded_as_over_http(
+        client: TestClient, keys: Keys, database: Database, admin_conn: asyncpg.Connection, tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("110000 北京市\n", encoding="utf-8")
+    for year in ("-5", "0", "123456"):
+        assert (await client.get(f"/v1/regions?year={year}", headers=keys.viewer)).status == 422, year
+        code, _, err = await qmstats(database.admin_url, "regions", "import", str(tmp_path / "list.txt"), "--year",
+                                     year)
+        assert code == 2, (year, err)
+        assert "--year" in err, err
+    assert await admin_conn.fetchval("SELECT count(*) FROM region_lists") == 0
