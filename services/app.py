@@ -23,6 +23,7 @@ from services.appkeys import (
     POOL,
     PROJECTION,
     PROJECTOR,
+    REPLICAS,
     SETTINGS,
     STATE,
     STREAMS,
@@ -38,6 +39,7 @@ from services.middleware import authenticate, echo_request_id, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet, following_replicas
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -106,6 +108,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[REPLICAS] = ReplicaSet.configured(settings)
+    for replica in app[REPLICAS].replicas:
+        app[TELEMETRY].watch_replica(replica)
     app[STREAMS] = OpenStreams()
     setup_routes(app)
 
@@ -166,6 +171,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
         def appended(payload: str) -> None:
             projection.saw_head(int(payload))
+            app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
             if worker is not None:
                 worker.wake()
 
@@ -176,7 +182,11 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         yield
         await _cancel(task)
 
-    contexts = [database, writer, _background("projection-poll", poll_projection)]
+    async def replicas(app: web.Application) -> AsyncIterator[None]:
+        async with following_replicas(app[REPLICAS], settings, app[PROJECTION]):
+            yield
+
+    contexts = [database, replicas, writer, _background("projection-poll", poll_projection)]
     if settings.run_projector:
         contexts.append(projector)
     contexts.append(listener)

@@ -1,10 +1,10 @@
 """All configuration, read once from QMSTATS_* environment variables (and CLI flags)."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = Field(default=1000, ge=1)
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
+    replica_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="PostgreSQL hot-standby replicas the read routes read from "
+                                          "(comma-separated in QMSTATS_REPLICA_URLS); writes stay on database_url")
+    replica_max_lag_seconds: float = Field(
+        default=5.0, gt=0, description="a replica further behind the primary than this is skipped "
+                                       "(the primary answers)")
+    replica_poll_seconds: float = Field(
+        default=0.2, gt=0, le=0.25, description="how often each process checks its replicas (lag, health, and the "
+                                                "replicated checkpoint that /v1/stream follows)")
+    min_position_wait_seconds: float = Field(
+        default=1.0, ge=0, description="how long a read with min_position waits for a replica before asking "
+                                       "the primary")
     ready_max_lag_seconds: float = Field(default=30.0, gt=0,
                                          description="/readyz fails when the projection lags longer")
 
@@ -61,10 +73,7 @@ class Settings(BaseSettings):
     @field_validator("database_url", "migration_database_url")
     @classmethod
     def _postgresql_url(cls, url: str | None) -> str | None:
-        # asyncpg would refuse it only at the first connection, with a traceback.
-        if url is not None and not url.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql://user:password@host:port/database URL")
-        return url
+        return url if url is None else _postgresql(url)
 
     @model_validator(mode="after")
     def _pool_sizes(self) -> "Settings":
@@ -72,3 +81,22 @@ class Settings(BaseSettings):
             raise ValueError(f"QMSTATS_POOL_MAX_SIZE ({self.pool_max_size}) is below QMSTATS_POOL_MIN_SIZE "
                              f"({self.pool_min_size})")
         return self
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("replica_urls")
+    @classmethod
+    def _postgresql_replicas(cls, urls: list[str]) -> list[str]:
+        return [_postgresql(url) for url in urls]
+
+
+def _postgresql(url: str) -> str:
+    # asyncpg would refuse it only at the first connection, with a traceback.
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql://user:password@host:port/database URL")
+    return url
