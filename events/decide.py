@@ -46,6 +46,11 @@ from events.regions import NATION, is_within, level_of
 from events.validation_messages import explain
 
 Role = Literal["reporter", "viewer", "auditor", "admin"]
+
+
+def a_role(role: str) -> str:
+    """A role with its article, for sentences: "a viewer", "an auditor", "an admin"."""
+    return ("an " if role[:1] in ("a", "e", "i", "o", "u") else "a ") + role
 ItemStatus = Literal["created", "duplicate"]
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
@@ -137,7 +142,7 @@ class LogState:
 def check_scope(drafts: list[DraftEvent], actor: Actor) -> None:
     """Refuse (403) what the key may not send, before anything is queued."""
     if actor.role not in ("reporter", "admin"):
-        raise OutOfScope(f"a {actor.role} key cannot append events")
+        raise OutOfScope(f"{a_role(actor.role)} key cannot append events")
     for draft in drafts:
         if draft.type.admin_only and actor.role != "admin":
             raise OutOfScope(f"only an admin may send {draft.type.name} (item {draft.index})")

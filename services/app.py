@@ -35,7 +35,7 @@ from services.database import create_pool
 from services.directory import Directory
 from services.keyring import KeyRing
 from services.listener import Listener
-from services.middleware import authenticate, request_context
+from services.middleware import authenticate, echo_request_id, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
@@ -121,6 +121,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             log.info("shutting down: ended open event streams", streams=ended)
 
     app.on_shutdown.append(end_streams)
+    app.on_response_prepare.append(echo_request_id)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,

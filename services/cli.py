@@ -1,7 +1,9 @@
 """The ``qmstats`` command line: serve, migrate, keys, campaigns, regions, simulate."""
 
 import asyncio
+import errno
 import logging
+import re
 import shutil
 import socket
 import sys
@@ -15,6 +17,7 @@ from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import asyncpg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +28,8 @@ from events.store import Connection
 from services import migrate as migrations
 from services.database import DatabaseUrls, refuse_standby, resolve_database
 from services.embedded import NoCluster, ensure_service_role
+from services.errors import InvalidParameter
+from services.filter_checks import campaign_filter, event_type_filter, region_filter
 from services.keyring import KeyRequestError, create_key
 from services.lifecycle import (
     CLI_ACTOR,
@@ -51,7 +56,16 @@ app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(regions_app, name="regions")
 app.command()(simulate)
 
-err = Console(stderr=True)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that wraps to the terminal's width on a terminal and never wraps into a file or a pipe (rich
+    would wrap at 80 columns there: a table cell or a long error split over lines that scripts then misread)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 10_000)
+
+
+err = console(stderr=True)
 T = TypeVar("T")
 
 
@@ -72,7 +86,13 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="embedded Postg
 
 
 def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """The settings from QMSTATS_* and the command's options; a bad value is one line naming it (exit 2)."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join((f"QMSTATS_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+                             + e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        fail(f"bad setting: {problems}", EXIT_UNAVAILABLE)
 
 
 # Exit codes (README, "Command line"): every error is one line on stderr and one of these.
@@ -94,6 +114,16 @@ def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     """Say what is wrong on one line of stderr and exit with ``code``."""
     err.print(Text.assemble(("error: ", "red"), message.replace("\n", " ")), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def checked(check: Callable[[str, str], str], raw: str | None, option: str) -> str | None:
+    """An option checked as the HTTP API checks the same query parameter; refused (exit 1) in one line."""
+    if raw is None:
+        return None
+    try:
+        return check(raw, option)
+    except InvalidParameter as exc:
+        fail(str(exc))
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -146,7 +176,7 @@ async def prepare_database(settings: Settings, *, create: bool = True, verbose: 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="port [default: 8080]")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port [default: 8080]")] = None,
     data_dir: DataDir = None,
     no_projector: Annotated[bool, typer.Option("--no-projector", help="serve only; run `qmstats project` apart")]
     = False,
@@ -182,8 +212,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(1024)
     except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another qmstats running? use --port)",
-             EXIT_UNAVAILABLE)
+        hint = " (is another qmstats running? use --port)" if exc.errno == errno.EADDRINUSE else ""
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}", EXIT_UNAVAILABLE)
     sock.setblocking(False)
     return sock
 
@@ -208,6 +238,7 @@ def project(data_dir: DataDir = None) -> None:
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
+    quiet_database_setup(verbose=False)
     urls = _run(prepare_database(settings, create=False))
     loop = _new_loop()
     try:
@@ -263,12 +294,11 @@ def export(
 ) -> None:
     """Write the log (or part of it) to stdout as NDJSON, in position order, in bounded memory."""
     from events.exchange import export_lines
-    from events.regions import is_structurally_valid
     from events.store import LogFilter
 
-    if region is not None and not is_structurally_valid(region):
-        err.print(f"[red]error:[/red] {region} is not a GB/T 2260 code")
-        raise typer.Exit(1)
+    campaign = checked(campaign_filter, campaign, "--campaign")
+    type_ = checked(event_type_filter, type_, "--type")
+    region = checked(region_filter, region, "--region")
 
     async def run() -> int:
         count = 0
@@ -315,20 +345,16 @@ def verify(
     """Recompute the hash chain; exit 0 when intact, 4 when broken (the first bad position is printed)."""
     import json
 
-    from events.store import head
+    from events.store import head, read_campaigns
     from events.stored_chain import verify_campaign, verify_log
 
-    pinned = None
-    if since_head is not None:
-        position_text, _, digest_text = since_head.partition(":")
-        try:
-            pinned = (int(position_text), bytes.fromhex(digest_text))
-        except ValueError:
-            err.print("[red]error:[/red] --since-head takes POSITION:HASH (hex), as GET /v1/audit/head returns")
-            raise typer.Exit(1) from None
+    campaign = checked(campaign_filter, campaign, "--campaign")
+    pinned = None if since_head is None else _pinned_head(since_head)
 
     async def run() -> dict[str, Any]:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            if campaign and campaign not in await read_campaigns(conn, [campaign]):
+                raise Refused(f"no campaign {campaign}")  # as GET /v1/audit/verify: a typo is not "all fine"
             report = await (verify_campaign(conn, campaign, pinned=pinned) if campaign
                             else verify_log(conn, pinned=pinned))
             position, digest = await head(conn)
@@ -341,6 +367,18 @@ def verify(
         raise typer.Exit(4)
 
 
+def _pinned_head(since_head: str) -> tuple[int, bytes] | None:
+    """``POSITION:HASH`` as GET /v1/audit/head returns it; anything else is refused, never checked as a pin.
+    The empty log's head (0 and the zero hash) is a pin every log extends: nothing to prove."""
+    position_text, _, digest_text = since_head.partition(":")
+    genesis = int(position_text) == 0 if position_text.isascii() and position_text.isdigit() else False
+    if not (position_text.isascii() and position_text.isdigit() and re.fullmatch(r"[0-9a-fA-F]{64}", digest_text)
+            and (not genesis or int(digest_text, 16) == 0)):
+        fail(f"--since-head takes POSITION:HASH, a position and its 64-hex-digit hash as GET /v1/audit/head "
+             f"returns them, not {since_head[:80]!r}")
+    return None if genesis else (int(position_text), bytes.fromhex(digest_text))
+
+
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(dir_okay=False, help="an NDJSON export; '-' or a pipe reads stdin")],
@@ -349,6 +387,9 @@ def replay(
 ) -> None:
     """Recompute the dashboard figures from an export, without the service or a database; verify its chain."""
     import json
+
+    campaign = checked(campaign_filter, campaign, "--campaign")
+    region = checked(region_filter, region, "--region") or region
 
     from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES
     from projections.fold import children_view, region_view
@@ -368,6 +409,9 @@ def replay(
              "first_bad_position": result.chain.first_bad_position, "complete": result.complete,
              "last_position": result.last_position, "last_hash": result.chain.last_hash.hex(),
              "unresolved": result.unresolved}
+    if campaign is not None and campaign not in result.campaigns and result.chain.ok:
+        fail(f"no campaign {campaign} in {file}" + (f" (it holds {', '.join(sorted(result.campaigns))})"
+                                                   if result.campaigns else ""))
     names = {**PROVINCES, NATION: "全国"}
     dashboards = {}
     for name in result.campaigns:
@@ -469,7 +513,7 @@ def keys_list(data_dir: DataDir = None) -> None:
         for k in keys:
             table.add_row(k.id, k.role, k.region or "", k.name, f"{k.created_at:%Y-%m-%d %H:%M}",
                           f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
-        Console().print(table)
+        console().print(table)
 
     _run(run())
 
@@ -578,7 +622,7 @@ def campaigns_reopen(
 @regions_app.command("import")
 def regions_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="'code name' per line (MCA list)")],
-    year: Annotated[int, typer.Option(help="the year the list is in force")],
+    year: Annotated[int, typer.Option(min=1, max=9999, help="the year the list is in force, 1-9999")],
     data_dir: DataDir = None,
 ) -> None:
     """Load an official region code list; events of campaigns in that year must then use its codes."""

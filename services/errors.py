@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from events.decide import a_role
 from events.errors import (
     BatchTooLarge,
     CampaignClosedError,
@@ -36,7 +37,7 @@ class WrongRole(DomainError):
     """A valid key whose role may not call this route (403); says which role it is and which would do."""
 
     def __init__(self, role: str, allowed: list[str], what: str) -> None:
-        super().__init__(f"this is a {role} key, which may not call {what}; it is for {', '.join(allowed)} keys")
+        super().__init__(f"this is {a_role(role)} key, which may not call {what}; it is for {', '.join(allowed)} keys")
         self.role = role
         self.allowed = allowed
 

@@ -21,6 +21,7 @@ from events.regions import NATION, PROVINCES, is_structurally_valid
 from events.store import Connection, translated_errors
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
+NAME_MAX: Final = 200
 
 
 class KeyRequestError(ValueError):
@@ -44,9 +45,14 @@ async def create_key(conn: Connection, *, name: str, role: str,
     """Create a key and return it with its token (the only time the token exists in clear)."""
     if role not in ROLES:
         raise KeyRequestError(f"role must be one of {', '.join(ROLES)}")
+    if not name.strip() or len(name) > NAME_MAX:
+        raise KeyRequestError(f"a key needs --name, who holds it (1–{NAME_MAX} characters, not only spaces)")
     if role == "reporter":
-        if region is None or not is_structurally_valid(region):
+        if region is None:
             raise KeyRequestError("a reporter key needs --region, a GB/T 2260 code (e.g. 330000)")
+        if not is_structurally_valid(region):
+            raise KeyRequestError(f"region {region[:40]!r} is not a GB/T 2260 code under a known province "
+                                  "(six digits, e.g. 330000; 000000 is the nation)")
         if region != NATION and region not in PROVINCES:
             # With official lists imported, a scope must be a region one of them names.
             years, known = await listed_anywhere(conn, region)

@@ -44,6 +44,14 @@ class ClientGone(web.StreamResponse):
         return None
 
 
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the id goes out with the headers, so a streamed answer (SSE, NDJSON), whose headers
+    leave before its handler returns to the middleware, echoes it too."""
+    rid = request.get(REQUEST_ID)
+    if rid is not None:
+        response.headers["X-Request-ID"] = rid
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, map any error to problem+json, log one line, count it."""

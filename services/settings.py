@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -22,16 +22,16 @@ class Settings(BaseSettings):
                                   "(member of qmstats_app: SELECT/INSERT on the log) with this password")
     data_dir: Path = Field(default=Path(".qmstats"), description="where the embedded PostgreSQL keeps its data")
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
 
-    max_body_bytes: int = 1024 * 1024
-    max_batch_events: int = 1000
-    rate_limit_per_second: float = Field(default=200.0, description="sustained requests/s per key")
-    rate_limit_burst: int = Field(default=400, description="requests a key may send at once")
-    clock_skew_seconds: int = Field(default=300, description="how far in the future occurred_at may be")
-    group_max_events: int = 5000
-    pool_min_size: int = 2
-    pool_max_size: int = 10
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_batch_events: int = Field(default=1000, ge=1)
+    rate_limit_per_second: float = Field(default=200.0, gt=0, description="sustained requests/s per key")
+    rate_limit_burst: int = Field(default=400, ge=1, description="requests a key may send at once")
+    clock_skew_seconds: int = Field(default=300, ge=0, description="how far in the future occurred_at may be")
+    group_max_events: int = Field(default=5000, ge=1)
+    pool_min_size: int = Field(default=2, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
     database_timeout_seconds: float = Field(
         default=5.0, gt=0, description="connecting to PostgreSQL or waiting for a pooled connection; "
                                        "a request that waits longer answers 503 with Retry-After")
@@ -41,8 +41,8 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="a request body that has not fully arrived by then is answered 408")
 
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
-    projector_batch_size: int = 1000
-    projector_poll_seconds: float = Field(default=1.0, description="fallback poll when no NOTIFY arrives")
+    projector_batch_size: int = Field(default=1000, ge=1)
+    projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
     replica_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="PostgreSQL hot-standby replicas the read routes read from "
                                           "(comma-separated in QMSTATS_REPLICA_URLS); writes stay on database_url")
@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     min_position_wait_seconds: float = Field(
         default=1.0, ge=0, description="how long a read with min_position waits for a replica before asking "
                                        "the primary")
-    ready_max_lag_seconds: float = Field(default=30.0, description="/readyz fails when the projection lags longer")
+    ready_max_lag_seconds: float = Field(default=30.0, gt=0,
+                                         description="/readyz fails when the projection lags longer")
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -64,9 +65,38 @@ class Settings(BaseSettings):
         default=False, description="read-only public dashboard: the GET routes the dashboard page reads (dashboard, "
                                    "series, completeness, summary, stream, catalogue, campaigns) answer without a key")
 
+    def service_url(self) -> str:
+        """Where a client on this machine reaches `qmstats serve` (a wildcard host is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @field_validator("database_url", "migration_database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        return url if url is None else _postgresql(url)
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> "Settings":
+        if self.pool_max_size < self.pool_min_size:
+            raise ValueError(f"QMSTATS_POOL_MAX_SIZE ({self.pool_max_size}) is below QMSTATS_POOL_MIN_SIZE "
+                             f"({self.pool_min_size})")
+        return self
+
     @field_validator("replica_urls", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
+
+    @field_validator("replica_urls")
+    @classmethod
+    def _postgresql_replicas(cls, urls: list[str]) -> list[str]:
+        return [_postgresql(url) for url in urls]
+
+
+def _postgresql(url: str) -> str:
+    # asyncpg would refuse it only at the first connection, with a traceback.
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql://user:password@host:port/database URL")
+    return url

@@ -24,6 +24,18 @@ _CSV_WORDS: Final = {
 }
 
 
+# OWASP "CSV injection": a spreadsheet runs a cell that starts with one of these as a formula
+# (=HYPERLINK(…), +cmd|…, @SUM(…)), so such a text cell gets a leading ' and is shown as written.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A text cell that a spreadsheet would read as a formula, prefixed with ' (numbers are left as they are)."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def _province_ratio(totals: dict[str, Decimal]) -> str:
     """A province's Σpassed ÷ Σsampled by the one ratio rule (number_format.ratio); empty without samples."""
     return ratio(totals.get("batches_passed", Decimal(0)), totals.get("batches_sampled", Decimal(0))) or ""
@@ -32,7 +44,8 @@ def _province_ratio(totals: dict[str, Decimal]) -> str:
 def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     """CSV for a spreadsheet: UTF-8 with a BOM (Excel on Chinese Windows), headers and words in ``lang``,
     plain values (no thousands separators, money to the fen, a pass rate as its exact ratio, with the
-    report's percentage in the round-figure column)."""
+    report's percentage in the round-figure column); no text cell can run as a formula (reporters'
+    free-text categories included)."""
     words = _CSV_WORDS[lang]
     status = words["final" if s.final else "provisional"]
     out = io.StringIO()
@@ -42,7 +55,8 @@ def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     nation = "全国" if lang == "zh" else "China"
 
     def row(scope: str, code: str, name: str, label: str, metric: str, value: object, unit: str, phrase: str) -> None:
-        writer.writerow([words[scope], code, name, label, metric, value, unit, phrase, status, s.position])
+        cells = [words[scope], code, name, label, metric, value, unit, phrase, status, s.position]
+        writer.writerow([spreadsheet_safe(cell) for cell in cells])
 
     for m, f in s.figures.items():
         row("national", "000000", nation, metric_label(m, lang), m, f.exact, unit_in(METRICS[m].unit, lang),

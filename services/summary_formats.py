@@ -37,14 +37,26 @@ def summary_model(s: CampaignSummary) -> Summary:
         text_zh=s.text_zh, text_en=s.text_en, note_zh=s.note_zh, note_en=s.note_en)
 
 
+# Markdown punctuation that could start emphasis, a link, code, a table cell or raw HTML. Text from outside
+# (the campaign's theme in the paragraph, reporters' free-text categories) is shown as written.
+_MARKDOWN_ESCAPES: Final = {ord(c): "\\" + c for c in "\\`*_[]|~#"} | {
+    ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\n"): " ", ord("\r"): " "}
+
+
+def md(text: object) -> str:
+    """Text as literal Markdown, safe in a paragraph and in a table cell (one line, no raw HTML, no '|')."""
+    return str(text).translate(_MARKDOWN_ESCAPES)
+
+
 def render_markdown(s: CampaignSummary, lang: Lang) -> str:
     """Markdown: title, the status note, the text, the metric table and the per-province table."""
     zh = lang == "zh"
-    lines = [f"# {title(s, lang)}", "", f"> {note(s, lang)}", "", text_in(s, lang), ""]
+    lines = [f"# {md(title(s, lang))}", "", f"> {md(note(s, lang))}", "", md(text_in(s, lang)), ""]
     lines += ["| " + " | ".join(["指标", "精确值", "单位", "概数"] if zh else ["metric", "exact", "unit", "phrase"])
               + " |", "|---|---:|---|---|"]
     for m, f in s.figures.items():
-        lines.append(f"| {metric_label(m, lang)} | {f.exact} | {unit_in(METRICS[m].unit, lang)} | {f.phrase.text} |")
+        lines.append(f"| {md(metric_label(m, lang))} | {f.exact} | {md(unit_in(METRICS[m].unit, lang))} | "
+                     f"{md(f.phrase.text)} |")
     if s.pass_rate.ratio is not None:
         lines.append(f"| {'合格率' if zh else 'Pass rate'} | {s.pass_rate.ratio} | "
                      f"{s.pass_rate.passed}/{s.pass_rate.sampled} | {s.pass_rate.percent_zh} |")
@@ -53,16 +65,16 @@ def render_markdown(s: CampaignSummary, lang: Lang) -> str:
                   "| " + " | ".join(["类别", "抽查批次", "合格批次", "合格率"] if zh
                                    else ["category", "sampled", "passed", "pass rate"]) + " |",
                   "|---|---:|---:|---:|"]
-        lines += [f"| {label_in(c.category, lang)} | {c.sampled} | {c.passed} | {c.percent} |"
+        lines += [f"| {md(label_in(c.category, lang))} | {c.sampled} | {c.passed} | {c.percent} |"
                   for c in s.pass_rate.by_category]
     lines += ["", "## " + ("各省（区、市）" if zh else "By province"), ""]
     metrics = list(METRICS)
-    heads = " | ".join(metric_label(m, lang) for m in metrics)
+    heads = " | ".join(md(metric_label(m, lang)) for m in metrics)
     lines.append("| " + ("地区" if zh else "region") + " | " + heads + " |")
     lines.append("|---|" + "---:|" * len(metrics))
     for code in province_codes(s):
         totals = s.provinces.get(code, {})
-        lines.append(f"| {province_name(code, lang)} ({code}) | "
+        lines.append(f"| {md(province_name(code, lang))} ({code}) | "
                      + " | ".join(str(display(m, totals.get(m, Decimal(0)))) for m in metrics) + " |")
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,6 @@ import asyncio
 
 from aiohttp import hdrs, web
 
-from events.catalogue import CATALOGUE
 from events.decide import AppendRequest, check_scope
 from events.exchange import export_lines
 from events.intake import parse_json, read_events
@@ -12,8 +11,8 @@ from events.regions import code_prefix, is_within
 from events.store import LogFilter, read_page
 from schemas.api import AppendResponse, EventResult, EventsPage, StoredEvent
 from services.appkeys import SETTINGS, WRITER, api_key, request_id
-from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
-from services.handlers.params import campaign_param, int_param, region_param
+from services.errors import BodyTimeout, UnsupportedMediaType
+from services.handlers.params import campaign_param, event_type_param, int_param, region_param
 from services.middleware import allow
 from services.negotiation import negotiate
 from services.reads import Basis, position_headers, snapshot
@@ -61,9 +60,7 @@ async def post_events(request: web.Request) -> web.Response:
 def log_filter(request: web.Request) -> tuple[LogFilter, str | None]:
     """The log filter a GET /v1/events query asks for, and the exact region subtree to keep."""
     after = int_param(request, "after", 0, low=0, high=2**62)
-    type_ = request.query.get("type") or None
-    if type_ is not None and type_ not in CATALOGUE:
-        raise InvalidParameter(f"unknown event type {type_!r}")
+    type_ = event_type_param(request)
     region = region_param(request)
     prefix = code_prefix(region) if region is not None else None
     return LogFilter(after, campaign_param(request), type_, prefix), region

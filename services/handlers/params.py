@@ -1,17 +1,10 @@
 """Reading query and path parameters with clear errors."""
 
-import re
-
 from aiohttp import web
 
 from events.errors import NotFound
-from events.fields import CAMPAIGN_ID_PATTERN
-from events.regions import is_structurally_valid
 from services.errors import InvalidParameter
-
-# The shape of a campaign id (events.fields.CampaignId). Anything else cannot name a campaign, and is
-# refused here rather than sent to the database (a NUL byte, for one, is an error in a text parameter).
-_CAMPAIGN_ID = re.compile(CAMPAIGN_ID_PATTERN)
+from services.filter_checks import CAMPAIGN_ID, campaign_filter, event_type_filter, region_filter
 
 
 def int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
@@ -33,15 +26,13 @@ def region_param(request: web.Request, name: str = "region") -> str | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not is_structurally_valid(raw):
-        raise InvalidParameter(f"{name} must be a 6-digit GB/T 2260 code under a known province")
-    return raw
+    return region_filter(raw, name)
 
 
 def campaign_path(request: web.Request) -> str:
     """The ``{campaign}`` path parameter; 404 when it cannot be a campaign id."""
     raw = request.match_info["campaign"]
-    if not _CAMPAIGN_ID.fullmatch(raw):
+    if not CAMPAIGN_ID.fullmatch(raw):
         raise NotFound(f"no campaign {raw[:40]!r}: campaign ids are 1–32 letters, digits, '-' or '_'")
     return raw
 
@@ -51,6 +42,10 @@ def campaign_param(request: web.Request) -> str | None:
     raw = request.query.get("campaign")
     if raw is None or raw == "":
         return None
-    if not _CAMPAIGN_ID.fullmatch(raw):
-        raise InvalidParameter("campaign must be a campaign id: 1–32 letters, digits, '-' or '_'")
-    return raw
+    return campaign_filter(raw)
+
+
+def event_type_param(request: web.Request, name: str = "type") -> str | None:
+    """An optional event type query parameter (one of the catalogue's), or None when absent."""
+    raw = request.query.get(name)
+    return event_type_filter(raw, name) if raw else None

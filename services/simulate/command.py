@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from events.catalogue import CATALOGUE, METRICS
+from services.settings import Settings
 from services.simulate.ledger import province_name, ratio
 from services.simulate.profile import DEFAULT_EVENTS
 
@@ -41,7 +43,8 @@ HELP = "\n\n".join((
 def simulate(
     campaign: Annotated[str, typer.Option(help="campaign id, e.g. 2017")],
     token: Annotated[str, typer.Option(help="bearer token: admin, or reporter scoped to 000000")],
-    url: Annotated[str, typer.Option(help="base URL of the service")] = "http://127.0.0.1:8080",
+    url: Annotated[str | None, typer.Option(help="base URL of the service [default: http://QMSTATS_HOST:QMSTATS_PORT, "
+                                                 "as `qmstats serve` listens]")] = None,
     seed: Annotated[int, typer.Option(help="random seed; the same seed sends the same events")] = 1,
     events: Annotated[int | None, typer.Option(min=1, help=f"events to submit (default {DEFAULT_EVENTS} × scale)")]
     = None,
@@ -70,15 +73,19 @@ def simulate(
     from services.simulate.run import simulate as run_simulation
     from services.simulate.server import SimulationError
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
     try:
         options = SimulationOptions(
-            url=url, token=token, campaign=campaign, seed=seed, events=events or max(1, round(DEFAULT_EVENTS * scale)),
+            url=url or Settings().service_url(), token=token, campaign=campaign, seed=seed,
+            events=events or max(1, round(DEFAULT_EVENTS * scale)),
             batch=batch, concurrency=concurrency,
             region_codes=tuple(read_code_list(regions.read_text("utf-8-sig"))) if regions else None,
             starts_on=date.fromisoformat(starts_on) if starts_on else None,
             ends_on=date.fromisoformat(ends_on) if ends_on else None, open_campaign=open_campaign,
             max_seconds=max_seconds, allow_remote=allow_remote, check=check)
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] bad setting: {exc.errors()[0]['msg']}", soft_wrap=True)
+        raise typer.Exit(2) from None
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -96,7 +103,7 @@ def simulate(
     except (SimulationError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    print_report(report, Console(width=None if sys.stdout.isatty() else 250))
+    print_report(report, Console(width=None if sys.stdout.isatty() else 10_000))
     for problem in report.tally.problems[:20]:
         err.print(f"[yellow]unexpected:[/yellow] {problem}")
     for difference in (report.check or [])[:40]:
@@ -105,6 +112,9 @@ def simulate(
         expect_json.write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n", "utf-8")
     if report.check:
         raise typer.Exit(3)
+    if report.check is not None:
+        err.print(f"check: the dashboard of campaign {report.campaign} shows every expected figure "
+                  f"(national and {len(report.expected.provinces)} provinces)", soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 

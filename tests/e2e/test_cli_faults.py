@@ -211,3 +211,97 @@ async def test_a_reporter_key_needs_a_region_that_exists(database: Database, adm
                                    "--name", "Huzhou")
     assert code == 0, err
     assert await admin_conn.fetchval("SELECT count(*) FROM api_keys") == 1
+
+
+async def test_every_cli_filter_is_checked_as_the_http_api_checks_it(
+        client: TestClient, keys: Keys, database: Database, campaign: dict[str, str], tmp_path: Path) -> None:
+    assert (await client.post("/v1/events", json=event(), headers=keys.reporter)).status == 201
+    code, out, err = await qmstats(database.admin_url, "export")
+    assert code == 0, err
+    (tmp_path / "log.ndjson").write_text(out)
+    log = str(tmp_path / "log.ndjson")
+
+    # (command, the HTTP request that asks the same, its status, words of the one error line)
+    cases = [
+        (("export", "--type", "bogus"), "/v1/events?type=bogus", 422, "unknown event type 'bogus'"),
+        (("export", "--campaign", "20 17"), "/v1/events?campaign=20%2017", 422, "campaign id"),
+        (("export", "--region", "99"), "/v1/events?region=99", 422, "GB/T 2260"),
+        (("export", "--region", "990000"), "/v1/events?region=990000", 422, "GB/T 2260"),
+        (("verify", "--campaign", "nope"), "/v1/audit/verify?campaign=nope", 404, "no campaign nope"),
+        (("verify", "--campaign", "no/pe"), "/v1/audit/verify?campaign=no%2Fpe", 422, "campaign id"),
+        (("replay", log, "--campaign", "nope"), "/v1/campaigns/nope/dashboard", 404, "no campaign nope"),
+        (("replay", log, "--region", "99"), "/v1/campaigns/2017/dashboard?region=99", 422, "GB/T 2260"),
+    ]
+    for args, path, status, words in cases:
+        assert (await client.get(path, headers=keys.admin)).status == status, path
+        code, out, err = await qmstats(database.admin_url, *args)
+        assert (code, out) == (1, ""), (args, code, out, err)
+        assert words in one_error_line(err), (args, err)
+    code, out, err = await qmstats(database.admin_url, "replay", log, "--campaign", "2017")
+    assert code == 0, err
+    assert list(json.loads(out)["dashboards"]) == ["2017"]
+
+
+async def test_a_pinned_head_without_its_hash_is_refused_not_a_tamper_alarm(database: Database) -> None:
+    for since in ("5", "5:", "5:abc", ":" + "0" * 64, "-1:" + "0" * 64, "5:" + "g" * 64, "0:" + "1" * 64):
+        code, out, err = await qmstats(database.admin_url, "verify", "--since-head", since)
+        assert (code, out) == (1, ""), (since, out)
+        assert "POSITION:HASH" in one_error_line(err), since
+    code, out, _ = await qmstats(database.admin_url, "verify", "--since-head", "0:" + "0" * 64)
+    assert (code, json.loads(out)["ok"]) == (0, True)
+
+
+async def test_serve_refuses_a_port_or_host_it_cannot_listen_on(tmp_path: Path) -> None:
+    for args, words in ((("--port", "99999"), "--port"), (("--port", "0"), "--port"),
+                        (("--host", "999.1.1.1", "--port", "18649"), "cannot listen on 999.1.1.1:18649")):
+        proc = await asyncio.create_subprocess_exec(
+            str(QMSTATS), "serve", *args, "--data-dir", str(tmp_path / "new"), env=no_database_env(tmp_path / "x"),
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+        assert proc.returncode == 2, (args, err)
+        assert "Traceback" not in err.decode()
+        assert "listening" not in err.decode() + out.decode()
+        assert words in err.decode(), (args, err)
+        assert "another qmstats" not in err.decode()
+    assert not (tmp_path / "new").exists()
+
+
+async def test_a_bad_setting_is_one_line_naming_it(database: Database, tmp_path: Path) -> None:
+    for name, value in (("DATABASE_URL", "notaurl"), ("PORT", "99999"), ("POOL_MAX_SIZE", "0"),
+                        ("PROJECTOR_BATCH_SIZE", "-5"), ("RATE_LIMIT_PER_SECOND", "0")):
+        env = qmstats_env_for(database.admin_url) | {f"QMSTATS_{name}": value}
+        for args in (("keys", "list"), ("serve", "--data-dir", str(tmp_path / "new"))):
+            proc = await asyncio.create_subprocess_exec(str(QMSTATS), *args, env=env, cwd=tmp_path,
+                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            async with asyncio.timeout(60):
+                _, err = await proc.communicate()
+            assert proc.returncode == 2, (name, args, err)
+            assert f"QMSTATS_{name}" in one_error_line(err.decode()), (name, err)
+    assert not (tmp_path / "new").exists()
+
+
+async def test_key_names_and_reporter_regions_are_checked(database: Database, admin_conn: asyncpg.Connection) -> None:
+    code, out, err = await qmstats(database.admin_url, "keys", "create", "--role", "reporter", "--region", "999999",
+                                   "--name", "x")
+    assert (code, out) == (1, "")
+    line = one_error_line(err)
+    assert "999999" in line, line
+    assert "needs --region" not in line, line
+    for name in ("", "   ", "x" * 201):
+        code, out, err = await qmstats(database.admin_url, "keys", "create", "--role", "viewer", "--name", name)
+        assert (code, out) == (1, ""), name
+        assert "--name" in one_error_line(err)
+    assert await admin_conn.fetchval("SELECT count(*) FROM api_keys") == 0
+
+
+async def test_a_region_list_year_is_bounded_as_over_http(
+        client: TestClient, keys: Keys, database: Database, admin_conn: asyncpg.Connection, tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("110000 北京市\n", encoding="utf-8")
+    for year in ("-5", "0", "123456"):
+        assert (await client.get(f"/v1/regions?year={year}", headers=keys.viewer)).status == 422, year
+        code, _, err = await qmstats(database.admin_url, "regions", "import", str(tmp_path / "list.txt"), "--year",
+                                     year)
+        assert code == 2, (year, err)
+        assert "--year" in err, err
+    assert await admin_conn.fetchval("SELECT count(*) FROM region_lists") == 0

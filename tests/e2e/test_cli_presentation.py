@@ -67,6 +67,7 @@ async def test_the_first_serve_reports_the_database_set_up_in_one_line(tmp_path:
                 if "listening on" in line:
                     break
                 before.append(line)
+        await _a_second_process_is_as_quiet(tmp_path)
     finally:
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
@@ -74,3 +75,36 @@ async def test_the_first_serve_reports_the_database_set_up_in_one_line(tmp_path:
     assert len(before) == 1, "".join(before)
     assert before[0].startswith(f"database ready: embedded PostgreSQL in {tmp_path / 'data'} (")
     assert "initdb" not in before[0]
+
+
+async def _a_second_process_is_as_quiet(tmp_path: Path) -> None:
+    """Beside a running serve: `project` says nothing of the embedded server's start-up, and `keys list` into
+    a pipe keeps each key on one line (rich wraps at 80 columns when it sees no terminal and no COLUMNS)."""
+    env = {k: v for k, v in _env(tmp_path).items() if k != "COLUMNS"}
+    project = await asyncio.create_subprocess_exec(str(QMSTATS), "project", cwd=tmp_path, env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert project.stderr is not None
+    said = []
+    try:
+        async with asyncio.timeout(60):
+            while "projector" not in (said or [""])[-1]:
+                line = (await project.stderr.readline()).decode()
+                assert line, "project exited:\n" + "".join(said)
+                said.append(line)
+    finally:
+        project.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            await project.wait()
+    assert not [line for line in said if "embedded_postgres" in line], "".join(said)
+
+    name = "the wall screen in the operations room on the third floor, east wing"
+    code, _, err = await _run(tmp_path, "keys", "create", "--role", "viewer", "--name", name)
+    assert code == 0, err
+    proc = await asyncio.create_subprocess_exec(str(QMSTATS), "keys", "list", cwd=tmp_path, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err_bytes = await proc.communicate()
+    assert proc.returncode == 0, err_bytes
+    rows = [line for line in out.decode().splitlines() if "viewer" in line]
+    assert len(rows) == 1, out.decode()
+    assert name in rows[0], out.decode()

@@ -291,3 +291,29 @@ async def test_ratios_are_exact_where_they_terminate_in_every_format(client: Tes
     # (18301 + 2) / 20003 does not terminate: half-even to 10 decimal places, as documented.
     assert body["pass_rate"]["overall"] == "0.9150127481"
     assert body["pass_rate"]["by_category"] == {"mooncake": "0.91505", "toys": "0.6666666667"}
+
+
+async def test_a_403_names_the_role_in_plain_english(client: TestClient, keys: Keys) -> None:
+    for path, body in (("/v1/events", event()), ("/v1/campaigns", CAMPAIGN)):
+        refused = await expect_problem(await client.post(path, json=body, headers=keys.auditor), 403, "forbidden")
+        assert refused["detail"].startswith("this is an auditor key, which may not call"), refused
+    refused = await expect_problem(await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.viewer), 403,
+                                   "forbidden")
+    assert refused["detail"].startswith("this is a viewer key"), refused
+
+
+async def test_streamed_answers_echo_the_request_id_like_every_other(
+        client: TestClient, keys: Keys, campaign: dict[str, str]) -> None:
+    streamed = (("/v1/stream", keys.viewer), ("/v1/events", keys.auditor | {"Accept": "application/x-ndjson"}))
+    for path, headers in streamed:
+        response = await client.get(path, headers=headers | {"X-Request-ID": "newcomer-42"})
+        try:
+            assert response.status == 200, path
+            assert response.headers.get("X-Request-ID") == "newcomer-42", (path, dict(response.headers))
+        finally:
+            response.close()
+        response = await client.get(path, headers=headers)
+        try:
+            assert len(response.headers.get("X-Request-ID", "")) == 32, (path, dict(response.headers))
+        finally:
+            response.close()

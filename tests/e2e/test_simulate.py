@@ -156,6 +156,7 @@ async def test_the_command_prints_the_totals_and_writes_them_as_json(
 
     assert result.exit_code == 0, result.output
     assert "Expected national totals" in result.stdout
+    assert "check: the dashboard of campaign 2017 shows every expected figure" in result.stderr
     budget = Budget.of(400, 50)
     accepted = budget.facts + budget.corrections + budget.retractions
     assert f"events sent 400, accepted {accepted}, duplicates {budget.resent}" in result.stdout
@@ -167,6 +168,18 @@ async def test_the_command_prints_the_totals_and_writes_them_as_json(
     assert {m: f["value"] for m, f in dashboard["metrics"].items()} == written["national"]
     assert dashboard["pass_rate"]["overall"] == written["pass_rate"]
     assert {c["code"]: c["metrics"] for c in dashboard["children"]} == written["provinces"]
+
+
+async def test_the_command_finds_the_service_where_serve_listens(
+        client: TestClient, keys: Keys, campaign: dict[str, str]) -> None:
+    # No --url: QMSTATS_HOST and QMSTATS_PORT, as `qmstats serve` reads them.
+    server = client.make_url("/")
+    args = ["simulate", "--campaign", "2017", "--token", token(keys.admin), "--events", "60", "--batch", "30",
+            "--check"]
+    env = {"COLUMNS": "200", "NO_COLOR": "1", "QMSTATS_HOST": str(server.host), "QMSTATS_PORT": str(server.port)}
+    result = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "shows every expected figure" in result.stderr
 
 
 def test_the_command_refuses_a_remote_host_without_allow_remote() -> None:

