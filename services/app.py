@@ -1,151 +1,100 @@
-"""The composition root: ``create_app`` wires settings, database, writer, keys, projector and routes."""
+"""The composition root: ``create_app`` enters each resource (services/resources.py) in one place.
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
-from typing import Any
+Every resource takes what it depends on as arguments (no lookup through the app by position), so
+``qmstats project`` opens the same pool, projector and listener as ``serve`` without wiring them again,
+and tests can pass overrides (a clock, a shared rate limiter) to ``create_app``.
+"""
 
-import structlog
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL, translated_errors
-from events.writer import GroupCommitted, GroupCommitWriter
-from projections.projector import PROJECTION_CHANNEL, BatchApplied
-from projections.tables import CHECKPOINT
+from events.store import NOTIFY_CHANNEL
+from events.writer import GroupCommitted
+from projections.projector import PROJECTION_CHANNEL
 from services.appkeys import (
     DASHBOARD_CACHE,
     KEYRING,
     LIMITER,
     POOL,
     PROJECTION,
-    PROJECTOR,
     SETTINGS,
     STATE,
     TELEMETRY,
     WRITER,
 )
 from services.cache import ResponseCache
-from services.database import create_pool
 from services.keyring import KEYS_CHANNEL, KeyRing
-from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
-from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.resources import (
+    Clock,
+    background,
+    database_pool,
+    group_commit_writer,
+    listening,
+    poll_projection,
+    projector,
+    utc_now,
+)
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
 from services.telemetry import Telemetry
 
-log = structlog.get_logger("qmstats.app")
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """What tests (and the multi-worker server) may replace in ``create_app``."""
+
+    clock: Clock = utc_now
+    limiter: RateLimiter | None = None
 
 
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def _background(name: str, coro: Callable[[web.Application], Coroutine[Any, Any, None]]) -> Callable[
-        [web.Application], AsyncIterator[None]]:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(coro(app), name=name)
-        yield
-        await _cancel(task)
-    return context
-
-
-async def poll_projection(app: web.Application) -> None:
-    """Fallback for lost notifications: read the checkpoint and the head every poll interval."""
-    state, pool, every = app[PROJECTION], app[POOL], app[SETTINGS].projector_poll_seconds
-    while True:
-        try:
-            async with translated_errors(), pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
-                    "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
-                    "(SELECT max(position) FROM events) AS head, "
-                    "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
-            if row is not None:
-                state.tables = row["tables"]
-                state.saw_head(row["head"] or 0)
-                state.advance(row["position"] or 0, row["updated_at"])
-        except Exception as exc:  # the poll is a fallback: report and keep polling
-            log.warning("projection poll failed", error=str(exc))
-        await asyncio.sleep(every)
-
-
-def create_app(settings: Settings, database_url: str) -> web.Application:
-    """The aiohttp application. Resources are opened in ``cleanup_ctx`` when it starts, closed when it stops."""
+def create_app(settings: Settings, database_url: str, overrides: Overrides = Overrides()) -> web.Application:
+    """The aiohttp application. Resources are opened in order when it starts and closed in reverse when it stops."""
     app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
-    app[SETTINGS] = settings
-    app[STATE] = ServiceState()
-    app[PROJECTION] = ProjectionState()
-    app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
-    app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    state, projection = ServiceState(), ProjectionState()
+    telemetry = Telemetry.for_service(projection)
+    app[SETTINGS], app[STATE], app[PROJECTION], app[TELEMETRY] = settings, state, projection, telemetry
+    app[LIMITER] = overrides.limiter or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
     setup_routes(app)
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
-                                 connect_timeout=settings.database_timeout_seconds,
-                                 command_timeout=settings.statement_timeout_seconds)
-        app[POOL] = pool
-        app[KEYRING] = KeyRing(pool)
-        yield
-        await pool.close()
+    def committed(group: GroupCommitted) -> None:
+        telemetry.group_committed(group)
+        projection.saw_head(group.head)
 
-    async def writer(app: web.Application) -> AsyncIterator[None]:
-        def committed(group: GroupCommitted) -> None:
-            app[TELEMETRY].group_committed(group)
-            app[PROJECTION].saw_head(group.head)
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            pool = app[POOL] = await stack.enter_async_context(database_pool(settings, database_url))
+            ring = app[KEYRING] = KeyRing(pool)
+            app[WRITER] = await stack.enter_async_context(
+                group_commit_writer(pool, settings, state, clock=overrides.clock, on_commit=committed))
+            await stack.enter_async_context(
+                background("projection-poll", poll_projection(pool, projection, settings.projector_poll_seconds)))
+            wake: Callable[[], None] = lambda: None  # noqa: E731 - replaced when the projector runs here
+            if settings.run_projector:
+                worker = await stack.enter_async_context(projector(
+                    pool, database_url, settings, projection,
+                    on_batch=lambda batch: telemetry.projected.inc(batch.events)))
+                wake = worker.wake
 
-        writer = GroupCommitWriter(app[POOL], max_group_events=settings.group_max_events,
-                                   clock_skew=timedelta(seconds=settings.clock_skew_seconds), on_commit=committed)
-        app[WRITER] = writer
-        task = asyncio.create_task(writer.run(), name="group-commit-writer")
-        app[STATE].writer_running = True
-        yield
-        # Shutdown: refuse new appends, answer everything already queued, then stop.
-        app[STATE].shutting_down = True
-        writer.stop_accepting()
-        await task
-        app[STATE].writer_running = False
+            def connected(up: bool) -> None:
+                state.listener_connected = up
+                ring.set_live(up)
 
-    async def projector(app: web.Application) -> AsyncIterator[None]:
-        def applied(batch: BatchApplied) -> None:
-            app[TELEMETRY].projected.inc(batch.events)
+            def appended(payload: str) -> None:
+                projection.saw_head(int(payload))
+                wake()
 
-        worker = ProjectorWorker(app[POOL], database_url, app[PROJECTION], batch_size=settings.projector_batch_size,
-                                 poll_seconds=settings.projector_poll_seconds, on_batch=applied)
-        app[PROJECTOR] = worker
-        task = asyncio.create_task(worker.run(), name="projector")
-        yield
-        await _cancel(task)
+            await stack.enter_async_context(listening(database_url, {
+                KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
+                PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}, connected))
+            yield
 
-    async def listener(app: web.Application) -> AsyncIterator[None]:
-        ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        worker = app.get(PROJECTOR)
-
-        def connected(up: bool) -> None:
-            state.listener_connected = up
-            ring.set_live(up)
-
-        def appended(payload: str) -> None:
-            projection.saw_head(int(payload))
-            if worker is not None:
-                worker.wake()
-
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
-                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
-        task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
-        yield
-        await _cancel(task)
-
-    contexts = [database, writer, _background("projection-poll", poll_projection)]
-    if settings.run_projector:
-        contexts.append(projector)
-    contexts.append(listener)
-    app.cleanup_ctx.extend(contexts)
+    app.cleanup_ctx.append(resources)
     return app

@@ -87,39 +87,39 @@ def serve(
     data_dir: DataDir = None,
     no_projector: Annotated[bool, typer.Option("--no-projector", help="serve only; run `qmstats project` apart")]
     = False,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="API processes on the port (SO_REUSEPORT), plus one projector process; 1 runs API and "
+                    "projector in one process [default: the number of CPUs]")] = None,
 ) -> None:
     """Run the HTTP API and the projector (embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
-    from aiohttp import web
+    from services.serving import run_api, serve_workers, worker_count
 
-    from services.app import create_app
-
-    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None)
+    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None,
+                         workers=workers)
     configure_logging(settings.log_format, settings.log_level)
     urls = _run(prepare_database(settings))
-    loop = _new_loop()
-    err.print(f"qmstats listening on http://{settings.host}:{settings.port} "
-              f"({'embedded PostgreSQL in ' + str(settings.data_dir) if urls.embedded else 'external PostgreSQL'})")
-    web.run_app(create_app(settings, urls.service), host=settings.host, port=settings.port, access_log=None,
-                print=None, loop=loop, shutdown_timeout=30)
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    count = worker_count(settings)
+    where = f"embedded PostgreSQL in {settings.data_dir}" if urls.embedded else "external PostgreSQL"
+    shape = f"{count} API processes" + (" and a projector process" if settings.run_projector else "") \
+        if count > 1 else "one process"
+    err.print(f"qmstats listening on http://{settings.host}:{settings.port} ({where}; {shape})")
+    if count == 1:
+        run_api(settings, urls.service)
+        return
+    code = serve_workers(settings, urls.service, count)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def project(data_dir: DataDir = None) -> None:
     """Run only the projector. With several running, one is active and the others wait as hot standbys."""
-    from services.projector_process import run_projector
+    from services.serving import new_event_loop, run_projector
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     urls = _run(prepare_database(settings))
-    loop = _new_loop()
+    loop = new_event_loop()
     try:
         loop.run_until_complete(run_projector(settings, urls.service))
     except KeyboardInterrupt:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
 
+    workers: int | None = Field(
+        default=None, ge=1, description="API processes `serve` runs on one port; unset = the number of CPUs")
+
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 1000
     rate_limit_per_second: float = Field(default=200.0, description="sustained requests/s per key")
