@@ -256,7 +256,7 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
         meter = CpuMeter(lambda: process_groups(server))
         meter.start()
         profile = Path(args.profile_dir) / "load_serve.txt" if args.profile_dir else None
-        with RssSampler(server.pid, 0.25) as rss, \
+        with RssSampler(server.pid, 0.25, children=True) as rss, \
                 (PySpy(server.pid, profile, args.profile_seconds) if profile else contextlib.nullcontext()):
             result = await load_events(session, server.url, keys.reporter, args.events, clients=args.clients,
                                        batch=args.batch, seed=args.seed, time_limit=args.time_limit)

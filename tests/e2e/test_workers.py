@@ -60,7 +60,8 @@ async def test_four_workers_keep_one_contiguous_chained_log_without_doubles(
             dashboard = await caught_up_dashboard(session, api.url, keys.viewer, keys.auditor, region="330000")
         code = await api.terminate(seconds=40)
     assert code == 0, api.tail()
-    assert ledger.server_errors == [] and ledger.connection_errors == 0, ledger
+    assert ledger.server_errors == []
+    assert ledger.connection_errors == 0
 
     sent = sum(len(batch) for batch in work)
     assert len(ledger.acknowledged) == sent
