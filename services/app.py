@@ -18,6 +18,7 @@ from services.appkeys import (
     DASHBOARD_CACHE,
     KEYRING,
     LIMITER,
+    POLL_ANSWERS,
     POOL,
     PROJECTION,
     SETTINGS,
@@ -25,9 +26,10 @@ from services.appkeys import (
     TELEMETRY,
     WRITER,
 )
-from services.cache import ResponseCache
+from services.cache import PollAnswers, ResponseCache
 from services.keyring import KEYS_CHANNEL, KeyRing
 from services.middleware import authenticate, request_context
+from services.poll_answers import answer_polls
 from services.projection_state import ProjectionState
 from services.ratelimit import RateLimiter
 from services.resources import (
@@ -56,12 +58,13 @@ class Overrides:
 
 def create_app(settings: Settings, database_url: str, overrides: Overrides = Overrides()) -> web.Application:
     """The aiohttp application. Resources are opened in order when it starts and closed in reverse when it stops."""
-    app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[answer_polls, request_context, authenticate],
+                          client_max_size=settings.max_body_bytes)
     state, projection = ServiceState(), ProjectionState()
     telemetry = Telemetry.for_service(projection)
     app[SETTINGS], app[STATE], app[PROJECTION], app[TELEMETRY] = settings, state, projection, telemetry
     app[LIMITER] = overrides.limiter or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app[DASHBOARD_CACHE] = ResponseCache()
+    app[DASHBOARD_CACHE], app[POLL_ANSWERS] = ResponseCache(), PollAnswers()
     setup_routes(app)
 
     def committed(group: GroupCommitted) -> None:

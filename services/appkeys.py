@@ -4,7 +4,7 @@ import asyncpg
 from aiohttp import web
 
 from events.writer import GroupCommitWriter
-from services.cache import ResponseCache
+from services.cache import PollAnswers, ResponseCache
 from services.errors import Unauthenticated
 from services.keyring import ApiKey, KeyRing
 from services.projection_state import ProjectionState
@@ -24,6 +24,7 @@ STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+POLL_ANSWERS = web.AppKey("poll_answers", PollAnswers)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -24,7 +24,7 @@ from schemas.api import (
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
+from services.appkeys import DASHBOARD_CACHE, POLL_ANSWERS, POOL, PROJECTION, api_key
 from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
@@ -73,8 +73,11 @@ async def _snapshot_header(conn: Connection, campaign: str) -> tuple[int, dateti
     return (int(row["position"]), row["updated_at"], history) if row else (0, None, history)
 
 
-def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
+def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str, head: int,
+           tables_oid: int) -> web.Response:
+    """Remember a rendered answer: by its key for the handler, by its URL for polls answered before the middleware."""
     request.app[DASHBOARD_CACHE].put(key, body)
+    request.app[POLL_ANSWERS].put(request.path_qs, (key[1], head, tables_oid), body, etag)
     return _cached_response(body, etag)
 
 
@@ -90,7 +93,8 @@ async def dashboard(request: web.Request) -> web.Response:
         return await _dashboard_at(request, campaign, region, level)
     state = request.app[PROJECTION]
     # The body shows the lag, so a cached body is only good while the log head is where it was too.
-    head, tables_id = state.head, str(state.tables)
+    head, tables_oid = state.head, state.tables
+    tables_id = str(tables_oid)
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
@@ -114,7 +118,7 @@ async def dashboard(request: web.Request) -> web.Response:
         categories=figures.categories, children=children, expected=expected, names=names,
     ).model_dump_json().encode()
     return _store(request, ("dashboard", position, campaign, region, level, str(head), tables_id), body,
-                  _etag("dashboard", position, campaign, region, level, str(head), tables_id))
+                  _etag("dashboard", position, campaign, region, level, str(head), tables_id), head, tables_oid)
 
 
 async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str) -> web.Response:
@@ -164,7 +168,8 @@ async def series(request: web.Request) -> web.Response:
     if metric not in METRICS:
         raise InvalidParameter(f"metric must be one of the catalogue's metrics (GET /v1/catalogue), not {metric!r}")
     region = region_param(request) or NATION
-    tables_id = str(request.app[PROJECTION].tables)
+    head, tables_oid = request.app[PROJECTION].head, request.app[PROJECTION].tables
+    tables_id = str(tables_oid)
     _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
@@ -179,7 +184,7 @@ async def series(request: web.Request) -> web.Response:
                   days=[SeriesPoint(date=d, value=display(metric, values.get(d, Decimal(0))))
                         for d in _days(history)]).model_dump_json().encode()
     return _store(request, ("series", position, campaign, region, metric, tables_id), body,
-                  _etag("series", position, campaign, region, metric, tables_id))
+                  _etag("series", position, campaign, region, metric, tables_id), head, tables_oid)
 
 
 def _reporting(expected: list[str] | None, reported: set[str], names: dict[str, str]) -> ReportingSet:
@@ -200,7 +205,8 @@ async def completeness(request: web.Request) -> web.Response:
         day = date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
         raise InvalidParameter("date must be YYYY-MM-DD") from None
-    tables_id = str(request.app[PROJECTION].tables)
+    head, tables_oid = request.app[PROJECTION].head, request.app[PROJECTION].tables
+    tables_id = str(tables_oid)
     _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready
@@ -219,7 +225,7 @@ async def completeness(request: web.Request) -> web.Response:
         on_date=_reporting(expected, on_day, names) if day else None, to_date=_reporting(expected, overall, names),
         latest_day=latest, position=position).model_dump_json().encode()
     return _store(request, ("completeness", position, campaign, region, str(day), tables_id), body,
-                  _etag("completeness", position, campaign, region, str(day), tables_id))
+                  _etag("completeness", position, campaign, region, str(day), tables_id), head, tables_oid)
 
 
 @allow("viewer", "auditor")
