@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from events.canonical import chain_hash, content_hash, format_timestamp
+from events.canonical import (
+    RecordParts,
+    chain_hash_of_parts,
+    format_timestamp,
+    record_parts,
+    recorded_at_bytes,
+)
 from events.catalogue import CATALOGUE
 from events.errors import (
     CampaignClosedError,
@@ -44,11 +50,24 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class AppendRequest:
-    """One HTTP request's events, appended all or nothing."""
+    """One HTTP request's events, appended all or nothing.
+
+    ``prepared`` holds, per draft, the parts of its canonical record that do not depend on the log
+    (``prepare`` builds them before the request is queued, so the append lock is not held for them);
+    None where the log must be read first (a correction's replacement), or empty when not prepared.
+    """
 
     drafts: list[DraftEvent]
     actor: Actor
     request_id: str
+    prepared: tuple[RecordParts | None, ...] = ()
+
+
+def prepare(drafts: list[DraftEvent], actor: Actor, request_id: str) -> AppendRequest:
+    """An append request with each event's canonical parts built now, outside the append lock."""
+    return AppendRequest(drafts, actor, request_id, tuple(
+        None if d.type.kind == "correction" else record_parts(_event_values(d, d.data), actor.key_id, request_id)
+        for d in drafts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +164,7 @@ class GroupDecider:
         self._state = state
         self._now = now.astimezone(UTC)
         self._skew = clock_skew
+        self._recorded_at = recorded_at_bytes(self._now)
 
     @property
     def head(self) -> tuple[int, bytes]:
@@ -163,14 +183,17 @@ class GroupDecider:
             raise KeyRevoked(f"key {request.actor.key_id} has been revoked")
         errors: list[ItemError] = []
         seen: dict[str, KnownEvent] = {}
-        normalised: list[tuple[DraftEvent, dict[str, Any], bytes] | None] = []
-        for draft in request.drafts:
+        normalised: list[tuple[DraftEvent, dict[str, Any], RecordParts] | None] = []
+        for index, draft in enumerate(request.drafts):
             data = self._normalise(draft, seen, errors)
             if data is None:
                 normalised.append(None)
                 continue
-            digest = content_hash(_event_values(draft, data))
-            normalised.append((draft, data, digest))
+            parts = request.prepared[index] if request.prepared else None
+            if parts is None:
+                parts = record_parts(_event_values(draft, data), request.actor.key_id, request.request_id)
+            digest = parts.content_hash
+            normalised.append((draft, data, parts))
             seen.setdefault(draft.event_id, KnownEvent(draft.event_id, 0, draft.type.name,
                                                        draft.schema_version, draft.campaign,
                                                        draft.region, digest))
@@ -179,12 +202,13 @@ class GroupDecider:
 
         campaigns = dict(self._state.campaigns)
         retracted: set[str] = set()
-        fresh: list[tuple[DraftEvent, dict[str, Any], bytes]] = []
+        fresh: list[tuple[DraftEvent, dict[str, Any], RecordParts]] = []
         statuses: list[tuple[str, ItemStatus, int | None]] = []
         in_request: dict[str, bytes] = {}
         for item in normalised:
             assert item is not None
-            draft, data, digest = item
+            draft, data, parts = item
+            digest = parts.content_hash
             stored = self._state.events.get(draft.event_id)
             earlier = in_request.get(draft.event_id)
             if stored is not None or earlier is not None:
@@ -194,7 +218,7 @@ class GroupDecider:
                 continue
             in_request[draft.event_id] = digest
             self._check_fact(draft, campaigns, seen, retracted, request.actor, errors)
-            fresh.append((draft, data, digest))
+            fresh.append((draft, data, parts))
             statuses.append((draft.event_id, "created", None))
         if errors:
             raise ValidationFailed(errors)
@@ -286,18 +310,20 @@ class GroupDecider:
                 raise CampaignConflict(f"campaign {current.id} is open; only a closed campaign can reopen")
             campaigns[current.id] = replace(current, status="open")
 
-    def _accept(self, request: AppendRequest, fresh: list[tuple[DraftEvent, dict[str, Any], bytes]],
+    def _accept(self, request: AppendRequest, fresh: list[tuple[DraftEvent, dict[str, Any], RecordParts]],
                 statuses: list[tuple[str, ItemStatus, int | None]], campaigns: dict[str, Campaign],
                 retracted: set[str]) -> Accepted:
         position, prev = self._state.head_position, self._state.head_hash
         records: list[RecordedEvent] = []
         positions: dict[str, int] = {}
-        for draft, data, digest in fresh:
+        for draft, data, parts in fresh:
             position += 1
-            fields = (position, draft.event_id, draft.type.name, draft.schema_version, draft.campaign, draft.region,
-                      draft.occurred_at, self._now, request.actor.key_id, request.request_id, data, digest, prev)
-            prev = chain_hash(prev, RecordedEvent(*fields, b"").canonical_fields())
-            records.append(RecordedEvent(*fields, prev))  # not dataclasses.replace: it is slow per event
+            digest = parts.content_hash
+            link = chain_hash_of_parts(prev, parts, position, self._recorded_at)
+            records.append(RecordedEvent(position, draft.event_id, draft.type.name, draft.schema_version,
+                                         draft.campaign, draft.region, draft.occurred_at, self._now,
+                                         request.actor.key_id, request.request_id, data, digest, prev, link))
+            prev = link
             positions[draft.event_id] = position
             self._state.events[draft.event_id] = KnownEvent(
                 draft.event_id, position, draft.type.name, draft.schema_version, draft.campaign,
