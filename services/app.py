@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
 from events.writer import GroupCommitted
-from projections.projector import PROJECTION_CHANNEL
 from services.appkeys import (
     DASHBOARD_CACHE,
     KEYRING,
@@ -27,7 +26,7 @@ from services.appkeys import (
     WRITER,
 )
 from services.cache import PollAnswers, ResponseCache
-from services.keyring import KEYS_CHANNEL, KeyRing
+from services.keyring import KeyRing
 from services.middleware import authenticate, request_context
 from services.poll_answers import answer_polls
 from services.projection_state import ProjectionState
@@ -95,7 +94,7 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
                 wake()
 
             await stack.enter_async_context(listening(database_url, {
-                KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
+                KEYS_CHANNEL: lambda _payload: ring.invalidate(), EVENTS_CHANNEL: appended,
                 PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}, connected))
             yield
 

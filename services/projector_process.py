@@ -7,6 +7,8 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
+from events.coordination import PROJECTOR_LOCK, ping, try_lock_session
+from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
@@ -14,10 +16,6 @@ from projections.tables import CheckpointMoved
 from services.projection_state import ProjectionState
 
 log = structlog.get_logger("qmstats.projector")
-
-# Held for the whole session by the active projector. Its connection dying (process killed,
-# network gone) releases it, and a standby polling pg_try_advisory_lock takes over.
-PROJECTOR_LOCK = 0x716D_0003
 
 
 class ProjectorWorker:
@@ -46,7 +44,9 @@ class ProjectorWorker:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
-                while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", PROJECTOR_LOCK):
+                # Held for the whole session: the connection dying (process killed, network gone)
+                # releases it, and a standby polling for it takes over.
+                while not await try_lock_session(leader, PROJECTOR_LOCK):
                     if self._state.projector != "standby":
                         log.info("projector standing by: another process holds the lead")
                     self._state.projector = "standby"
@@ -55,7 +55,7 @@ class ProjectorWorker:
                 self._state.projector = "active"
                 self._state.error = None
                 await self._lead(leader)
-            except UNAVAILABLE_ERRORS as exc:
+            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
                 log.warning("projector lost the database; retrying", error=str(exc))
@@ -103,4 +103,4 @@ class ProjectorWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll):
                     await self._wake.wait()
-            await leader.fetchval("SELECT 1")  # notice a dead leader connection promptly
+            await ping(leader)  # notice a dead leader connection promptly

@@ -13,10 +13,10 @@ from typing import Any
 import asyncpg
 import structlog
 
-from events.store import translated_errors
+from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
-from projections.tables import CHECKPOINT
+from projections.tables import checkpoint_status
 from services.database import create_pool
 from services.listener import Callback, Listener
 from services.projection_state import ProjectionState
@@ -99,15 +99,11 @@ async def poll_projection(pool: asyncpg.Pool, projection: ProjectionState, every
     while True:
         try:
             async with translated_errors(), pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
-                    "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
-                    "(SELECT max(position) FROM events) AS head, "
-                    "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
-            if row is not None:
-                projection.tables = row["tables"]
-                projection.saw_head(row["head"] or 0)
-                projection.advance(row["position"] or 0, row["updated_at"])
+                status = await checkpoint_status(conn)
+                log_head, _ = await head(conn)  # after the checkpoint, so never behind it
+            projection.tables = status.tables
+            projection.saw_head(log_head)
+            projection.advance(status.position, status.updated_at)
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL
+from events.coordination import EVENTS_CHANNEL
 from services.app import Overrides, create_app
 from services.projection_state import ProjectionState
 from services.ratelimit import RateLimiter
@@ -67,7 +67,7 @@ async def run_projector(settings: Settings, database_url: str) -> None:
     state = ProjectionState()
     async with database_pool(settings, database_url, min_size=1, max_size=3) as pool, \
             projector(pool, database_url, settings, state) as worker, \
-            listening(database_url, {NOTIFY_CHANNEL: lambda _payload: worker.wake()},
+            listening(database_url, {EVENTS_CHANNEL: lambda _payload: worker.wake()},
                       on_connect=lambda _up: worker.wake()):
         await stop.wait()
     log.info("projector stopped", position=state.position)
