@@ -5,8 +5,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from events.key_store import revoke_key
 from services.appkeys import TELEMETRY
-from services.keyring import revoke_key
 from tests.conftest import Keys
 from tests.e2e.wire import answers, eventually
 from tests.factories import event
