@@ -63,7 +63,7 @@ from common import (
 
 from services.simulate.plan import generate_events
 
-TARGET_P99_MS = 250.0
+TARGET_P99_MS = 100.0  # issue 13
 KEPT_UP_SHARE = 0.97
 
 
