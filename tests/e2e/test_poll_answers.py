@@ -1,13 +1,17 @@
 """Repeated polls answered before the middleware chain: the same answers as the full path, the key still
-checked (role, revocation, rate), nothing answered once the projection or the log head has moved."""
+checked (role, revocation, rate), nothing answered once the projection or the log head has moved; the
+access log of the full path."""
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from events.key_store import revoke_key
+from services.app import create_app
 from services.appkeys import TELEMETRY
-from tests.conftest import Keys
+from tests.conftest import Database, Keys
+from tests.conftest import test_settings as app_settings
 from tests.e2e.wire import answers, eventually
 from tests.factories import event
 from tests.projection_support import post_events, settled
@@ -64,3 +68,13 @@ async def test_a_stored_answer_still_needs_a_key_that_may_read_it(client: TestCl
     await eventually(answers(client, keys.viewer, 401))
     refused = await client.get(URL, headers={**keys.viewer, "If-None-Match": etag})
     assert refused.status == 401
+
+
+@pytest.mark.parametrize(("level", "lines"), [("info", 1), ("warning", 0)])
+async def test_the_access_log_has_one_line_per_request_unless_its_level_is_filtered(
+        database: Database, keys: Keys, level: str, lines: int) -> None:
+    app = create_app(app_settings(log_level=level), database.service_url)
+    async with TestClient(TestServer(app)) as fresh:
+        with capture_logs() as logged:
+            assert (await fresh.get("/v1/catalogue", headers=keys.viewer)).status == 200
+    assert [e["route"] for e in logged if e["event"] == "request"] == ["/v1/catalogue"] * lines
