@@ -5,16 +5,19 @@ Every resource takes what it depends on as arguments (no lookup through the app 
 and tests can pass overrides (a clock, a shared rate limiter) to ``create_app``.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
-from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL, REGIONS_CHANNEL
 from events.writer import GroupCommitted
 from services.appkeys import (
     DASHBOARD_CACHE,
+    DIRECTORY,
     KEYRING,
     LIMITER,
     POLL_ANSWERS,
@@ -22,10 +25,12 @@ from services.appkeys import (
     PROJECTION,
     SETTINGS,
     STATE,
+    STREAMS,
     TELEMETRY,
     WRITER,
 )
 from services.cache import PollAnswers, ResponseCache
+from services.directory import Directory
 from services.keyring import KeyRing
 from services.middleware import authenticate, request_context
 from services.poll_answers import answer_polls
@@ -44,7 +49,27 @@ from services.resources import (
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
+
+log = structlog.get_logger("qmstats.app")
+
+
+def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
+    """On NOTIFY qmstats_keys (payload: the key id): reload the keys, and end the open streams of a revoked key."""
+    revocations: set[asyncio.Task[None]] = set()
+
+    async def end_if_revoked(key_id: str) -> None:
+        if not await ring.is_active(key_id):
+            streams.close_key(key_id)
+
+    def changed(key_id: str) -> None:
+        ring.invalidate()
+        if streams.holds(key_id):  # a revoked viewer must not keep watching a quiet campaign
+            task = asyncio.create_task(end_if_revoked(key_id))
+            revocations.add(task)
+            task.add_done_callback(revocations.discard)
+    return changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +88,16 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
     telemetry = Telemetry.for_service(projection)
     app[SETTINGS], app[STATE], app[PROJECTION], app[TELEMETRY] = settings, state, projection, telemetry
     app[LIMITER] = overrides.limiter or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app[DASHBOARD_CACHE], app[POLL_ANSWERS] = ResponseCache(), PollAnswers()
+    app[DASHBOARD_CACHE], app[POLL_ANSWERS], app[STREAMS] = ResponseCache(), PollAnswers(), OpenStreams()
     setup_routes(app)
+
+    async def end_streams(app: web.Application) -> None:
+        # Runs before aiohttp waits for in-flight handlers: an open page must not hold up shutdown.
+        ended = app[STREAMS].close_all()
+        if ended:
+            log.info("shutting down: ended open event streams", streams=ended)
+
+    app.on_shutdown.append(end_streams)
 
     def committed(group: GroupCommitted) -> None:
         telemetry.group_committed(group)
@@ -74,10 +107,12 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
         async with AsyncExitStack() as stack:
             pool = app[POOL] = await stack.enter_async_context(database_pool(settings, database_url))
             ring = app[KEYRING] = KeyRing(pool)
+            directory = app[DIRECTORY] = Directory(pool)
             app[WRITER] = await stack.enter_async_context(
                 group_commit_writer(pool, settings, state, clock=overrides.clock, on_commit=committed))
             await stack.enter_async_context(
-                background("projection-poll", poll_projection(pool, projection, settings.projector_poll_seconds)))
+                background("projection-poll", poll_projection(pool, projection, settings.projector_poll_seconds,
+                                                              on_lists=directory.lists_changed)))
             wake: Callable[[], None] = lambda: None  # noqa: E731 - replaced when the projector runs here
             if settings.run_projector:
                 worker = await stack.enter_async_context(projector(
@@ -94,8 +129,9 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
                 wake()
 
             await stack.enter_async_context(listening(database_url, {
-                KEYS_CHANNEL: lambda _payload: ring.invalidate(), EVENTS_CHANNEL: appended,
-                PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}, connected))
+                KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
+                PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
+                REGIONS_CHANNEL: lambda payload: directory.lists_changed(int(payload))}, connected))
             yield
 
     app.cleanup_ctx.append(resources)

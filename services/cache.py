@@ -4,8 +4,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-State = tuple[int, int, int]
-"""Projection position, log head and read-table identity: what a rendered poll answer depends on."""
+State = tuple[int, int, int, int]
+"""Projection position, log head, read-table identity and region-lists version: what a rendered poll answer
+depends on."""
 
 
 class ResponseCache:

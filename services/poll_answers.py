@@ -2,7 +2,7 @@
 
 A wall screen polls the same URL every few seconds and almost always gets the same answer. Once a read
 handler has rendered an answer it files the body and its ETag here under the request's path and query and
-the projection state it reflects (position, log head, read-table identity). While that state holds, a poll
+what it reflects (projection position, log head, read-table identity, region-lists version). While that holds, a poll
 with a bearer key this process has already verified is answered here: 304 when If-None-Match names the
 ETag, else 200 with the stored bytes. The key is still checked (from the digest verified earlier, dropped on
 every key change) and still rate-limited. Anything else (no key, an unknown key, a state that moved, a
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import ETag, hdrs, web
 
-from services.appkeys import KEYRING, LIMITER, POLL_ANSWERS, PROJECTION
+from services.appkeys import DIRECTORY, KEYRING, LIMITER, POLL_ANSWERS, PROJECTION
 from services.middleware import ROLES_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,8 +30,8 @@ async def answer_polls(request: web.Request, handler: Handler) -> web.StreamResp
     if request.method != "GET":
         return await handler(request)
     projection = request.app[PROJECTION]
-    answer = request.app[POLL_ANSWERS].get(request.path_qs,
-                                           (projection.position, projection.head, projection.tables))
+    answer = request.app[POLL_ANSWERS].get(request.path_qs, (projection.position, projection.head, projection.tables,
+                                                             request.app[DIRECTORY].version))
     if answer is None:
         return await handler(request)
     scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from events.region_store import lists_version
 from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
@@ -94,13 +95,16 @@ async def listening(url: str, channels: dict[str, Callback], on_connect: Callabl
         yield
 
 
-async def poll_projection(pool: asyncpg.Pool, projection: ProjectionState, every: float) -> None:
-    """Fallback for lost notifications: read the checkpoint and the head every poll interval."""
+async def poll_projection(pool: asyncpg.Pool, projection: ProjectionState, every: float, *,
+                          on_lists: Callable[[int], None] = lambda _version: None) -> None:
+    """Fallback for lost notifications: read the checkpoint, the head and the region lists' version every poll."""
     while True:
         try:
             async with translated_errors(), pool.acquire() as conn:
                 status = await checkpoint_status(conn)
                 log_head, _ = await head(conn)  # after the checkpoint, so never behind it
+                lists = await lists_version(conn)
+            on_lists(lists)
             projection.tables = status.tables
             projection.saw_head(log_head)
             projection.advance(status.position, status.updated_at)

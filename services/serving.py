@@ -20,6 +20,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -74,12 +75,17 @@ async def run_projector(settings: Settings, database_url: str) -> None:
     log.info("projector stopped", position=state.position)
 
 
-def run_api(settings: Settings, database_url: str, *, reuse_port: bool = False,
+def run_api(settings: Settings, database_url: str, *, sock: socket.socket | None = None, reuse_port: bool = False,
             overrides: Overrides | None = None) -> None:
-    """One API process on the configured host and port until SIGINT/SIGTERM (aiohttp drains on the way out)."""
-    web.run_app(create_app(settings, database_url, overrides or Overrides()), host=settings.host, port=settings.port,
-                reuse_port=reuse_port or None, access_log=None, print=None, loop=new_event_loop(),
-                shutdown_timeout=SHUTDOWN_SECONDS)
+    """One API process until SIGINT/SIGTERM (aiohttp drains on the way out): on ``sock`` when given (bound
+    already), else binding the configured host and port itself."""
+    app = create_app(settings, database_url, overrides or Overrides())
+    if sock is not None:
+        web.run_app(app, sock=sock, access_log=None, print=None, loop=new_event_loop(),
+                    shutdown_timeout=SHUTDOWN_SECONDS)
+        return
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
+                print=None, loop=new_event_loop(), shutdown_timeout=SHUTDOWN_SECONDS)
 
 
 def _die_with_parent(parent: int) -> None:
