@@ -70,7 +70,7 @@ from services.simulate.plan import generate_events
 RAW_TABLE = "bench_raw_events"
 COLUMNS = ["position", "event_id", "type", "schema_version", "campaign", "region", "occurred_at", "recorded_at",
            "recorded_by", "request_id", "target_event_id", "data", "content_hash", "prev_hash", "hash"]
-TARGET_RATIO = 0.6
+TARGET_RATIO = 0.5  # issue 13
 BATCH = 1000
 
 

@@ -232,7 +232,7 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
         url = f"{server.url}/v1/campaigns/{CAMPAIGN}"
         types = feeding_types(PROVENANCE_METRIC)
         bad: list[str] = []
-        with RssSampler(server.pid, 0.1) as serve_rss:
+        with RssSampler(server.pid, 0.1, children=True) as serve_rss:
             for n in range(1, args.rounds + 1):
                 for fraction in args.fractions:
                     # Never asked before (the cache misses), and just below a snapshot position: the most events

@@ -68,6 +68,11 @@ class Postmaster:
     socket_dir: str
 
 
+def serve_workers() -> int:
+    """How many API processes ``qmstats serve`` runs by default here (the CPUs this process may use)."""
+    return len(os.sched_getaffinity(0))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -167,14 +172,28 @@ class QmstatsServer:
         lines = (self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
         return Postmaster(int(lines[0]), int(lines[3]), lines[4])
 
+    def superuser_url(self) -> str:
+        """The postgres superuser on the qmstats database, over the Unix socket, as a URL."""
+        pm = self.postmaster()
+        return f"postgresql://postgres@/qmstats?host={pm.socket_dir}&port={pm.port}"
+
     async def connect_superuser(self) -> asyncpg.Connection:
         """The postgres superuser on the qmstats database, over the Unix socket."""
         pm = self.postmaster()
         return await asyncpg.connect(host=pm.socket_dir, port=pm.port, user="postgres", database="qmstats")
 
+    def processes(self) -> list[psutil.Process]:
+        """serve and every process it forked (API workers, the projector); PostgreSQL is not among them."""
+        root = psutil.Process(self.pid)
+        return [root, *root.children(recursive=True)]
+
     def rss_bytes(self) -> int:
-        """Resident memory of the serve process now."""
-        return int(psutil.Process(self.pid).memory_info().rss)
+        """Resident memory of all serve processes now (shared pages counted in each, so an upper bound)."""
+        return sum(int(p.memory_info().rss) for p in self.processes())
+
+    def pss_bytes(self) -> int:
+        """Proportional memory of all serve processes (each shared page split among its sharers)."""
+        return sum(int(p.memory_full_info().pss) for p in self.processes())
 
     def stop(self) -> None:
         """SIGTERM serve and wait (it stops its PostgreSQL on exit); stop PostgreSQL ourselves if it did not."""
@@ -241,13 +260,32 @@ async def scrape(session: aiohttp.ClientSession, url: str, wanted: Iterable[str]
     return values
 
 
+async def scrape_all(url: str, wanted: Iterable[str], processes: int) -> dict[str, float]:
+    """Counters summed over every API process of ``serve --workers N`` (each has its own /metrics).
+
+    Fresh connections reach the workers as the kernel spreads them; ``qmstats_process_id`` tells which
+    answered. Raises when not every worker was reached within a bounded number of tries.
+    """
+    names = set(wanted) | {"qmstats_process_id"}
+    seen: dict[float, dict[str, float]] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+        for _ in range(50 * processes):
+            values = await scrape(fresh, url, names)
+            seen[values.get("qmstats_process_id", 0.0)] = values
+            if len(seen) >= processes:
+                break
+    if len(seen) < processes:
+        raise RuntimeError(f"/metrics answered from {len(seen)} of {processes} processes")
+    return {name: sum(v.get(name, 0.0) for v in seen.values()) for name in wanted}
+
+
 # --------------------------------------------------------------------------- CPU and memory
 
 
 def process_groups(server: QmstatsServer, extra: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
     """The benchmark client, the qmstats server, every PostgreSQL process (and any ``extra`` groups)."""
     postmaster = psutil.Process(server.postmaster().pid)
-    groups = {"client": [os.getpid()], "qmstats": [server.pid],
+    groups = {"client": [os.getpid()], "qmstats": [p.pid for p in server.processes()],
               "postgres": [postmaster.pid] + [c.pid for c in postmaster.children(recursive=True)]}
     groups.update(extra or {})
     return groups
@@ -520,7 +558,8 @@ class PySpy:
     def __init__(self, pid: int, out: Path, seconds: float, rate: int = 100) -> None:
         self.out = out
         self._args = [str(PY_SPY), "record", "--format", "raw", "--pid", str(pid), "--output", str(out),
-                      "--duration", str(max(1, round(seconds))), "--rate", str(rate), "--nonblocking"]
+                      "--duration", str(max(1, round(seconds))), "--rate", str(rate), "--nonblocking",
+                      "--subprocesses"]
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "PySpy":
@@ -662,3 +701,46 @@ def client_session(connections: int = 100, timeout: float = 60.0) -> aiohttp.Cli
 
 def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
+
+
+class BareApp:
+    """bench/bare_app.py as a subprocess."""
+
+    def __init__(self, *, database_url: str | None = None, workers: int = 1) -> None:
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        self._extra = (["--database-url", database_url] if database_url else []) + ["--workers", str(workers)]
+        self.url = f"http://{HOST}:{self.port}/dashboard"
+        self.big_url = f"http://{HOST}:{self.port}/dashboard-big"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, big_bytes: int = 18_000) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "bare_app.py"), "--port", str(self.port),
+                                      "--big-bytes", str(big_bytes), *self._extra],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        for _ in range(200):
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bare_app exited with {self.proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(self.url) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("bare_app did not answer")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -4,10 +4,12 @@
 
 Steps, each a subprocess that starts and stops its own ``qmstats serve`` (full / --quick):
 
-* ingest     bench_ingest.py: single-event POSTs, 64 clients vs raw INSERT 1/tx on 8 conns (10 s × 3 / 3 s × 1)
+* ingest     bench_ingest.py: single-event POSTs, 64 clients vs the HTTP ceiling, the naive handler and raw
+             INSERT 1/tx (10 s × 3 / 3 s × 1)
 * batch      bench_batch.py: 1000-event POSTs vs raw COPY of 1000-row batches (10 s × 3 / 3 s × 1)
 * dashboard  bench_dashboard.py: 304 and cached 200 polls vs a bare aiohttp handler (10 s × 3 / 3 s × 1)
-* lag        bench_lag.py: projection lag at 2000 events/s offered, in-process and split projector (20 s / 3 s)
+* lag        bench_lag.py: projection lag at 2000 events/s offered, serve (workers + projector process) and
+             --workers 1 (20 s / 3 s)
 * replica    bench_replica.py: the same read mix from a streaming replica and from the primary under steady ingest,
              and the replica's lag under steady and flat-out ingest (10 s × 3 / 3 s × 1)
 * load       load_log.py: 1,000,000 / 20,000 generated events through POST /v1/events into a kept data dir

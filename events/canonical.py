@@ -12,6 +12,7 @@ so anyone can recompute a hash from an exported event (docs/canonical-form.md).
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -55,3 +56,37 @@ def chain_hash(prev_hash: bytes, record: Mapping[str, Any]) -> bytes:
     """The chain link of a recorded event: sha256(prev_hash ‖ canonical bytes of the record)."""
     body = canonical_bytes({k: record[k] for k in RECORD_FIELDS})
     return hashlib.sha256(prev_hash + body).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordParts:
+    """A record's canonical bytes split around what only the append lock decides (position, recorded_at).
+
+    ``before`` runs up to ``"position":``, ``after`` from ``,"recorded_by"`` to the closing brace: the sorted
+    keys put position and recorded_at between them, so ``before ‖ position ‖ ,"recorded_at":… ‖ after`` is
+    byte for byte ``canonical_bytes`` of the whole record.
+    """
+
+    content_hash: bytes
+    before: bytes
+    after: bytes
+
+
+def record_parts(content: Mapping[str, Any], recorded_by: str, request_id: str) -> RecordParts:
+    """Everything of a record's canonical form that is known before the append lock, built once."""
+    content_bytes = canonical_bytes({k: content[k] for k in CONTENT_FIELDS})
+    before = canonical_bytes({k: content[k] for k in ("campaign", "data", "event_id", "occurred_at")})
+    after = canonical_bytes({"recorded_by": recorded_by, "region": content["region"], "request_id": request_id,
+                             "schema_version": content["schema_version"], "type": content["type"]})
+    return RecordParts(hashlib.sha256(content_bytes).digest(), before[:-1] + b',"position":', b"," + after[1:])
+
+
+def recorded_at_bytes(moment: datetime) -> bytes:
+    """The ``,"recorded_at":"…"`` fragment of a group's canonical records."""
+    return b',"recorded_at":' + orjson.dumps(format_timestamp(moment))
+
+
+def chain_hash_of_parts(prev_hash: bytes, parts: RecordParts, position: int, recorded_at: bytes) -> bytes:
+    """``chain_hash`` from pre-built parts: one concatenation and one sha256 under the append lock."""
+    return hashlib.sha256(b"".join((prev_hash, parts.before, str(position).encode(), recorded_at,
+                                    parts.after))).digest()

@@ -17,7 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from events.campaigns import CampaignHistory, fold_lifecycle
 from events.canonical import GENESIS_HASH
-from events.coordination import APPEND_LOCK, EVENTS_CHANNEL
+from events.coordination import APPEND_LOCK, EVENTS_CHANNEL, notify
 from events.decide import KnownEvent, LogState
 from events.errors import StoreUnavailable
 from events.intake import DraftEvent
@@ -42,6 +42,9 @@ _LIFECYCLE_SQL: Final = "(" + ", ".join(f"'{t}'" for t in LIFECYCLE_TYPES) + ")"
 
 _COLUMNS: Final = ("position, event_id, type, schema_version, campaign, region, occurred_at, recorded_at, "
                    "recorded_by, request_id, target_event_id, data, content_hash, prev_hash, hash")
+
+COPY_FROM_EVENTS: Final = 200
+"""Groups of at least this many events are appended with COPY."""
 
 UNAVAILABLE_ERRORS: Final = (
     OSError,
@@ -182,7 +185,15 @@ async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
 
 @translating
 async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
-    """Insert recorded events in one statement and wake every listener. Call inside the lock."""
+    """Insert recorded events and wake every listener. Call inside the lock.
+
+    A large group goes in by binary COPY (cheapest per row, then a second round trip for the NOTIFY); a
+    small one by one INSERT … unnest that also notifies, since there the round trip costs more than the rows.
+    """
+    if len(records) >= COPY_FROM_EVENTS:
+        await copy_records(conn, records)
+        await notify(conn, EVENTS_CHANNEL, str(records[-1].position))
+        return
     # One statement inserts and notifies: fewer round trips while holding the append lock.
     await conn.execute(
         f"""WITH inserted AS (

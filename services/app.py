@@ -1,28 +1,28 @@
-"""The composition root: ``create_app`` wires settings, database, writer, keys, projector and routes."""
+"""The composition root: ``create_app`` enters each resource (services/resources.py) in one place.
+
+Every resource takes what it depends on as arguments (no lookup through the app by position), so
+``qmstats project`` opens the same pool, projector and listener as ``serve`` without wiring them again,
+and tests can pass overrides (a clock, a shared rate limiter) to ``create_app``.
+"""
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
 from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL, REGIONS_CHANNEL
-from events.region_store import lists_version
-from events.store import head, translated_errors
-from events.writer import GroupCommitted, GroupCommitWriter
-from projections.projector import BatchApplied
-from projections.tables import checkpoint_status
+from events.writer import GroupCommitted
 from services.appkeys import (
     DASHBOARD_CACHE,
     DIRECTORY,
     KEYRING,
     LIMITER,
+    POLL_ANSWERS,
     POOL,
     PROJECTION,
-    PROJECTOR,
     REPLICAS,
     SETTINGS,
     STATE,
@@ -30,16 +30,24 @@ from services.appkeys import (
     TELEMETRY,
     WRITER,
 )
-from services.cache import ResponseCache
-from services.database import create_pool
+from services.cache import PollAnswers, ResponseCache
 from services.directory import Directory
 from services.keyring import KeyRing
-from services.listener import Listener
 from services.middleware import authenticate, echo_request_id, request_context
+from services.poll_answers import answer_polls
 from services.projection_state import ProjectionState
-from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.replicas import ReplicaSet, following_replicas
+from services.resources import (
+    Clock,
+    background,
+    database_pool,
+    group_commit_writer,
+    listening,
+    poll_projection,
+    projector,
+    utc_now,
+)
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -47,39 +55,6 @@ from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 log = structlog.get_logger("qmstats.app")
-
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def _background(name: str, coro: Callable[[web.Application], Coroutine[Any, Any, None]]) -> Callable[
-        [web.Application], AsyncIterator[None]]:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(coro(app), name=name)
-        yield
-        await _cancel(task)
-    return context
-
-
-async def poll_projection(app: web.Application) -> None:
-    """Fallback for lost notifications: read the checkpoint and the head every poll interval."""
-    state, pool, every = app[PROJECTION], app[POOL], app[SETTINGS].projector_poll_seconds
-    while True:
-        try:
-            async with translated_errors(), pool.acquire() as conn:
-                status = await checkpoint_status(conn)
-                log_head, _ = await head(conn)  # after the checkpoint, so never behind it
-                lists = await lists_version(conn)
-            app[DIRECTORY].lists_changed(lists)
-            state.tables = status.tables
-            state.saw_head(log_head)
-            state.advance(status.position, status.updated_at)
-        except Exception as exc:  # the poll is a fallback: report and keep polling
-            log.warning("projection poll failed", error=str(exc))
-        await asyncio.sleep(every)
 
 
 def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
@@ -99,19 +74,26 @@ def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
     return changed
 
 
-def create_app(settings: Settings, database_url: str) -> web.Application:
-    """The aiohttp application. Resources are opened in ``cleanup_ctx`` when it starts, closed when it stops."""
-    app = web.Application(middlewares=[request_context, authenticate], client_max_size=settings.max_body_bytes)
-    app[SETTINGS] = settings
-    app[STATE] = ServiceState()
-    app[PROJECTION] = ProjectionState()
-    app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
-    app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app[DASHBOARD_CACHE] = ResponseCache()
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """What tests (and the multi-worker server) may replace in ``create_app``."""
+
+    clock: Clock = utc_now
+    limiter: RateLimiter | None = None
+
+
+def create_app(settings: Settings, database_url: str, overrides: Overrides = Overrides()) -> web.Application:
+    """The aiohttp application. Resources are opened in order when it starts and closed in reverse when it stops."""
+    app = web.Application(middlewares=[answer_polls, request_context, authenticate],
+                          client_max_size=settings.max_body_bytes)
+    state, projection = ServiceState(), ProjectionState()
+    telemetry = Telemetry.for_service(projection)
+    app[SETTINGS], app[STATE], app[PROJECTION], app[TELEMETRY] = settings, state, projection, telemetry
+    app[LIMITER] = overrides.limiter or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app[DASHBOARD_CACHE], app[POLL_ANSWERS], app[STREAMS] = ResponseCache(), PollAnswers(), OpenStreams()
     app[REPLICAS] = ReplicaSet.configured(settings)
     for replica in app[REPLICAS].replicas:
-        app[TELEMETRY].watch_replica(replica)
-    app[STREAMS] = OpenStreams()
+        telemetry.watch_replica(replica)
     setup_routes(app)
 
     async def end_streams(app: web.Application) -> None:
@@ -123,72 +105,42 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.on_shutdown.append(end_streams)
     app.on_response_prepare.append(echo_request_id)
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
-                                 connect_timeout=settings.database_timeout_seconds,
-                                 command_timeout=settings.statement_timeout_seconds)
-        app[POOL] = pool
-        app[KEYRING] = KeyRing(pool)
-        app[DIRECTORY] = Directory(pool)
-        yield
-        await pool.close()
+    def committed(group: GroupCommitted) -> None:
+        telemetry.group_committed(group)
+        projection.saw_head(group.head)
 
-    async def writer(app: web.Application) -> AsyncIterator[None]:
-        def committed(group: GroupCommitted) -> None:
-            app[TELEMETRY].group_committed(group)
-            app[PROJECTION].saw_head(group.head)
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            pool = app[POOL] = await stack.enter_async_context(database_pool(settings, database_url))
+            ring = app[KEYRING] = KeyRing(pool)
+            directory = app[DIRECTORY] = Directory(pool)
+            await stack.enter_async_context(following_replicas(app[REPLICAS], settings, projection))
+            app[WRITER] = await stack.enter_async_context(
+                group_commit_writer(pool, settings, state, clock=overrides.clock, on_commit=committed))
+            await stack.enter_async_context(
+                background("projection-poll", poll_projection(pool, projection, settings.projector_poll_seconds,
+                                                              on_lists=directory.lists_changed)))
+            wake: Callable[[], None] = lambda: None  # noqa: E731 - replaced when the projector runs here
+            if settings.run_projector:
+                worker = await stack.enter_async_context(projector(
+                    pool, database_url, settings, projection,
+                    on_batch=lambda batch: telemetry.projected.inc(batch.events)))
+                wake = worker.wake
 
-        writer = GroupCommitWriter(app[POOL], max_group_events=settings.group_max_events,
-                                   clock_skew=timedelta(seconds=settings.clock_skew_seconds), on_commit=committed)
-        app[WRITER] = writer
-        task = asyncio.create_task(writer.run(), name="group-commit-writer")
-        app[STATE].writer_running = True
-        yield
-        # Shutdown: refuse new appends, answer everything already queued, then stop.
-        app[STATE].shutting_down = True
-        writer.stop_accepting()
-        await task
-        app[STATE].writer_running = False
+            def connected(up: bool) -> None:
+                state.listener_connected = up
+                ring.set_live(up)
 
-    async def projector(app: web.Application) -> AsyncIterator[None]:
-        def applied(batch: BatchApplied) -> None:
-            app[TELEMETRY].projected.inc(batch.events)
+            def appended(payload: str) -> None:
+                projection.saw_head(int(payload))
+                app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
+                wake()
 
-        worker = ProjectorWorker(app[POOL], database_url, app[PROJECTION], batch_size=settings.projector_batch_size,
-                                 poll_seconds=settings.projector_poll_seconds, on_batch=applied)
-        app[PROJECTOR] = worker
-        task = asyncio.create_task(worker.run(), name="projector")
-        yield
-        await _cancel(task)
-
-    async def listener(app: web.Application) -> AsyncIterator[None]:
-        ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        worker = app.get(PROJECTOR)
-
-        def connected(up: bool) -> None:
-            state.listener_connected = up
-            ring.set_live(up)
-
-        def appended(payload: str) -> None:
-            projection.saw_head(int(payload))
-            app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
-            if worker is not None:
-                worker.wake()
-
-        channels = {KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
-                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
-                    REGIONS_CHANNEL: lambda payload: app[DIRECTORY].lists_changed(int(payload))}
-        task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
-        yield
-        await _cancel(task)
-
-    async def replicas(app: web.Application) -> AsyncIterator[None]:
-        async with following_replicas(app[REPLICAS], settings, app[PROJECTION]):
+            await stack.enter_async_context(listening(database_url, {
+                KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
+                PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
+                REGIONS_CHANNEL: lambda payload: directory.lists_changed(int(payload))}, connected))
             yield
 
-    contexts = [database, replicas, writer, _background("projection-poll", poll_projection)]
-    if settings.run_projector:
-        contexts.append(projector)
-    contexts.append(listener)
-    app.cleanup_ctx.extend(contexts)
+    app.cleanup_ctx.append(resources)
     return app

@@ -5,7 +5,7 @@ from aiohttp import web
 
 from events.key_store import ApiKey
 from events.writer import GroupCommitWriter
-from services.cache import ResponseCache
+from services.cache import PollAnswers, ResponseCache
 from services.directory import Directory
 from services.errors import Unauthenticated
 from services.keyring import KeyRing
@@ -29,6 +29,7 @@ PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
 REPLICAS = web.AppKey("replicas", ReplicaSet)
+POLL_ANSWERS = web.AppKey("poll_answers", PollAnswers)
 DIRECTORY = web.AppKey("directory", Directory)
 STREAMS = web.AppKey("streams", OpenStreams)
 

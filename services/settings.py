@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
 
+    workers: int | None = Field(
+        default=None, ge=1, description="API processes `serve` runs on one port; unset = the number of CPUs")
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     max_batch_events: int = Field(default=1000, ge=1)
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="sustained requests/s per key")

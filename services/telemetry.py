@@ -1,5 +1,6 @@
 """Prometheus metrics, one registry per app so tests can build many apps in one process."""
 
+import os
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -57,6 +58,8 @@ class Telemetry:
         """Metrics of a service process, with projection gauges read from ``projection`` at scrape time."""
         telemetry = cls()
         r = telemetry.registry
+        # Each API process of `serve --workers N` answers /metrics for itself; this tells them apart.
+        Gauge("qmstats_process_id", "Operating-system id of the process answering", registry=r).set(os.getpid())
         Gauge("qmstats_projection_position", "Position the dashboard projection reflects",
               registry=r).set_function(lambda: projection.position)
         Gauge("qmstats_log_head_position", "Last position of the log as this process knows it",

@@ -30,6 +30,7 @@ from services.appkeys import (
     DASHBOARD_CACHE,
     DIRECTORY,
     KEYRING,
+    POLL_ANSWERS,
     PROJECTION,
     READ_POSITION,
     REPLICAS,
@@ -105,8 +106,11 @@ async def _snapshot_header(snap: Snapshot, campaign: str) -> tuple[int, datetime
     return snap.position, snap.updated_at, await _campaign(snap.conn, campaign)
 
 
-def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
+def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str, head: int,
+           tables_oid: int, lists: int) -> web.Response:
+    """Remember a rendered answer: by its key for the handler, by its URL for polls answered before the middleware."""
     request.app[DASHBOARD_CACHE].put(key, body)
+    request.app[POLL_ANSWERS].put(request.path_qs, (key[1], head, tables_oid, lists), body, etag)
     return _cached_response(body, etag)
 
 
@@ -123,7 +127,8 @@ async def dashboard(request: web.Request) -> web.Response:
         return await _dashboard_at(request, campaign, region, level, lists)
     state = request.app[PROJECTION]
     # The body shows the lag, so a cached body is only good while the log head is where it was too.
-    head, tables_id = state.head, str(state.tables) + "." + lists
+    head, tables_oid = state.head, state.tables
+    tables_id = str(tables_oid) + "." + lists
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
@@ -147,7 +152,8 @@ async def dashboard(request: web.Request) -> web.Response:
         categories=figures.categories, children=children, expected=expected, names=names,
     ).model_dump_json().encode()
     return _store(request, ("dashboard", position, campaign, region, level, str(head), tables_id), body,
-                  _etag("dashboard", position, campaign, region, level, str(head), tables_id))
+                  _etag("dashboard", position, campaign, region, level, str(head), tables_id),
+                  head, tables_oid, int(lists))
 
 
 async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str, lists: str) -> web.Response:
@@ -202,7 +208,9 @@ async def series(request: web.Request) -> web.Response:
     if metric not in METRICS:
         raise InvalidParameter(f"metric must be one of the catalogue's metrics (GET /v1/catalogue), not {metric!r}")
     region = region_param(request) or NATION
-    tables_id = str(request.app[PROJECTION].tables) + "." + await _known(request, campaign, region)
+    lists = await _known(request, campaign, region)
+    head, tables_oid = request.app[PROJECTION].head, request.app[PROJECTION].tables
+    tables_id = str(tables_oid) + "." + lists
     _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
@@ -217,7 +225,8 @@ async def series(request: web.Request) -> web.Response:
                   days=[SeriesPoint(date=d, value=display(metric, values.get(d, Decimal(0))))
                         for d in _days(history)]).model_dump_json().encode()
     return _store(request, ("series", position, campaign, region, metric, tables_id), body,
-                  _etag("series", position, campaign, region, metric, tables_id))
+                  _etag("series", position, campaign, region, metric, tables_id),
+                  head, tables_oid, int(lists))
 
 
 def _reporting(expected: list[str] | None, reported: set[str], names: dict[str, str]) -> ReportingSet:
@@ -238,7 +247,9 @@ async def completeness(request: web.Request) -> web.Response:
         day = date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
         raise InvalidParameter("date must be YYYY-MM-DD") from None
-    tables_id = str(request.app[PROJECTION].tables) + "." + await _known(request, campaign, region)
+    lists = await _known(request, campaign, region)
+    head, tables_oid = request.app[PROJECTION].head, request.app[PROJECTION].tables
+    tables_id = str(tables_oid) + "." + lists
     _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready
@@ -257,7 +268,8 @@ async def completeness(request: web.Request) -> web.Response:
         on_date=_reporting(expected, on_day, names) if day else None, to_date=_reporting(expected, overall, names),
         latest_day=latest, position=position).model_dump_json().encode()
     return _store(request, ("completeness", position, campaign, region, str(day), tables_id), body,
-                  _etag("completeness", position, campaign, region, str(day), tables_id))
+                  _etag("completeness", position, campaign, region, str(day), tables_id),
+                  head, tables_oid, int(lists))
 
 
 @allow("viewer", "auditor")

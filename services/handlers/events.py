@@ -4,7 +4,7 @@ import asyncio
 
 from aiohttp import hdrs, web
 
-from events.decide import AppendRequest, check_scope
+from events.decide import check_scope, prepare
 from events.exchange import export_lines
 from events.intake import parse_json, read_events
 from events.regions import code_prefix, is_within
@@ -50,7 +50,7 @@ async def post_events(request: web.Request) -> web.Response:
     drafts = read_events(parse_json(body), request.app[SETTINGS].max_batch_events)
     actor = api_key(request).actor
     check_scope(drafts, actor)
-    accepted = await request.app[WRITER].append(AppendRequest(drafts, actor, request_id(request)))
+    accepted = await request.app[WRITER].append(prepare(drafts, actor, request_id(request)))
     results = [EventResult(event_id=r.event_id, status=r.status, position=r.position) for r in accepted.results]
     status = 201 if any(r.status == "created" for r in results) else 200
     return json_response(AppendResponse(results=results, last_position=max(r.position for r in results)),

@@ -195,7 +195,8 @@ async def test_a_client_that_goes_away_is_counted_apart_and_is_not_a_server_erro
         database: Database, keys: Keys, tmp_path: Path) -> None:
     # A real `qmstats serve`: aiohttp's test server cancels handlers on disconnect, `serve` does not.
     async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
-        api = children.serve(log_level="info")
+        # One API process: /metrics counts what the process answering it saw (each worker has its own).
+        api = children.serve("--workers", "1", log_level="info")
         await api.start_listening()
         await open_campaign(api.url, keys.admin)
         async with aiohttp.ClientSession() as session:

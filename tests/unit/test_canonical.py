@@ -20,10 +20,10 @@ from events.canonical import (
     format_timestamp,
     parse_timestamp,
 )
-from events.decide import GroupDecider
+from events.decide import Accepted, AppendRequest, GroupDecider, prepare
 from events.records import RecordedEvent, from_exported
 from tests.factories import SAMPLE_DATA, event, retraction
-from tests.unit.scenario import NOW, accept, fresh_state, recorded_chain
+from tests.unit.scenario import NOW, REPORTER, accept, drafts, fresh_state, recorded_chain
 
 
 def python_json(obj: Any) -> bytes:
@@ -213,3 +213,27 @@ def test_record_equality_is_by_value() -> None:
     record = recorded_chain(1)[0]
     assert isinstance(record, RecordedEvent)
     assert replace(record) == record
+
+
+@settings(max_examples=60)
+@given(category=st.text(st.sampled_from('"\\/全国质量月😀é') | PRINTABLE, min_size=1, max_size=20)
+       .filter(lambda t: t.strip() != ""),
+       position=st.integers(min_value=0, max_value=2**53))
+def test_records_prepared_before_the_lock_are_byte_identical_to_those_built_under_it(category: str,
+                                                                                      position: int) -> None:
+    sent = [event("raid_conducted", data={**SAMPLE_DATA["raid_conducted"], "category": category}),
+            event("publicity_held", region="110000"), event("media_reported")]
+    prepared_request = prepare(drafts(*sent), REPORTER, "req-prepared")
+    assert all(parts is not None for parts in prepared_request.prepared)
+    plain = GroupDecider(fresh_state(head_position=position), NOW).decide(
+        AppendRequest(prepared_request.drafts, REPORTER, "req-prepared"))
+    prepared = GroupDecider(fresh_state(head_position=position), NOW).decide(prepared_request)
+    assert isinstance(plain, Accepted)
+    assert isinstance(prepared, Accepted)
+    assert prepared.records == plain.records
+    prev = GENESIS_HASH
+    for record in prepared.records:
+        body = python_json(json.loads(json.dumps(record.canonical_fields(), ensure_ascii=False)))
+        assert record.prev_hash == prev
+        assert record.hash == hashlib.sha256(prev + body).digest() == record.computed_hash()
+        prev = record.hash

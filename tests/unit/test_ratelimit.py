@@ -1,8 +1,11 @@
 """Per-key token buckets, driven by a fake clock."""
 
+import multiprocessing
+import multiprocessing.queues
+
 import pytest
 
-from services.ratelimit import RateLimiter
+from services.ratelimit import RateLimiter, SharedBuckets
 
 
 class FakeClock:
@@ -75,3 +78,33 @@ def test_a_sustained_rate_is_honoured(clock: FakeClock) -> None:
                                               (0.0, "1")])
 def test_retry_after_is_whole_seconds_and_at_least_one(wait: float, header: str) -> None:
     assert RateLimiter.retry_after(wait) == header
+
+
+def _spend(limiter: RateLimiter, key: str, tries: int, out: "multiprocessing.queues.Queue[int]") -> None:
+    out.put(sum(limiter.check(key) == 0.0 for _ in range(tries)))
+
+
+def test_a_shared_limiter_gives_forked_workers_one_bucket_per_key_not_one_each() -> None:
+    limiter = RateLimiter.shared(rate=0.001, burst=10)
+    context = multiprocessing.get_context("fork")
+    out: multiprocessing.queues.Queue[int] = context.Queue()
+    workers = [context.Process(target=_spend, args=(limiter, "key-a", 10, out)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    allowed = [out.get(timeout=30) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    assert sum(allowed) == 10, allowed  # one budget of 10 for the key, however the requests spread
+    assert limiter.check("key-a") > 0
+    assert limiter.check("key-b") == 0.0  # another key has its own bucket
+
+
+def test_shared_buckets_reuse_the_longest_idle_slot_when_a_key_finds_none_free() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=1.0, burst=2, clock=clock, buckets=SharedBuckets(slots=4))
+    for n in range(20):  # more keys than slots: each takes a slot, evicting the longest idle one
+        clock.now += 1
+        assert limiter.check(f"key-{n}") == 0.0
+    clock.now += 1
+    assert [limiter.check("key-19") for _ in range(2)] == [0.0, 0.0]  # its own bucket survived, refilled
+    assert limiter.check("key-19") > 0

@@ -1,0 +1,191 @@
+"""Running qmstats processes: one API process, N API workers on one port with a projector process, the projector.
+
+``serve --workers N`` (N ≥ 2) forks N API processes that each bind the port with SO_REUSEPORT, so the
+kernel spreads connections over them, and one projector process. Every worker has its own group-commit
+writer; their groups are serialized by the append lock in PostgreSQL (events.store), so the log keeps one
+order, contiguous positions and one hash chain whatever worker a request reaches. Per-key rate limits
+live in shared memory made before the fork (services.ratelimit); key revocations, projection advances and
+appends reach every worker by NOTIFY, each worker holding its own LISTEN connection.
+
+The parent only supervises. SIGTERM or SIGINT is passed on to every child, which drains (answers what it
+accepted) and exits; the parent exits 0 when all of them did. A child that dies on its own stops the whole
+group with exit code 1, for the outer supervisor (systemd, Docker) to restart. Children die with the
+parent (PR_SET_PDEATHSIG), so a SIGKILLed server leaves no worker holding the port.
+"""
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from events.coordination import EVENTS_CHANNEL
+from services.app import Overrides, create_app
+from services.projection_state import ProjectionState
+from services.projector_process import ProjectorStopped
+from services.ratelimit import RateLimiter
+from services.resources import database_pool, listening, projector
+from services.settings import Settings
+
+log = structlog.get_logger("qmstats.serve")
+SHUTDOWN_SECONDS = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop where uvloop is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def worker_count(settings: Settings) -> int:
+    """How many API processes ``serve`` runs: the setting, else the CPUs this process may use."""
+    if settings.workers is not None:
+        return settings.workers
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
+async def run_projector(settings: Settings, database_url: str) -> None:
+    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby.
+
+    Raises ProjectorStopped when the projector refuses to run (the database is a standby).
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    state = ProjectionState()
+    async with database_pool(settings, database_url, min_size=1, max_size=3) as pool, \
+            projector(pool, database_url, settings, state) as worker, \
+            listening(database_url, {EVENTS_CHANNEL: lambda _payload: worker.wake()},
+                      on_connect=lambda _up: worker.wake()):
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        projecting = worker.running
+        assert projecting is not None  # set by the projector context
+        try:
+            await asyncio.wait([projecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if projecting.done() and not projecting.cancelled():
+            projecting.result()  # an unexpected error propagates as itself
+            raise ProjectorStopped(state.error or "the projector stopped")
+    log.info("projector stopped", position=state.position)
+
+
+def run_api(settings: Settings, database_url: str, *, sock: socket.socket | None = None, reuse_port: bool = False,
+            overrides: Overrides | None = None) -> None:
+    """One API process until SIGINT/SIGTERM (aiohttp drains on the way out): on ``sock`` when given (bound
+    already), else binding the configured host and port itself."""
+    app = create_app(settings, database_url, overrides or Overrides())
+    if sock is not None:
+        web.run_app(app, sock=sock, access_log=None, print=None, loop=new_event_loop(),
+                    shutdown_timeout=SHUTDOWN_SECONDS)
+        return
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port or None, access_log=None,
+                print=None, loop=new_event_loop(), shutdown_timeout=SHUTDOWN_SECONDS)
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child(parent: int, target: Callable[[], None]) -> None:
+    _die_with_parent(parent)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    target()
+
+
+def _api_worker(settings: Settings, database_url: str, limiter: RateLimiter) -> None:
+    run_api(settings, database_url, reuse_port=True, overrides=Overrides(limiter=limiter))
+
+
+def _projector_worker(settings: Settings, database_url: str) -> None:
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(run_projector(settings, database_url))
+    finally:
+        loop.close()
+
+
+def serve_workers(settings: Settings, database_url: str, workers: int) -> int:
+    """Run ``workers`` API processes and (unless run_projector is off) a projector process; the exit code."""
+    limiter = RateLimiter.shared(settings.rate_limit_per_second, settings.rate_limit_burst)
+    api_settings = settings.model_copy(update={"run_projector": False})
+    targets: dict[str, Callable[[], None]] = {
+        f"api-{i + 1}": lambda: _api_worker(api_settings, database_url, limiter) for i in range(workers)}
+    if settings.run_projector:
+        targets["projector"] = lambda: _projector_worker(settings, database_url)
+    context = multiprocessing.get_context("fork")
+    # Objects made so far are shared with the children; frozen, the collector never writes to their pages,
+    # so they stay shared copy-on-write instead of being copied into every worker.
+    gc.freeze()
+    stopping = False
+
+    def stop(_sig: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    children: dict[str, BaseProcess] = {}
+    try:
+        for name, target in targets.items():
+            child = context.Process(target=_child, args=(os.getpid(), target), name=f"qmstats-{name}")
+            child.start()
+            children[name] = child
+        failed = _supervise(children, lambda: stopping)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_all(children)
+    codes = {name: child.exitcode for name, child in children.items()}
+    if failed or any(code != 0 for code in codes.values()):
+        log.error("serve stopped with a failed process", exit_codes=codes)
+        return 1
+    return 0
+
+
+def _supervise(children: dict[str, BaseProcess], stopping: Callable[[], bool]) -> bool:
+    """Wait until asked to stop (False) or until a child exits on its own (True)."""
+    while not stopping():
+        wait([child.sentinel for child in children.values()], timeout=0.2)
+        gone = [name for name, child in children.items() if not child.is_alive()]
+        if gone and not stopping():
+            log.error("a serve process exited; stopping the others", processes=gone,
+                      exit_codes=[children[name].exitcode for name in gone])
+            return True
+    return False
+
+
+def _stop_all(children: dict[str, BaseProcess]) -> None:
+    for child in children.values():
+        if child.is_alive() and child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_SECONDS + 10
+    for child in children.values():
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            log.error("a serve process did not stop in time; killing it", process=child.name)
+            child.kill()
+            child.join()
