@@ -217,8 +217,8 @@ class GroupDecider:
         try:
             replacement = validate_payload(target_type, target.schema_version, draft.data["replacement"])
         except ValidationError as exc:
-            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), e["msg"])
-                          for e in exc.errors())
+            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), e["msg"],
+                                    e["type"]) for e in exc.errors())
             return None
         return {**draft.data, "replacement": replacement}
 

@@ -11,6 +11,8 @@ class ItemError:
     event_id: str | None
     loc: tuple[str | int, ...]
     msg: str
+    code: str = "invalid"
+    """Stable machine code: a catalogue rule's code, pydantic's error type, or ``invalid``."""
 
 
 class DomainError(Exception):

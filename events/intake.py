@@ -18,6 +18,7 @@ from events.catalogue import CATALOGUE, EventType
 from events.errors import BatchTooLarge, ItemError, MalformedRequest, ValidationFailed
 from events.fields import CampaignId, RegionCode
 from events.regions import is_structurally_valid
+from events.rules import check_in_event
 
 MAX_BATCH: Final = 1000
 
@@ -105,13 +106,18 @@ class DraftEvent:
 
 def _errors_of(exc: ValidationError, index: int, event_id: str | None,
                prefix: tuple[str | int, ...] = ()) -> list[ItemError]:
-    return [ItemError(index, event_id, prefix + tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+    return [ItemError(index, event_id, prefix + tuple(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
 
 
 def validate_payload(event_type: EventType, version: int, data: dict[str, Any]) -> dict[str, Any]:
-    """Validate a payload against its type's model and return it in normalised JSON form."""
+    """Validate a payload against its type's model and catalogue rules; return it in normalised JSON form.
+
+    A broken catalogue rule raises a ValidationError whose error type is the rule's code.
+    """
     model = event_type.versions[version]
-    return model.model_validate(data).model_dump(mode="json", exclude_none=True)
+    payload = model.model_validate(data)
+    check_in_event(event_type.rules, payload.__dict__, model.__name__)
+    return payload.model_dump(mode="json", exclude_none=True)
 
 
 def _draft(index: int, raw: Any) -> DraftEvent | list[ItemError]:

@@ -15,6 +15,8 @@ class ItemProblem(BaseModel):
     event_id: str | None
     loc: list[str | int] = Field(description="path to the offending field inside the item")
     msg: str
+    code: str = Field(default="invalid", description="stable machine code: a catalogue rule's code (e.g. "
+                      "passed_exceeds_sampled), the validator's error type (e.g. missing), or invalid")
 
 
 class Problem(BaseModel):

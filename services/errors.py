@@ -91,8 +91,8 @@ def map_exception(exc: BaseException) -> Mapped:
         extra: dict[str, object] = {}
         headers: dict[str, str] = {}
         if isinstance(exc, ValidationFailed):
-            extra["errors"] = [{"index": e.index, "event_id": e.event_id, "loc": list(e.loc), "msg": e.msg}
-                               for e in exc.errors]
+            extra["errors"] = [{"index": e.index, "event_id": e.event_id, "loc": list(e.loc), "msg": e.msg,
+                                "code": e.code} for e in exc.errors]
         elif isinstance(exc, EventIdConflict):
             extra.update(event_id=exc.event_id, index=exc.index)
         elif isinstance(exc, RateLimited):
