@@ -16,6 +16,7 @@ from projections.tables import CHECKPOINT
 from services.apikeys import KEYS_CHANNEL, KeyRing
 from services.appkeys import (
     DASHBOARD_CACHE,
+    FLAGS_PROJECTOR,
     KEYRING,
     LIMITER,
     POOL,
@@ -28,6 +29,7 @@ from services.appkeys import (
 )
 from services.cache import ResponseCache
 from services.database import create_pool
+from services.flagging import flags_worker
 from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection import ProjectionState
@@ -120,13 +122,16 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         worker = ProjectorWorker(app[POOL], database_url, app[PROJECTION], batch_size=settings.projector_batch_size,
                                  poll_seconds=settings.projector_poll_seconds, on_batch=applied)
         app[PROJECTOR] = worker
+        app[FLAGS_PROJECTOR] = flags = flags_worker(app[POOL], database_url, settings)
         task = asyncio.create_task(worker.run(), name="projector")
+        flags_task = asyncio.create_task(flags.run(), name="flags-projector")
         yield
+        await _cancel(flags_task)
         await _cancel(task)
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
         ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        worker = app.get(PROJECTOR)
+        worker, flags = app.get(PROJECTOR), app.get(FLAGS_PROJECTOR)
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -136,6 +141,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             projection.saw_head(int(payload))
             if worker is not None:
                 worker.wake()
+            if flags is not None:
+                flags.wake()
 
         channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}

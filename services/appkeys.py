@@ -23,6 +23,7 @@ TELEMETRY = web.AppKey("telemetry", Telemetry)
 STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
+FLAGS_PROJECTOR = web.AppKey("flags_projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -18,6 +18,12 @@ log = structlog.get_logger("qmstats.projector")
 # Held for the whole session by the active projector. Its connection dying (process killed,
 # network gone) releases it, and a standby polling pg_try_advisory_lock takes over.
 PROJECTOR_LOCK = 0x716D_0003
+ApplyBatch = Callable[[Connection, int], Awaitable[BatchApplied]]
+"""One projector batch: (connection, batch size) → what it applied (dashboard: projections.runner)."""
+
+
+async def _dashboard_batch(conn: Connection, batch_size: int) -> BatchApplied:
+    return await apply_batch(conn, batch_size=batch_size)
 
 
 class ProjectorWorker:
@@ -25,8 +31,12 @@ class ProjectorWorker:
 
     def __init__(self, pool: asyncpg.Pool, leader_url: str, state: ProjectionState, *, batch_size: int = 1000,
                  poll_seconds: float = 1.0, standby_seconds: float = 1.0, retry_seconds: float = 5.0,
-                 on_batch: Callable[[BatchApplied], None] | None = None) -> None:
+                 on_batch: Callable[[BatchApplied], None] | None = None, apply: ApplyBatch = _dashboard_batch,
+                 lock: int = PROJECTOR_LOCK, name: str = "projector") -> None:
         self._pool = pool
+        self._apply = apply
+        self._lock = lock
+        self._log = log.bind(projection=name)
         self._leader_url = leader_url
         self._state = state
         self._batch_size = batch_size
@@ -46,19 +56,19 @@ class ProjectorWorker:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
-                while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", PROJECTOR_LOCK):
+                while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", self._lock):
                     if self._state.projector != "standby":
-                        log.info("projector standing by: another process holds the lead")
+                        self._log.info("projector standing by: another process holds the lead")
                     self._state.projector = "standby"
                     await asyncio.sleep(self._standby)
-                log.info("projector active")
+                self._log.info("projector active")
                 self._state.projector = "active"
                 self._state.error = None
                 await self._lead(leader)
             except UNAVAILABLE_ERRORS as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
-                log.warning("projector lost the database; retrying", error=str(exc))
+                self._log.warning("projector lost the database; retrying", error=str(exc))
                 await asyncio.sleep(self._retry)
             finally:
                 if leader is not None and not leader.is_closed():
@@ -70,7 +80,7 @@ class ProjectorWorker:
                 raise ConnectionError("leader connection closed")
             try:
                 async with self._pool.acquire() as conn:
-                    batch = await apply_batch(conn, batch_size=self._batch_size)
+                    batch = await self._apply(conn, self._batch_size)
             except CheckpointMoved:
                 continue  # a rebuild swapped tables or another projector moved on: read the checkpoint again
             except FoldError as exc:
@@ -78,7 +88,7 @@ class ProjectorWorker:
                 # deployment or a repaired database may make the event applicable).
                 self._state.projector = "failed"
                 self._state.error = str(exc)
-                log.error("projector stopped on an event it cannot apply", position=exc.position, error=str(exc))
+                self._log.error("projector stopped on an event it cannot apply", position=exc.position, error=str(exc))
                 await asyncio.sleep(self._retry)
                 continue
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -86,7 +96,7 @@ class ProjectorWorker:
                     raise
                 self._state.projector = "degraded"
                 self._state.error = f"{exc.__class__.__name__}: {exc}"
-                log.warning("projector batch failed; retrying", error=str(exc))
+                self._log.warning("projector batch failed; retrying", error=str(exc))
                 await asyncio.sleep(self._retry)
                 continue
             if self._state.projector in ("failed", "degraded"):

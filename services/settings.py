@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = 1000
     projector_poll_seconds: float = Field(default=1.0, description="fallback poll when no NOTIFY arrives")
+    flag_late_after_days: float = Field(default=7.0, gt=0, description="a fact recorded more than this long after "
+                                        "it occurred gets a late_report flag (data quality, issue 15)")
     ready_max_lag_seconds: float = Field(default=30.0, description="/readyz fails when the projection lags longer")
 
     log_format: Literal["auto", "json", "console"] = "auto"

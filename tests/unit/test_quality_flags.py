@@ -45,7 +45,7 @@ def test_a_yuan_wan_slip_is_flagged_in_both_directions(factor: Decimal) -> None:
     slip = builder.add("raid_conducted", SLIP_COUNTY, data, day=28)
     flags = [f for f in _flags_of(_fold(builder.events), slip) if f.metric == "seized_value_yuan"]
     assert [f.code for f in flags] == ["unit_scale"]
-    assert flags[0].severity == "error" and flags[0].basis == "own"
+    assert (flags[0].severity, flags[0].basis) == ("error", "own")
     assert Decimal("3.5") < flags[0].score < Decimal("4.5")
     assert flags[0].observed == data["seized_value_yuan"]
 
