@@ -10,7 +10,7 @@ from events.catalogue import METRICS
 from events.regions import PROVINCES
 from projections.summary import CampaignSummary
 from projections.views import display
-from schemas.api import Coverage, Summary, SummaryFigureOut, SummaryPassRateOut
+from schemas.api import Coverage, Summary, SummaryFigureOut, SummaryPassRateOut, SummaryQuality
 
 Lang = Literal["zh", "en"]
 
@@ -33,7 +33,10 @@ def summary_model(s: CampaignSummary) -> Summary:
         # to hold (a province whose reports were all retracted or corrected away) is not a figure.
         provinces={code: {m: display(m, s.provinces.get(code, {}).get(m, Decimal(0))) for m in METRICS}
                    for code in sorted(set(s.provinces) | set(s.expected))},
-        text_zh=s.text_zh, text_en=s.text_en)
+        text_zh=s.text_zh, text_en=s.text_en,
+        quality=None if s.quality is None else SummaryQuality(
+            open_flags=s.quality.open_flags, by_code=s.quality.by_code, scored_to=s.quality.scored_to,
+            sentence_zh=s.quality.sentence_zh(), sentence_en=s.quality.sentence_en()))
 
 
 def _title(s: CampaignSummary, lang: Lang) -> str:

@@ -12,7 +12,7 @@ from events.catalogue import CATALOGUE
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
 from services.appkeys import SETTINGS
-from services.handlers import audit, campaigns, dashboard, events, meta, page, summary
+from services.handlers import audit, campaigns, dashboard, events, flags, meta, page, summary
 from services.middleware import ROLES_KEY, Handler, public_dashboard
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
@@ -43,7 +43,9 @@ def _routes() -> list[Route]:
     post_body = event_models({name: t.versions[t.latest_version] for name, t in CATALOGUE.items()})
     return [
         Route("POST", "/v1/events", events.post_events, "Append one event or a batch (atomic)", post_body,
-              {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503]),
+              {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503],
+              query=[QueryParam("dry_run", {"type": "boolean"}, "check only: 200 with results and the flags the "
+                                "events would raise; nothing is stored (any other query parameter is 422)")]),
         Route("GET", "/v1/events", events.get_events, "Read the log in position order",
               responses={200: api.EventsPage},
               query=[_AFTER, _LIMIT, _CAMPAIGN,
@@ -74,6 +76,16 @@ def _routes() -> list[Route]:
               "Which child regions reported (on a day and so far)", responses={200: api.Completeness, 304: None},
               query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION], errors=[404, 422, 503],
               dashboard_public=True),
+        Route("GET", "/v1/campaigns/{campaign}/flags", flags.list_flags,
+              "Data-quality flags, highest score first (a reporter sees its own subtree)",
+              responses={200: api.FlagList},
+              query=[_REGION, QueryParam("status", {"type": "string", "enum": ["open", "reviewed", "resolved", "all"]}),
+                     QueryParam("code", {"type": "string"}),
+                     QueryParam("format", {"type": "string", "enum": ["json", "csv"]}), _LIMIT],
+              errors=[403, 404, 422, 503], text_formats=("text/csv",)),
+        Route("POST", "/v1/campaigns/{campaign}/flags/{flag_id}/review", flags.review_flag,
+              "Review a flag: recorded as a flag_reviewed event", api.ReviewFlag,
+              {201: api.ReviewRecorded, 200: api.ReviewRecorded}, errors=[400, 403, 404, 409, 415, 422, 503]),
         Route("GET", "/v1/stream", dashboard.stream, "Server-Sent Events: one message per projection advance",
               responses={200: None}, produces="text/event-stream", dashboard_public=True),
         Route("GET", "/v1/events/{event_id}", audit.get_event, "One event, its corrections, its effective payload",

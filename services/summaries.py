@@ -1,12 +1,14 @@
 """Loading a campaign's summary at its frozen (or current) position."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 from events.errors import NotFound
 from events.regions import EXPECTED_PROVINCES, NATION, parent_of
 from events.store import Connection, read_campaigns
+from projections.flag_tables import flags_checkpoint, open_flag_counts
 from projections.history import children_view, figures_at, region_view
-from projections.summary import CampaignSummary, summarise
+from projections.summary import CampaignSummary, QualityNote, summarise
 from projections.tables import checkpoint
 
 
@@ -19,6 +21,8 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
         final = history.status == "closed"
         position = history.closed_at[-1] if final else await checkpoint(conn)
         deltas = await figures_at(conn, campaign, position)
+        quality = QualityNote(await open_flag_counts(conn, campaign, at_position=position),
+                              min(position, await flags_checkpoint(conn)))
     national, _ = region_view(deltas, campaign, NATION)
     provinces = children_view(deltas, campaign, NATION, None)
     reporting: dict[str, int] = {}
@@ -26,7 +30,8 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
         if c == campaign and parent_of(region) == NATION:
             reporting[region] = reporting.get(region, 0) + count
     reported = sorted(r for r, n in reporting.items() if n > 0)
-    return summarise(campaign=campaign, theme=history.theme, starts_on=history.starts_on, ends_on=history.ends_on,
+    summary = summarise(campaign=campaign, theme=history.theme, starts_on=history.starts_on, ends_on=history.ends_on,
                      final=final, position=position, close_number=len(history.closed_at) if final else None,
                      national={m: Decimal(v) for m, v in national.items()}, provinces=provinces, reported=reported,
                      expected=sorted(EXPECTED_PROVINCES))
+    return replace(summary, quality=quality)

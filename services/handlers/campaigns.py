@@ -9,9 +9,11 @@ from pydantic import BaseModel, ValidationError
 
 from events.campaigns import CampaignHistory, lifecycle_draft
 from events.decide import Accepted, AppendRequest
-from events.errors import CampaignConflict, ItemError, NotFound, ValidationFailed
+from events.errors import CampaignConflict, ItemError, NotFound, OpenFlagsBlockClose, ValidationFailed
 from events.intake import parse_json
 from events.store import find_event, read_campaigns, translated_errors
+from projections.flag_tables import FlagQuery, read_flags
+from projections.quality import BLOCKING_CODES
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
 from services.appkeys import POOL, WRITER, api_key, request_id
 from services.handlers.events import read_body, require_json
@@ -90,6 +92,10 @@ async def _change(request: web.Request, type_: str) -> web.Response:
     if await _history(request, campaign_id) is None:
         raise NotFound(f"no campaign {campaign_id}")
     data: dict[str, Any] = {"id": campaign_id}
+    if type_ == "campaign_closed":
+        await _check_open_flags(request, campaign_id, body)
+        if body.force:
+            data["force"] = True
     if type_ == "campaign_reopened":
         if not body.note:
             raise ValidationFailed([ItemError(None, None, ("note",), "say why the campaign is reopened")])
@@ -100,6 +106,21 @@ async def _change(request: web.Request, type_: str) -> web.Response:
     history = await _history(request, campaign_id)
     assert history is not None
     return json_response(_view(history, result), status=201)
+
+
+async def _check_open_flags(request: web.Request, campaign_id: str, body: CampaignChange) -> None:
+    """409 naming them while unit_scale or possible_duplicate flags are open, unless forced with a note."""
+    if body.force:
+        if not body.note:
+            raise ValidationFailed([ItemError(None, None, ("note",), "say why the campaign is closed over open "
+                                              "data-quality flags", "note_required")])
+        return
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        blocking = [f for f in await read_flags(conn, FlagQuery(campaign_id, status="open", limit=10000))
+                    if f["code"] in BLOCKING_CODES]
+    if blocking:
+        raise OpenFlagsBlockClose(campaign_id, [{k: str(f[k]) for k in ("id", "code", "region", "event_id")}
+                                                for f in blocking])
 
 
 @allow()

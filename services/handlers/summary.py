@@ -38,7 +38,8 @@ async def summary(request: web.Request) -> web.Response:
     async with translated_errors(), request.app[POOL].acquire() as conn:
         loaded = await load_summary(conn, campaign)
     # The read tables' identity is in the key: a rebuild that corrected figures must not be served stale.
-    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang)
+    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang,
+           repr(loaded.quality))  # flags scored further (or reviewed) since: a new body
     body = request.app[DASHBOARD_CACHE].get(key)
     if body is None:
         body = render(fmt, lang, loaded).encode()
