@@ -99,7 +99,7 @@ class RatioInfo(BaseModel):
 
 class EventTypeInfo(BaseModel):
     name: str
-    kind: Literal["fact", "correction", "retraction", "lifecycle"]
+    kind: Literal["fact", "correction", "retraction", "lifecycle", "review"]
     label_zh: str
     label_en: str
     schema_versions: list[int]
