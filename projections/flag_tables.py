@@ -5,6 +5,7 @@ SQL lives here and only here. The checkpoint row is moved in the same transactio
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 import orjson
@@ -17,7 +18,7 @@ from projections.quality import Current, FlagChanges, QualityState, fingerprint,
 from projections.tables import CheckpointMoved
 
 CHECKPOINT: Final = "flags"
-TABLES: Final = ("quality_values", "quality_sums", "quality_fingerprints", "quality_flags")
+TABLES: Final = ("quality_values", "quality_baselines", "quality_sums", "quality_fingerprints", "quality_flags")
 Status = Literal["open", "reviewed", "resolved", "all"]
 _STATUS_SQL: Final = (
     "CASE WHEN resolved_at IS NOT NULL THEN 'resolved' WHEN review IS NOT NULL THEN 'reviewed' ELSE 'open' END")
@@ -86,25 +87,35 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> Quali
     return state
 
 
+def _baseline_key(key: tuple[str, ...]) -> tuple[str, str, str, str, str]:
+    """A state key as the quality_baselines primary key: own (region, type, metric), peers (campaign, parent, …)."""
+    if len(key) == 3:
+        return ("own", "", *key)
+    return ("peers", *key)  # type: ignore[return-value]
+
+
 async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[tuple[str, str, str]]) -> None:
-    own = sorted({(r, t) for _, r, t in keys})
+    wanted: list[tuple[str, str, str, str, str]] = []
+    for campaign, region, type_ in keys:
+        for metric in CATALOGUE[type_].metrics:
+            wanted.append(("own", "", region, type_, metric.name))
+            if (parent := parent_of(region)) is not None:
+                wanted.append(("peers", campaign, parent, type_, metric.name))
     rows = await conn.fetch(
-        "SELECT region, type, metric, value FROM quality_values WHERE (region, type) IN "
-        "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY position",
-        [r for r, _ in own], [t for _, t in own])
+        "SELECT scope, campaign, region, type, metric, entries::text AS entries FROM quality_baselines "
+        "WHERE (scope, campaign, region, type, metric) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[], $5::text[]))", *_columns(sorted(set(wanted))))
     for row in rows:
-        state.history.setdefault((row["region"], row["type"], row["metric"]), []).append(row["value"])
-    peers = sorted({(c, p, t) for c, r, t in keys if (p := parent_of(r)) is not None})
-    rows = await conn.fetch(
-        "SELECT campaign, parent, type, metric, region, value FROM quality_values WHERE (campaign, parent, type) IN "
-        "(SELECT * FROM unnest($1::text[], $2::text[], $3::text[])) ORDER BY position",
-        [c for c, _, _ in peers], [p for _, p, _ in peers], [t for _, _, t in peers])
-    for row in rows:
-        state.peers.setdefault((row["campaign"], row["parent"], row["type"], row["metric"]), []).append(
-            (row["region"], row["value"]))
+        entries = orjson.loads(row["entries"])
+        if row["scope"] == "own":
+            state.history[(row["region"], row["type"], row["metric"])] = [(p, Decimal(v)) for p, _, v in entries]
+        else:
+            state.peers[(row["campaign"], row["region"], row["type"], row["metric"])] = [
+                (p, r, Decimal(v)) for p, r, v in entries]
 
 
-async def write_changes(conn: Connection, changes: FlagChanges, *, from_position: int, to_position: int) -> None:
+async def write_changes(conn: Connection, state: QualityState, changes: FlagChanges, *, from_position: int,
+                        to_position: int) -> None:
     """Write a batch's changes and move the checkpoint. Call inside a transaction; CheckpointMoved if it moved."""
     moved = await conn.fetchval("UPDATE quality_checkpoint SET position = $2, updated_at = now() "
                                 "WHERE name = $1 AND position = $3 RETURNING position",
@@ -123,6 +134,20 @@ async def write_changes(conn: Connection, changes: FlagChanges, *, from_position
             "$7::text[]::numeric[], $8::bigint[]) ON CONFLICT (event_id, metric) DO UPDATE SET campaign = "
             "excluded.campaign, region = excluded.region, parent = excluded.parent, value = excluded.value, "
             "position = excluded.position", *_columns(kept, numeric=6))
+    if changes.baselines:
+        rows_b: list[tuple[str, ...]] = []
+        for key in sorted(changes.baselines):
+            entries: list[list[object]]
+            if len(key) == 3:
+                entries = [[p, "", str(v)] for p, v in state.history.get(key, [])]
+            else:
+                peer_key = (key[0], key[1], key[2], key[3])
+                entries = [[p, r, str(v)] for p, r, v in state.peers.get(peer_key, [])]
+            rows_b.append((*_baseline_key(key), orjson.dumps(entries).decode()))
+        await conn.execute(
+            "INSERT INTO quality_baselines (scope, campaign, region, type, metric, entries) SELECT * FROM unnest("
+            "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[]) ON CONFLICT "
+            "(scope, campaign, region, type, metric) DO UPDATE SET entries = excluded.entries", *_columns(rows_b))
     if changes.sums:
         await conn.execute(
             "INSERT INTO quality_sums AS s (campaign, region, metric, value) SELECT * FROM unnest($1::text[], "

@@ -83,13 +83,16 @@ class Current:
 class QualityState:
     """What scoring a batch needs, as of just before it: loaded by the store, updated by the fold.
 
-    ``history`` and ``peers`` hold values in position order. Only keys the batch touches need loading.
+    ``history`` and ``peers`` are rolling windows in the order values arrived: a new value is appended and
+    the oldest beyond the window dropped; a corrected or retracted value leaves its window if still in it.
+    The windows are stored as they are (quality_baselines), so every batch split gives the same state.
+    Only keys the batch touches need loading.
     """
 
-    history: dict[tuple[str, str, str], list[Decimal]] = field(default_factory=dict)
-    """(region, type, metric) → the region's own values, every campaign."""
-    peers: dict[tuple[str, str, str, str], list[tuple[str, Decimal]]] = field(default_factory=dict)
-    """(campaign, parent, type, metric) → (region, value) of every child of parent."""
+    history: dict[tuple[str, str, str], list[tuple[int, Decimal]]] = field(default_factory=dict)
+    """(region, type, metric) → (position, value): the region's own last values, every campaign."""
+    peers: dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]] = field(default_factory=dict)
+    """(campaign, parent, type, metric) → (position, region, value): the last values of parent's children."""
     current: dict[str, Current | None] = field(default_factory=dict)
     """event_id → effective values (None: retracted or not a fact the projection saw)."""
     fingerprints: dict[bytes, str] = field(default_factory=dict)
@@ -108,6 +111,8 @@ class FlagChanges:
 
     values: dict[tuple[str, str], tuple[str, str, str | None, str, Decimal, int] | None] = field(
         default_factory=dict)
+    baselines: set[tuple[str, ...]] = field(default_factory=set)
+    """Keys of ``history`` (3 parts) and ``peers`` (4 parts) whose window changed: written back as they are."""
     """(event_id, metric) → (campaign, region, parent, type, value, position), or None to delete."""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     fingerprints: dict[bytes, tuple[str, str, int] | None] = field(default_factory=dict)
@@ -217,10 +222,20 @@ class FlagFold:
             if flag is not None:
                 self.changes.raised.append(flag)
         parent = parent_of(region)
+        own_window = int(self._unit.params["history_window"])
+        peer_window = int(self._unit.params["peer_window"])
         for metric, value in values.items():
-            self.state.history.setdefault((region, type_, metric), []).append(value)
+            own_key = (region, type_, metric)
+            own = self.state.history.setdefault(own_key, [])
+            own.append((position, value))
+            del own[:-own_window]
+            self.changes.baselines.add(own_key)
             if parent is not None:
-                self.state.peers.setdefault((campaign, parent, type_, metric), []).append((region, value))
+                peer_key = (campaign, parent, type_, metric)
+                pool = self.state.peers.setdefault(peer_key, [])
+                pool.append((position, region, value))
+                del pool[:-peer_window]
+                self.changes.baselines.add(peer_key)
             self.changes.values[(event_id, metric)] = (campaign, region, parent, type_, value, position)
         self.state.current[event_id] = Current(type_, campaign, region, position, values)
         self._add_sums(campaign, region, values, 1, event_id, position)
@@ -232,13 +247,17 @@ class FlagFold:
             return None
         parent = parent_of(before.region)
         for metric, value in before.values.items():
-            own = self.state.history.get((before.region, before.type, metric))
-            if own is not None and value in own:
-                own.remove(value)
+            own_key = (before.region, before.type, metric)
+            own = self.state.history.get(own_key)
+            if own is not None and (before.position, value) in own:
+                own.remove((before.position, value))
+                self.changes.baselines.add(own_key)
             if parent is not None:
-                pool = self.state.peers.get((before.campaign, parent, before.type, metric))
-                if pool is not None and (before.region, value) in pool:
-                    pool.remove((before.region, value))
+                peer_key = (before.campaign, parent, before.type, metric)
+                pool = self.state.peers.get(peer_key)
+                if pool is not None and (before.position, before.region, value) in pool:
+                    pool.remove((before.position, before.region, value))
+                    self.changes.baselines.add(peer_key)
             self.changes.values[(event_id, metric)] = None
         self.state.current[event_id] = None
         self._add_sums(before.campaign, before.region, before.values, -1, event_id, position)
@@ -246,17 +265,16 @@ class FlagFold:
 
     def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
         """The region's own last values if it has enough, else its siblings' values, else None."""
-        window = int(self._unit.params["history_window"])
         enough = int(self._unit.params["min_history"])
         own = self.state.history.get((region, type_, metric), [])
         if len(own) >= enough:
-            return Baseline("own", own[-window:])
+            return Baseline("own", [v for _, v in own])
         parent = parent_of(region)
         if parent is None:
             return None
-        pool = [(r, v) for r, v in self.state.peers.get((campaign, parent, type_, metric), []) if r != region]
+        pool = [(r, v) for _, r, v in self.state.peers.get((campaign, parent, type_, metric), []) if r != region]
         if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
-            return Baseline("peers", [v for _, v in pool[-window:]])
+            return Baseline("peers", [v for _, v in pool])
         return None
 
     def _score(self, event_id: str, type_: str, campaign: str, region: str, metric: str, value: Decimal,
