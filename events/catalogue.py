@@ -3,9 +3,10 @@
 Projections are driven by these declarations alone, so adding a type here needs no projection code.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from events.payloads import (
     BrandAwarded,
@@ -76,6 +77,11 @@ class EventType:
         object.__setattr__(self, "latest_version", max(self.versions))
 
 
+def _passed_within_sampled(data: Mapping[str, Any]) -> bool:
+    # A named function, not a lambda: drafts (which hold their EventType) are pickled to worker processes.
+    return bool(data["batches_passed"] <= data["batches_sampled"])
+
+
 _RAID = EventType(
     "raid_conducted", "fact", "执法打假行动", "enforcement raid", {1: RaidConducted},
     metrics=(
@@ -102,8 +108,7 @@ _INSPECTION = EventType(
     ),
     ratios=(Ratio("pass_rate", "batches_passed", "batches_sampled", "合格率", "pass rate", by="category"),),
     category_field="category",
-    rules=(InEventRule("passed_exceeds_sampled", "batches_passed",
-                       lambda d: d["batches_passed"] <= d["batches_sampled"],
+    rules=(InEventRule("passed_exceeds_sampled", "batches_passed", _passed_within_sampled,
                        "合格批次不能多于抽查批次", "batches_passed cannot exceed batches_sampled"),),
 )
 _PUBLICITY = EventType(

@@ -1,5 +1,7 @@
 """Loading a campaign's summary at its frozen (or current) position."""
 
+import asyncio
+import time
 from dataclasses import replace
 from decimal import Decimal
 
@@ -12,6 +14,19 @@ from projections.summary import CampaignSummary, QualityNote, summarise
 from projections.tables import checkpoint
 
 
+async def quality_at(conn: Connection, campaign: str, position: int, *, wait_seconds: float = 2.0) -> QualityNote:
+    """Flags open at ``position``; waits (bounded) for the flags projection to score up to it first.
+
+    The flags projector runs beside the dashboard's and may be a moment behind: waiting keeps a final summary
+    the same byte for byte whenever it is asked (``scored_to`` < position says when it could not).
+    """
+    deadline = time.monotonic() + wait_seconds
+    # Polling a row another process writes (no event to wait on across processes).
+    while (scored := await flags_checkpoint(conn)) < position and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    return QualityNote(await open_flag_counts(conn, campaign, at_position=position), min(position, scored))
+
+
 async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
     """The summary: final at the last close while closed, provisional at the projection's position otherwise."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -21,8 +36,7 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
         final = history.status == "closed"
         position = history.closed_at[-1] if final else await checkpoint(conn)
         deltas = await figures_at(conn, campaign, position)
-        quality = QualityNote(await open_flag_counts(conn, campaign, at_position=position),
-                              min(position, await flags_checkpoint(conn)))
+    quality = await quality_at(conn, campaign, position)
     national, _ = region_view(deltas, campaign, NATION)
     provinces = children_view(deltas, campaign, NATION, None)
     reporting: dict[str, int] = {}
