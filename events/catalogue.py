@@ -188,7 +188,7 @@ FLAG_RULES: Final[dict[str, FlagRule]] = {r.code: r for r in (
              "{region}{metric}为{observed},约为基准{expected}的{fold},疑似单位错误(元/万元或千位)",
              "{region} {metric} is {observed}, about {fold} times the baseline {expected}: "
              "a unit slip (yuan/10,000 yuan or a factor of 1,000)?",
-             {"band_log10": Decimal("0.5"), "min_history": 5, "min_peers": 2, "history_window": 100,
+             {"band_log10": Decimal("0.5"), "min_history": 8, "min_peers": 2, "history_window": 100,
               "peer_window": 200}),
     FlagRule("outlier", "warning",
              "{region}{metric}为{observed},远离基准{expected}(稳健z分数{z})",
@@ -203,7 +203,8 @@ FLAG_RULES: Final[dict[str, FlagRule]] = {r.code: r for r in (
     FlagRule("relation", "warning",
              "{region}{metric}累计{observed},超过查获货值累计{expected}",
              "{region} {metric} totals {observed}, more than the value seized, {expected}",
-             {"left": "destroyed_value_yuan", "right": "seized_value_yuan", "min_volume_money": 100000}),
+             {"left": "destroyed_value_yuan", "right": "seized_value_yuan", "min_volume_money": 100000,
+              "min_reports": 10, "tolerance": Decimal("1.5")}),
     FlagRule("late_report", "info",
              "{region}的报告在发生{observed}天后才上报(阈值{expected}天)",
              "{region}: reported {observed} days after it happened (threshold {expected} days)"),

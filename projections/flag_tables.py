@@ -70,6 +70,7 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> Quali
         rows = await conn.fetch("SELECT fingerprint, event_id::text AS event_id FROM quality_fingerprints "
                                 "WHERE event_id = ANY($1::uuid[])", retracted)
         state.fingerprints.update({bytes(r["fingerprint"]): r["event_id"] for r in rows})
+    state.fingerprint_of = {owner: print_ for print_, owner in state.fingerprints.items()}
     provinces = {(c, p) for c, r, _ in keys if (p := province_of(r)) is not None}
     if provinces:
         rows = await conn.fetch(

@@ -97,6 +97,8 @@ class QualityState:
     """event_id → effective values (None: retracted or not a fact the projection saw)."""
     fingerprints: dict[bytes, str] = field(default_factory=dict)
     """fingerprint of (type, campaign, region, occurred_at, data) → the first event that had it."""
+    fingerprint_of: dict[str, bytes] = field(default_factory=dict)
+    """event_id → its fingerprint, for the events in ``fingerprints``."""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     """(campaign, province, metric) → sum over the province's subtree, for relation rules."""
     open_relations: dict[str, bool] = field(default_factory=dict)
@@ -288,6 +290,8 @@ class FlagFold:
         if expected <= 0:
             return None
         lr = math.log10(float(value / expected))
+        if abs(lr) < math.log10(float(self._outlier.params["min_fold"])):
+            return None  # within 10× of the baseline: neither rule can fire (most values stop here, cheaply)
         z = robust_z(value, base.values, float(self._outlier.params["mad_floor"]))
         if abs(z) <= float(self._outlier.params["z"]):
             return None
@@ -323,6 +327,7 @@ class FlagFold:
         earlier = self.state.fingerprints.get(print_)
         if earlier is None:
             self.state.fingerprints[print_] = event.event_id
+            self.state.fingerprint_of[event.event_id] = print_
             self.changes.fingerprints[print_] = (event.event_id, event.campaign, event.position)
             return
         rule = FLAG_RULES["possible_duplicate"]
@@ -333,10 +338,10 @@ class FlagFold:
     def _forget_fingerprint(self, event_id: str, position: int) -> None:
         """A retracted event no longer makes later sends duplicates; flags naming it are resolved."""
         self.changes.resolved_related[event_id] = position
-        for print_, owner in list(self.state.fingerprints.items()):
-            if owner == event_id:
-                del self.state.fingerprints[print_]
-                self.changes.fingerprints[print_] = None
+        print_ = self.state.fingerprint_of.pop(event_id, None)
+        if print_ is not None and self.state.fingerprints.get(print_) == event_id:
+            del self.state.fingerprints[print_]
+            self.changes.fingerprints[print_] = None
 
     # --- relations across events --------------------------------------------------------------
 
@@ -349,13 +354,18 @@ class FlagFold:
             return
         for metric in (left, right):
             if metric in values:
-                key = (campaign, province, metric)
-                self.state.sums[key] = self.state.sums.get(key, Decimal(0)) + sign * values[metric]
-                self.changes.sums[key] = self.changes.sums.get(key, Decimal(0)) + sign * values[metric]
+                # The sum, and how many facts make it (a relation is judged only on enough reports).
+                for key, amount in (((campaign, province, metric), values[metric]),
+                                    ((campaign, province, "reports:" + metric), Decimal(1))):
+                    self.state.sums[key] = self.state.sums.get(key, Decimal(0)) + sign * amount
+                    self.changes.sums[key] = self.changes.sums.get(key, Decimal(0)) + sign * amount
         destroyed = self.state.sums.get((campaign, province, left), Decimal(0))
         seized = self.state.sums.get((campaign, province, right), Decimal(0))
+        reports = self.state.sums.get((campaign, province, "reports:" + right), Decimal(0))
         fid = flag_id("relation", campaign, province, left)
-        broken = seized > 0 and destroyed > seized and destroyed >= Decimal(rule.params["min_volume_money"])
+        broken = (seized > 0 and destroyed > seized * Decimal(rule.params["tolerance"])
+                  and destroyed >= Decimal(rule.params["min_volume_money"])
+                  and reports >= int(rule.params["min_reports"]))
         was_open = self.state.open_relations.get(fid, False)
         if broken and not was_open:
             score = Decimal(str(math.log10(float(destroyed / seized))))

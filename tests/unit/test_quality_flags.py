@@ -137,17 +137,28 @@ def test_retracting_the_earlier_send_resolves_the_duplicate_flag() -> None:
     assert changes.resolved_related == {first.event_id: gone.position}
 
 
-def test_destroyed_beyond_seized_in_a_province_is_a_relation_warning() -> None:
+def test_destroyed_well_beyond_seized_in_a_province_is_a_relation_warning() -> None:
     builder = LogBuilder(random.Random(3), [])
-    builder.add("raid_conducted", "330106", raid(builder.rng, 1.0) | {"seized_value_yuan": "200000.00"}, day=3)
-    over = builder.add("goods_destroyed", "330108", {"destroyed_value_yuan": "900000.00", "category": "liquor"},
-                       day=5)
-    builder.add("raid_conducted", "330109", raid(builder.rng, 1.0) | {"seized_value_yuan": "800000.00"}, day=6)
+    for day in range(1, 11):  # ten raids: enough reports to judge the province's seizures
+        builder.add("raid_conducted", "330106", raid(builder.rng, 1.0) | {"seized_value_yuan": "20000.00"}, day=day)
+    within = builder.add("goods_destroyed", "330108", {"destroyed_value_yuan": "290000.00", "category": "liquor"},
+                         day=11)  # 290k ≤ 1.5 × 200k: destroying earlier seizures too is normal
+    over = builder.add("goods_destroyed", "330108", {"destroyed_value_yuan": "100000.00", "category": "liquor"},
+                       day=12)
+    builder.add("raid_conducted", "330109", raid(builder.rng, 1.0) | {"seized_value_yuan": "800000.00"}, day=13)
     changes = _fold(builder.events)
     relation = [f for f in changes.raised if f.code == "relation"]
     assert [(f.event_id, f.region, f.observed, f.expected) for f in relation] == [
-        (over.event_id, "330000", "900000.00", "200000.00")]
+        (over.event_id, "330000", "390000.00", "200000.00")]
+    assert within.event_id not in {f.event_id for f in changes.raised}
     assert list(changes.resolved_ids.values()) == [builder.events[-1].position]  # seizures caught up
+
+
+def test_few_seizure_reports_are_not_enough_to_judge_a_relation() -> None:
+    builder = LogBuilder(random.Random(3), [])
+    builder.add("raid_conducted", "330106", raid(builder.rng, 1.0) | {"seized_value_yuan": "20000.00"}, day=1)
+    builder.add("goods_destroyed", "330108", {"destroyed_value_yuan": "900000.00", "category": "liquor"}, day=2)
+    assert [f for f in _fold(builder.events).raised if f.code == "relation"] == []
 
 
 def test_a_report_sent_weeks_late_is_flagged_with_the_threshold() -> None:
