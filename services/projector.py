@@ -46,6 +46,11 @@ class ProjectorWorker:
         self._on_batch = on_batch
         self._wake = asyncio.Event()
 
+    @property
+    def state(self) -> ProjectionState:
+        """What this worker reports: its mode (active, standby, failed…) and last error."""
+        return self._state
+
     def wake(self) -> None:
         """New events were appended (a NOTIFY hint); look now rather than at the next poll."""
         self._wake.set()

@@ -21,7 +21,7 @@ from schemas.api import (
     RegionList,
 )
 from services import migrate
-from services.appkeys import POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
+from services.appkeys import FLAGS_PROJECTOR, POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
 from services.handlers.params import int_param, region_param
 from services.middleware import allow
 from services.responses import json_response
@@ -49,6 +49,9 @@ async def readyz(request: web.Request) -> web.Response:
     if settings.run_projector:
         checks["projector"] = ("ok" if projection.projector in ("active", "standby")
                                else f"{projection.projector}: {projection.error or 'starting'}")
+    if (flags := request.app.get(FLAGS_PROJECTOR)) is not None:  # data-quality flags (issue 15)
+        checks["flags_projector"] = ("ok" if flags.state.projector in ("active", "standby")
+                                     else f"{flags.state.projector}: {flags.state.error or 'starting'}")
     lag = projection.lag_seconds
     checks["projection_lag"] = ("ok" if lag <= settings.ready_max_lag_seconds
                                 else f"{projection.lag_events} events, oldest waiting {lag:.1f} s")
