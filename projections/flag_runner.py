@@ -1,18 +1,16 @@
 """The flags projector's batch: read the next events after its checkpoint, score them, commit with the checkpoint.
 
-Like the dashboard projector (projections/runner.py) but with its own checkpoint and tables, so either
+Like the dashboard projector (projections/projector.py) but with its own checkpoint and tables, so either
 can lag, fail or be rebuilt without the other. It never writes a figure.
 """
 
 from datetime import timedelta
 
+from events.coordination import FLAGS_CHANNEL, notify
 from events.store import Connection, LogFilter, read_page
 from projections.flag_tables import flags_checkpoint, load_state, write_changes
+from projections.projector import BatchApplied
 from projections.quality import fold_flags
-from projections.runner import BatchApplied
-
-FLAGS_CHANNEL = "qmstats_flags"
-"""NOTIFY channel: the payload is the flags projection's new checkpoint position."""
 
 
 async def apply_flag_batch(conn: Connection, *, batch_size: int = 1000, until: int | None = None,
@@ -27,7 +25,7 @@ async def apply_flag_batch(conn: Connection, *, batch_size: int = 1000, until: i
         state = await load_state(conn, events)
         changes = fold_flags(state, events, late_after=late_after)
         await write_changes(conn, state, changes, from_position=start, to_position=events[-1].position)
-        await conn.execute("SELECT pg_notify($1, $2)", FLAGS_CHANNEL, str(events[-1].position))
+        await notify(conn, FLAGS_CHANNEL, str(events[-1].position))
     return BatchApplied(start, events[-1].position, len(events), events[-1].recorded_at)
 
 

@@ -13,7 +13,7 @@ import orjson
 from events.catalogue import CATALOGUE
 from events.records import RecordedEvent
 from events.regions import code_prefix, is_within, parent_of
-from events.store import Connection
+from events.store import Connection, translating
 from projections.quality import Current, FlagChanges, QualityState, fingerprint, flag_id, province_of
 from projections.tables import CheckpointMoved
 
@@ -27,12 +27,14 @@ _FLAG_COLUMNS: Final = ("id, code, severity, campaign, event_id::text AS event_i
                         f"raised_at, resolved_at, reviewed_at, review, {_STATUS_SQL} AS status")
 
 
+@translating
 async def flags_checkpoint(conn: Connection) -> int:
     """The position the flags projection reflects."""
     value = await conn.fetchval("SELECT position FROM quality_checkpoint WHERE name = $1", CHECKPOINT)
     return int(value or 0)
 
 
+@translating
 async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> QualityState:
     """The slice of the quality tables that scoring ``events`` needs, as of just before them."""
     state = QualityState()
@@ -115,6 +117,7 @@ async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[
                 (p, r, Decimal(v)) for p, r, v in entries]
 
 
+@translating
 async def write_changes(conn: Connection, state: QualityState, changes: FlagChanges, *, from_position: int,
                         to_position: int) -> None:
     """Write a batch's changes and move the checkpoint. Call inside a transaction; CheckpointMoved if it moved."""
@@ -211,6 +214,7 @@ def _columns(rows: Sequence[tuple[Any, ...]], numeric: int | None = None) -> lis
     return columns
 
 
+@translating
 async def reset_flags(conn: Connection) -> None:
     """Empty the flags projection and put its checkpoint back to 0 (it then replays the whole log)."""
     async with conn.transaction():
@@ -232,6 +236,7 @@ class FlagQuery:
     limit: int = 1000
 
 
+@translating
 async def read_flags(conn: Connection, query: FlagQuery) -> list[dict[str, Any]]:
     """Flags of a campaign, highest score first (then by id, so the order is stable)."""
     args: list[Any] = [query.campaign]
@@ -258,6 +263,7 @@ async def read_flags(conn: Connection, query: FlagQuery) -> list[dict[str, Any]]
     return out
 
 
+@translating
 async def open_flag_counts(conn: Connection, campaign: str, *, at_position: int | None = None) -> dict[str, int]:
     """code → number of open flags of a campaign (now, or as they stood at ``at_position``)."""
     if at_position is None:
@@ -271,6 +277,7 @@ async def open_flag_counts(conn: Connection, campaign: str, *, at_position: int 
     return {r["code"]: int(r["n"]) for r in rows}
 
 
+@translating
 async def find_flag(conn: Connection, flag_id_: str) -> dict[str, Any] | None:
     """One flag by id."""
     row = await conn.fetchrow(f"SELECT {_FLAG_COLUMNS} FROM quality_flags WHERE id = $1", flag_id_)

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from pydantic.json_schema import models_json_schema
 
+from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
 from schemas.problems import PROBLEM_CONTENT_TYPE, Problem
 
 
@@ -28,7 +29,6 @@ class RouteDoc:
     method: str
     path: str
     summary: str
-    roles: list[str] | None
     request: type[BaseModel] | None = None
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     query: list[QueryParam] = field(default_factory=list)
@@ -36,14 +36,16 @@ class RouteDoc:
     produces: str = "application/json"
     text_formats: tuple[str, ...] = ()
     """Other media types the 200 answer may have (chosen by a query parameter), as text."""
+    roles: list[str] | None = None
+    """The roles that may call it; None for an open route."""
 
 
 class _EnvelopeBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_id: UUID
     schema_version: int = 1
-    campaign: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-    region: str = Field(pattern=r"^[0-9]{6}$", description="GB/T 2260 code; 000000 is the nation")
+    campaign: str = Field(pattern=CAMPAIGN_ID_PATTERN)
+    region: str = Field(pattern=REGION_CODE_PATTERN, description="GB/T 2260 code; 000000 is the nation")
     occurred_at: datetime = Field(description="RFC 3339 with a UTC offset, inside the campaign window")
 
 
@@ -134,7 +136,7 @@ def build_openapi(routes: list[RouteDoc], *, title: str, version: str,
 
 # What a path parameter may look like; anything else is answered 404 (it cannot name such a thing).
 PATH_PARAMS: dict[str, dict[str, Any]] = {
-    "campaign": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+    "campaign": {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
     "event_id": {"type": "string", "format": "uuid"},
 }
 

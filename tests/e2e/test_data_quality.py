@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.apikeys import create_key
+from services.keyring import create_key
 from services.settings import Settings
 from tests.conftest import Keys
 from tests.conftest import test_settings as app_settings

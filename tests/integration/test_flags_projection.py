@@ -13,8 +13,8 @@ from events.records import RecordedEvent
 from events.writer import GroupCommitWriter
 from projections.flag_runner import project_flags
 from projections.flag_tables import FlagQuery, read_flags, reset_flags
+from projections.projector import apply_batch
 from projections.quality import QualityState, fold_flags
-from projections.runner import apply_batch
 from tests.integration.appending import open_campaign, read_log, running_writer
 from tests.quality_support import LogBuilder, province_month, raid
 

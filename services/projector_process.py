@@ -1,25 +1,29 @@
-"""The projector worker: one active projector (advisory lock), others wait as hot standbys."""
+"""Running the projector: one active projector (advisory lock), others wait as hot standbys; `qmstats project`."""
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import asyncpg
 import structlog
 
+from events.coordination import EVENTS_CHANNEL, FLAGS_PROJECTOR_LOCK, PROJECTOR_LOCK, ping, try_lock_session
+from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
+from projections.flag_runner import apply_flag_batch
 from projections.fold import FoldError
-from projections.runner import BatchApplied, apply_batch
+from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.projection import ProjectionState
+from services.database import create_pool
+from services.listener import Listener
+from services.projection_state import ProjectionState
+from services.settings import Settings
 
 log = structlog.get_logger("qmstats.projector")
-
-# Held for the whole session by the active projector. Its connection dying (process killed,
-# network gone) releases it, and a standby polling pg_try_advisory_lock takes over.
-PROJECTOR_LOCK = 0x716D_0003
 ApplyBatch = Callable[[Connection, int], Awaitable[BatchApplied]]
-"""One projector batch: (connection, batch size) → what it applied (dashboard: projections.runner)."""
+"""One projector batch: (connection, batch size) → what it applied (the dashboard's: projections.projector)."""
 
 
 async def _dashboard_batch(conn: Connection, batch_size: int) -> BatchApplied:
@@ -61,7 +65,9 @@ class ProjectorWorker:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
-                while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", self._lock):
+                # Held for the whole session: the connection dying (process killed, network gone)
+                # releases it, and a standby polling for it takes over.
+                while not await try_lock_session(leader, self._lock):
                     if self._state.projector != "standby":
                         self._log.info("projector standing by: another process holds the lead")
                     self._state.projector = "standby"
@@ -70,7 +76,7 @@ class ProjectorWorker:
                 self._state.projector = "active"
                 self._state.error = None
                 await self._lead(leader)
-            except UNAVAILABLE_ERRORS as exc:
+            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
                 self._log.warning("projector lost the database; retrying", error=str(exc))
@@ -115,4 +121,50 @@ class ProjectorWorker:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
-            await leader.fetchval("SELECT 1")  # notice a dead leader connection promptly
+            await ping(leader)  # notice a dead leader connection promptly
+
+
+
+def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> ProjectorWorker:
+    """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
+    and checkpoint, so either may lag, fail or be rebuilt without the other."""
+    late_after = timedelta(days=settings.flag_late_after_days)
+
+    async def batch(conn: Connection, size: int) -> BatchApplied:
+        return await apply_flag_batch(conn, batch_size=size, late_after=late_after)
+
+    return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.projector_batch_size,
+                           poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
+                           name="flags")
+
+
+async def run_projector(settings: Settings, database_url: str) -> None:
+    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby."""
+    pool = await create_pool(database_url, min_size=1, max_size=4, connect_timeout=settings.database_timeout_seconds,
+                             command_timeout=settings.statement_timeout_seconds)
+    state = ProjectionState()
+    worker = ProjectorWorker(pool, database_url, state, batch_size=settings.projector_batch_size,
+                             poll_seconds=settings.projector_poll_seconds)
+    flags = flags_worker(pool, database_url, settings)
+
+    def wake(_: object) -> None:
+        worker.wake()
+        flags.wake()
+
+    listener = Listener(database_url, {EVENTS_CHANNEL: wake}, on_connect=wake)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(worker.run(), name="projector"), asyncio.create_task(flags.run(), name="flags"),
+             asyncio.create_task(listener.run(), name="listen")]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await pool.close()
+        log.info("projector stopped", position=state.position)
