@@ -60,8 +60,10 @@ async def list_flags(request: web.Request) -> web.Response:
     async with translated_errors(), request.app[POOL].acquire() as conn:
         if campaign not in await read_campaigns(conn, [campaign]):
             raise NotFound(f"no campaign {campaign}")
-        rows = await read_flags(conn, FlagQuery(campaign, region, status, code, limit))
-        position = await flags_checkpoint(conn)
+        # One snapshot: the position said is exactly the one the flags reflect.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            position = await flags_checkpoint(conn)
+            rows = await read_flags(conn, FlagQuery(campaign, region, status, code, limit))
     flags = [flag_out(r) for r in rows]
     if fmt == "csv":
         return web.Response(body=_csv(flags).encode("utf-8"), content_type="text/csv", charset="utf-8")
