@@ -24,7 +24,7 @@ async def apply_flag_batch(conn: Connection, *, batch_size: int = 1000, until: i
     async with conn.transaction():
         state = await load_state(conn, events)
         changes = fold_flags(state, events, late_after=late_after)
-        await write_changes(conn, state, changes, from_position=start, to_position=events[-1].position)
+        await write_changes(conn, changes, from_position=start, to_position=events[-1].position)
         await notify(conn, FLAGS_CHANNEL, str(events[-1].position))
     return BatchApplied(start, events[-1].position, len(events), events[-1].recorded_at)
 

@@ -14,11 +14,21 @@ from events.catalogue import CATALOGUE
 from events.records import RecordedEvent
 from events.regions import code_prefix, is_within, parent_of
 from events.store import Connection, translating
-from projections.quality import Current, FlagChanges, QualityState, fingerprint, flag_id, province_of
+from projections.quality import (
+    Current,
+    FlagChanges,
+    QualityState,
+    fingerprint,
+    flag_id,
+    min_history,
+    own_window,
+    peer_window,
+    province_of,
+)
 from projections.tables import CheckpointMoved
 
 CHECKPOINT: Final = "flags"
-TABLES: Final = ("quality_values", "quality_baselines", "quality_sums", "quality_fingerprints", "quality_flags")
+TABLES: Final = ("quality_values", "quality_sums", "quality_fingerprints", "quality_flags")
 Status = Literal["open", "reviewed", "resolved", "all"]
 _STATUS_SQL: Final = (
     "CASE WHEN resolved_at IS NOT NULL THEN 'resolved' WHEN review IS NOT NULL THEN 'reviewed' ELSE 'open' END")
@@ -61,7 +71,7 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> Quali
             elif target in in_batch:  # a correction may move the fact to another region
                 keys.add((event.campaign, event.region, in_batch[target]))
     if keys:
-        await _load_baselines(conn, state, keys)
+        await _load_baselines(conn, state, keys, sum(1 for e in events if e.target is not None))
     facts = [e for e in events if e.type in CATALOGUE and CATALOGUE[e.type].kind == "fact"]
     if facts:
         rows = await conn.fetch("SELECT fingerprint, event_id::text AS event_id FROM quality_fingerprints "
@@ -90,36 +100,48 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> Quali
     return state
 
 
-def _baseline_key(key: tuple[str, ...]) -> tuple[str, str, str, str, str]:
-    """A state key as the quality_baselines primary key: own (region, type, metric), peers (campaign, parent, …)."""
-    if len(key) == 3:
-        return ("own", "", *key)
-    return ("peers", *key)  # type: ignore[return-value]
-
-
-async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[tuple[str, str, str]]) -> None:
-    wanted: list[tuple[str, str, str, str, str]] = []
+async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[tuple[str, str, str]],
+                          withdrawals: int) -> None:
+    """The last values of every key the batch touches: a window, plus one per withdrawal in the batch (a
+    correction or retraction may take a value out, and the next older one then belongs to the window)."""
+    own: set[tuple[str, str, str]] = set()
+    peers: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
     for campaign, region, type_ in keys:
         for metric in CATALOGUE[type_].metrics:
-            wanted.append(("own", "", region, type_, metric.name))
+            own.add((region, type_, metric.name))
             if (parent := parent_of(region)) is not None:
-                wanted.append(("peers", campaign, parent, type_, metric.name))
+                peers.setdefault((campaign, parent, type_, metric.name), []).append((region, type_, metric.name))
+    wanted = sorted(own)
     rows = await conn.fetch(
-        "SELECT scope, campaign, region, type, metric, entries::text AS entries FROM quality_baselines "
-        "WHERE (scope, campaign, region, type, metric) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[], $5::text[]))", *_columns(sorted(set(wanted))))
+        "SELECT k.i, v.position, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[]) "
+        "WITH ORDINALITY AS k(region, type, metric, i) CROSS JOIN LATERAL (SELECT position, value FROM "
+        "quality_values q WHERE q.region = k.region AND q.type = k.type AND q.metric = k.metric "
+        "ORDER BY position DESC LIMIT $4) v", *_columns(wanted), own_window() + withdrawals)
     for row in rows:
-        entries = orjson.loads(row["entries"])
-        if row["scope"] == "own":
-            state.history[(row["region"], row["type"], row["metric"])] = [(p, Decimal(v)) for p, _, v in entries]
-        else:
-            state.peers[(row["campaign"], row["region"], row["type"], row["metric"])] = [
-                (p, r, Decimal(v)) for p, r, v in entries]
+        state.history.setdefault(wanted[row["i"] - 1], []).append((row["position"], Decimal(row["value"])))
+    # Peers are a fallback: a pool is needed only if some region of the batch under that parent may have too
+    # few values of its own, even after every withdrawal in the batch took one of them.
+    enough = min_history() + withdrawals
+    pools = sorted(key for key, regions in peers.items()
+                   if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
+    rows = [] if not pools else await conn.fetch(
+        "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[]) WITH ORDINALITY AS k(campaign, parent, type, metric, i) CROSS JOIN LATERAL (SELECT position, "
+        "region, value FROM quality_values q WHERE q.campaign = k.campaign AND q.parent = k.parent AND "
+        "q.type = k.type AND q.metric = k.metric ORDER BY position DESC LIMIT $5) v",
+        *_columns(pools), peer_window() + withdrawals)
+    for row in rows:
+        state.peers.setdefault(pools[row["i"] - 1], []).append((row["position"], row["region"],
+                                                                Decimal(row["value"])))
+    # Read newest first; the fold wants position order.
+    for own_values in state.history.values():
+        own_values.reverse()
+    for pool in state.peers.values():
+        pool.reverse()
 
 
 @translating
-async def write_changes(conn: Connection, state: QualityState, changes: FlagChanges, *, from_position: int,
-                        to_position: int) -> None:
+async def write_changes(conn: Connection, changes: FlagChanges, *, from_position: int, to_position: int) -> None:
     """Write a batch's changes and move the checkpoint. Call inside a transaction; CheckpointMoved if it moved."""
     moved = await conn.fetchval("UPDATE quality_checkpoint SET position = $2, updated_at = now() "
                                 "WHERE name = $1 AND position = $3 RETURNING position",
@@ -138,20 +160,6 @@ async def write_changes(conn: Connection, state: QualityState, changes: FlagChan
             "$7::text[]::numeric[], $8::bigint[]) ON CONFLICT (event_id, metric) DO UPDATE SET campaign = "
             "excluded.campaign, region = excluded.region, parent = excluded.parent, value = excluded.value, "
             "position = excluded.position", *_columns(kept, numeric=6))
-    if changes.baselines:
-        rows_b: list[tuple[str, ...]] = []
-        for key in sorted(changes.baselines):
-            entries: list[list[object]]
-            if len(key) == 3:
-                entries = [[p, "", str(v)] for p, v in state.history.get(key, [])]
-            else:
-                peer_key = (key[0], key[1], key[2], key[3])
-                entries = [[p, r, str(v)] for p, r, v in state.peers.get(peer_key, [])]
-            rows_b.append((*_baseline_key(key), orjson.dumps(entries).decode()))
-        await conn.execute(
-            "INSERT INTO quality_baselines (scope, campaign, region, type, metric, entries) SELECT * FROM unnest("
-            "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[]) ON CONFLICT "
-            "(scope, campaign, region, type, metric) DO UPDATE SET entries = excluded.entries", *_columns(rows_b))
     if changes.sums:
         await conn.execute(
             "INSERT INTO quality_sums AS s (campaign, region, metric, value) SELECT * FROM unnest($1::text[], "

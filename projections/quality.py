@@ -83,16 +83,16 @@ class Current:
 class QualityState:
     """What scoring a batch needs, as of just before it: loaded by the store, updated by the fold.
 
-    ``history`` and ``peers`` are rolling windows in the order values arrived: a new value is appended and
-    the oldest beyond the window dropped; a corrected or retracted value leaves its window if still in it.
-    The windows are stored as they are (quality_baselines), so every batch split gives the same state.
-    Only keys the batch touches need loading.
+    ``history`` and ``peers`` hold current values in position order (a corrected value moves to the
+    correction's position; a retracted one leaves). A baseline is the last values of its list, so the store
+    needs to load only the last window of each key the batch touches (plus one per withdrawal in the batch),
+    and every batch split gives the same baselines.
     """
 
     history: dict[tuple[str, str, str], list[tuple[int, Decimal]]] = field(default_factory=dict)
-    """(region, type, metric) → (position, value): the region's own last values, every campaign."""
+    """(region, type, metric) → (position, value): the region's own values, every campaign."""
     peers: dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]] = field(default_factory=dict)
-    """(campaign, parent, type, metric) → (position, region, value): the last values of parent's children."""
+    """(campaign, parent, type, metric) → (position, region, value): the values of parent's children."""
     current: dict[str, Current | None] = field(default_factory=dict)
     """event_id → effective values (None: retracted or not a fact the projection saw)."""
     fingerprints: dict[bytes, str] = field(default_factory=dict)
@@ -113,8 +113,6 @@ class FlagChanges:
 
     values: dict[tuple[str, str], tuple[str, str, str | None, str, Decimal, int] | None] = field(
         default_factory=dict)
-    baselines: set[tuple[str, ...]] = field(default_factory=set)
-    """Keys of ``history`` (3 parts) and ``peers`` (4 parts) whose window changed: written back as they are."""
     """(event_id, metric) → (campaign, region, parent, type, value, position), or None to delete."""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     fingerprints: dict[bytes, tuple[str, str, int] | None] = field(default_factory=dict)
@@ -191,6 +189,7 @@ class FlagFold:
         self._late_after = late_after
         self._unit = FLAG_RULES["unit_scale"]
         self._outlier = FLAG_RULES["outlier"]
+        self._own_window, self._peer_window = own_window(), peer_window()
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -224,20 +223,10 @@ class FlagFold:
             if flag is not None:
                 self.changes.raised.append(flag)
         parent = parent_of(region)
-        own_window = int(self._unit.params["history_window"])
-        peer_window = int(self._unit.params["peer_window"])
         for metric, value in values.items():
-            own_key = (region, type_, metric)
-            own = self.state.history.setdefault(own_key, [])
-            own.append((position, value))
-            del own[:-own_window]
-            self.changes.baselines.add(own_key)
+            self.state.history.setdefault((region, type_, metric), []).append((position, value))
             if parent is not None:
-                peer_key = (campaign, parent, type_, metric)
-                pool = self.state.peers.setdefault(peer_key, [])
-                pool.append((position, region, value))
-                del pool[:-peer_window]
-                self.changes.baselines.add(peer_key)
+                self.state.peers.setdefault((campaign, parent, type_, metric), []).append((position, region, value))
             self.changes.values[(event_id, metric)] = (campaign, region, parent, type_, value, position)
         self.state.current[event_id] = Current(type_, campaign, region, position, values)
         self._add_sums(campaign, region, values, 1, event_id, position)
@@ -249,17 +238,13 @@ class FlagFold:
             return None
         parent = parent_of(before.region)
         for metric, value in before.values.items():
-            own_key = (before.region, before.type, metric)
-            own = self.state.history.get(own_key)
+            own = self.state.history.get((before.region, before.type, metric))
             if own is not None and (before.position, value) in own:
                 own.remove((before.position, value))
-                self.changes.baselines.add(own_key)
             if parent is not None:
-                peer_key = (before.campaign, parent, before.type, metric)
-                pool = self.state.peers.get(peer_key)
+                pool = self.state.peers.get((before.campaign, parent, before.type, metric))
                 if pool is not None and (before.position, before.region, value) in pool:
                     pool.remove((before.position, before.region, value))
-                    self.changes.baselines.add(peer_key)
             self.changes.values[(event_id, metric)] = None
         self.state.current[event_id] = None
         self._add_sums(before.campaign, before.region, before.values, -1, event_id, position)
@@ -268,13 +253,14 @@ class FlagFold:
     def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
         """The region's own last values if it has enough, else its siblings' values, else None."""
         enough = int(self._unit.params["min_history"])
-        own = self.state.history.get((region, type_, metric), [])
+        own = self.state.history.get((region, type_, metric), [])[-self._own_window:]
         if len(own) >= enough:
             return Baseline("own", [v for _, v in own])
         parent = parent_of(region)
         if parent is None:
             return None
-        pool = [(r, v) for _, r, v in self.state.peers.get((campaign, parent, type_, metric), []) if r != region]
+        window = self.state.peers.get((campaign, parent, type_, metric), [])[-self._peer_window:]
+        pool = [(r, v) for _, r, v in window if r != region]
         if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
             return Baseline("peers", [v for _, v in pool])
         return None
@@ -401,6 +387,21 @@ class FlagFold:
         return Flag(fid, rule.code, rule.severity, campaign, event_id, region, type_, metric, observed, expected,
                     score.quantize(_SCORE), rule.message_zh.format(metric=label_zh, **fill),
                     rule.message_en.format(metric=label_en, **fill), position, basis, related)
+
+
+def min_history() -> int:
+    """How many values a baseline needs before a value is scored against it."""
+    return int(FLAG_RULES["unit_scale"].params["min_history"])
+
+
+def own_window() -> int:
+    """How many of a region's last values make its own baseline."""
+    return int(FLAG_RULES["unit_scale"].params["history_window"])
+
+
+def peer_window() -> int:
+    """How many of the last values of a parent's children make the peer baseline (the region's own dropped)."""
+    return int(FLAG_RULES["unit_scale"].params["peer_window"])
 
 
 def fold_flags(state: QualityState, events: list[RecordedEvent], *,

@@ -7,7 +7,8 @@ CREATE TABLE quality_checkpoint (
 );
 INSERT INTO quality_checkpoint (name, position) VALUES ('flags', 0);
 
--- Every fact's effective value per metric, for corrections and retractions of it.
+-- Every fact's effective value per metric (position: of the fact, or of its latest correction). The
+-- baselines are the last values of a region (own) or of a parent's children (peers), read by index.
 CREATE TABLE quality_values (
     event_id uuid    NOT NULL,
     metric   text    NOT NULL,
@@ -19,19 +20,8 @@ CREATE TABLE quality_values (
     position bigint  NOT NULL,
     PRIMARY KEY (event_id, metric)
 );
-
--- The baselines as rolling windows, stored exactly as the fold left them: scope 'own' is a region's last
--- values of a type and metric (every campaign, campaign = ''), scope 'peers' the last values of a parent's
--- children in a campaign (region = the parent). One row per window: a batch reads and writes only its keys.
-CREATE TABLE quality_baselines (
-    scope    text  NOT NULL,
-    campaign text  NOT NULL,
-    region   text  NOT NULL,
-    type     text  NOT NULL,
-    metric   text  NOT NULL,
-    entries  jsonb NOT NULL,  -- [[position, region, "value"], …] oldest first (region "" for own)
-    PRIMARY KEY (scope, campaign, region, type, metric)
-);
+CREATE INDEX quality_values_own ON quality_values (region, type, metric, position);
+CREATE INDEX quality_values_peers ON quality_values (campaign, parent, type, metric, position);
 
 -- Sums per province subtree for the cross-event relation rules.
 CREATE TABLE quality_sums (
@@ -79,7 +69,7 @@ CREATE INDEX quality_flags_related ON quality_flags (related_event_id) WHERE rel
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'qmstats_app') THEN
-        GRANT SELECT, INSERT, UPDATE, DELETE ON quality_checkpoint, quality_values, quality_baselines,
-            quality_sums, quality_fingerprints, quality_flags TO qmstats_app;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON quality_checkpoint, quality_values, quality_sums,
+             quality_fingerprints, quality_flags TO qmstats_app;
     END IF;
 END $$;
