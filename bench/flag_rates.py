@@ -12,8 +12,9 @@ Run from the repository root:
 2. Waits for the flags projection, counts flags per 1,000 stored facts, by code.
 3. Injects ``--slips`` slips, each a copy of a random stored fact under a new event_id with one change:
    money ×10⁴ (万元 typed as 元) or ÷10⁴ (元 typed as 万元), a count ×10³, or no change at all (a double
-   submission). Posts them, waits, and counts how many got a flag on the changed metric (or, for a double
-   submission, a possible_duplicate flag). Catch rate = caught ÷ injected, overall and per kind.
+   submission). Posts them one by one, waits, and counts how many got a flag on the changed metric (or, for
+   a double submission, a possible_duplicate flag), or were refused at ingest by an in-event rule (a
+   ×10³ batches_passed breaks passed ≤ sampled). Catch rate = caught ÷ injected, overall and per kind.
 """
 
 import argparse
@@ -114,14 +115,16 @@ async def benchmark(args: argparse.Namespace, servers: list[Any], data_dir: Path
             made = _slip(rng, rng.choice(facts), kind)
             if made is not None:
                 injected.append((kind, *made))
-        for start in range(0, len(injected), 500):
-            chunk = [envelope for _, envelope, _ in injected[start:start + 500]]
-            async with session.post(server.url + "/v1/events", json={"events": chunk},
-                                    headers=bearer(keys.admin)) as response:
-                body = await response.json()
-                if response.status != 201:
-                    raise RuntimeError(f"slips refused: {response.status} {body}")
-                head = body["last_position"]
+        refused: set[str] = set()  # a slip that breaks an in-event rule is refused at ingest: caught by tier 1
+        for _, envelope, _ in injected:
+            async with session.post(server.url + "/v1/events", json=envelope, headers=bearer(keys.admin)) as response:
+                body = await response.json(content_type=None)
+                if response.status == 422:
+                    refused.add(envelope["event_id"])
+                elif response.status != 201:
+                    raise RuntimeError(f"slip answered {response.status}: {body}")
+                else:
+                    head = body["last_position"]
         flags = await _flags_at(session, server.url, keys.viewer, head)
         on_event: dict[str, list[dict[str, Any]]] = {}
         for flag in flags:
@@ -131,7 +134,10 @@ async def benchmark(args: argparse.Namespace, servers: list[Any], data_dir: Path
         for kind, envelope, metric in injected:
             hits = [f for f in on_event.get(envelope["event_id"], [])
                     if (f["code"] == "possible_duplicate" if metric is None else f["metric"] == metric)]
-            if hits:
+            if envelope["event_id"] in refused:
+                caught[kind] += 1
+                codes["refused_422"] += 1
+            elif hits:
                 caught[kind] += 1
                 codes[hits[0]["code"]] += 1
         total = Counter(kind for kind, _, _ in injected)

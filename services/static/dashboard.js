@@ -723,10 +723,11 @@ async function loadQuality() {
 }
 
 function childOf(code, region) {
-  // The child of ``region`` on the way down to ``code`` (or code itself when it is the region).
+  // The child of ``region`` on the way down to ``code`` (code itself when it is the region); lineage runs
+  // from the nation down.
   const chain = lineage(code);
   const at = chain.indexOf(region);
-  return at > 0 ? chain[at - 1] : code;
+  return at >= 0 && at + 1 < chain.length ? chain[at + 1] : code;
 }
 
 function renderQuality() {
