@@ -106,9 +106,11 @@ async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[
     correction or retraction may take a value out, and the next older one then belongs to the window)."""
     own: set[tuple[str, str, str]] = set()
     peers: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
+    nations: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
     for campaign, region, type_ in keys:
         for metric in CATALOGUE[type_].metrics:
             own.add((region, type_, metric.name))
+            nations.setdefault((campaign, type_, metric.name), []).append((region, type_, metric.name))
             if (parent := parent_of(region)) is not None:
                 peers.setdefault((campaign, parent, type_, metric.name), []).append((region, type_, metric.name))
     wanted = sorted(own)
@@ -133,10 +135,20 @@ async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[
     for row in rows:
         state.peers.setdefault(pools[row["i"] - 1], []).append((row["position"], row["region"],
                                                                 Decimal(row["value"])))
+    countries = sorted(key for key, regions in nations.items()
+                       if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
+    rows = [] if not countries else await conn.fetch(
+        "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[]) "
+        "WITH ORDINALITY AS k(campaign, type, metric, i) CROSS JOIN LATERAL (SELECT position, region, value FROM "
+        "quality_values q WHERE q.campaign = k.campaign AND q.type = k.type AND q.metric = k.metric "
+        "ORDER BY position DESC LIMIT $4) v", *_columns(countries), peer_window() + withdrawals)
+    for row in rows:
+        state.national.setdefault(countries[row["i"] - 1], []).append((row["position"], row["region"],
+                                                                     Decimal(row["value"])))
     # Read newest first; the fold wants position order.
     for own_values in state.history.values():
         own_values.reverse()
-    for pool in state.peers.values():
+    for pool in (*state.peers.values(), *state.national.values()):
         pool.reverse()
 
 

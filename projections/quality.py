@@ -52,7 +52,8 @@ class Flag:
     message_en: str
     raised_at: int
     basis: str
-    """What ``expected`` is: own (the region's history), peers (its siblings), earlier_event, threshold, relation."""
+    """What ``expected`` is: own (the region's history), peers (its siblings), national (every region; unit_scale
+    only), earlier_event, threshold, relation."""
     related_event_id: str | None = None
 
 
@@ -92,6 +93,8 @@ class QualityState:
     history: dict[tuple[str, str, str], list[tuple[int, Decimal]]] = field(default_factory=dict)
     """(region, type, metric) → (position, value): the region's own values, every campaign."""
     peers: dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]] = field(default_factory=dict)
+    national: dict[tuple[str, str, str], list[tuple[int, str, Decimal]]] = field(default_factory=dict)
+    """(campaign, type, metric) → (position, region, value) of every region: the last resort for unit_scale."""
     """(campaign, parent, type, metric) → (position, region, value): the values of parent's children."""
     current: dict[str, Current | None] = field(default_factory=dict)
     """event_id → effective values (None: retracted or not a fact the projection saw)."""
@@ -227,6 +230,7 @@ class FlagFold:
             self.state.history.setdefault((region, type_, metric), []).append((position, value))
             if parent is not None:
                 self.state.peers.setdefault((campaign, parent, type_, metric), []).append((position, region, value))
+            self.state.national.setdefault((campaign, type_, metric), []).append((position, region, value))
             self.changes.values[(event_id, metric)] = (campaign, region, parent, type_, value, position)
         self.state.current[event_id] = Current(type_, campaign, region, position, values)
         self._add_sums(campaign, region, values, 1, event_id, position)
@@ -245,24 +249,27 @@ class FlagFold:
                 pool = self.state.peers.get((before.campaign, parent, before.type, metric))
                 if pool is not None and (before.position, before.region, value) in pool:
                     pool.remove((before.position, before.region, value))
+            nation = self.state.national.get((before.campaign, before.type, metric))
+            if nation is not None and (before.position, before.region, value) in nation:
+                nation.remove((before.position, before.region, value))
             self.changes.values[(event_id, metric)] = None
         self.state.current[event_id] = None
         self._add_sums(before.campaign, before.region, before.values, -1, event_id, position)
         return before
 
     def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
-        """The region's own last values if it has enough, else its siblings' values, else None."""
+        """The region's own last values if it has enough, else its siblings', else every region's, else None."""
         enough = int(self._unit.params["min_history"])
         own = self.state.history.get((region, type_, metric), [])[-self._own_window:]
         if len(own) >= enough:
             return Baseline("own", [v for _, v in own])
         parent = parent_of(region)
-        if parent is None:
-            return None
-        window = self.state.peers.get((campaign, parent, type_, metric), [])[-self._peer_window:]
-        pool = [(r, v) for _, r, v in window if r != region]
-        if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
-            return Baseline("peers", [v for _, v in pool])
+        for basis, window in (
+                ("peers", self.state.peers.get((campaign, parent or "", type_, metric), [])[-self._peer_window:]),
+                ("national", self.state.national.get((campaign, type_, metric), [])[-self._peer_window:])):
+            pool = [(r, v) for _, r, v in window if r != region]
+            if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
+                return Baseline(basis, [v for _, v in pool])
         return None
 
     def _score(self, event_id: str, type_: str, campaign: str, region: str, metric: str, value: Decimal,
@@ -284,6 +291,8 @@ class FlagFold:
         band = float(self._unit.params["band_log10"])
         if 3 - band <= abs(lr) <= 4 + band:
             rule = self._unit
+        elif base.basis == "national":
+            return None  # every region of the country differs too much in size to call anything else an outlier
         else:
             volume = self._outlier.params["min_volume_money" if METRICS[metric].kind == "money" else
                                           "min_volume_count"]

@@ -359,7 +359,7 @@ class FlagOut(BaseModel):
     metric: str | None
     observed: str = Field(description="the value (money, a count, days late, or the event id for a duplicate)")
     expected: str = Field(description="the baseline: a median, the earlier event, the other total, a threshold")
-    basis: str = Field(description="own | peers | earlier_event | relation | threshold")
+    basis: str = Field(description="own | peers | national | earlier_event | relation | threshold")
     score: float = Field(description="rank: |log10(observed / expected)| for values (4 ≈ a 10⁴ slip)")
     message_zh: str
     message_en: str

@@ -22,6 +22,7 @@ CREATE TABLE quality_values (
 );
 CREATE INDEX quality_values_own ON quality_values (region, type, metric, position);
 CREATE INDEX quality_values_peers ON quality_values (campaign, parent, type, metric, position);
+CREATE INDEX quality_values_national ON quality_values (campaign, type, metric, position);
 
 -- Sums per province subtree for the cross-event relation rules.
 CREATE TABLE quality_sums (

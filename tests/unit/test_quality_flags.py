@@ -110,6 +110,18 @@ def test_a_county_without_history_is_compared_with_its_siblings() -> None:
     assert [(f.code, f.basis) for f in flags] == [("unit_scale", "peers")]
 
 
+def test_a_region_without_history_or_siblings_is_held_to_the_nation_for_unit_slips_only() -> None:
+    builder = province_month(reports_per_county=3)
+    far = "440103"  # 广州 荔湾区: nothing reported in Guangdong yet
+    slip = builder.add("raid_conducted", far, raid(builder.rng, 1.0) | {"seized_value_yuan": "7.60"}, day=30)
+    big = builder.add("raid_conducted", "440104", raid(builder.rng, 1.0) | {"seized_value_yuan": "4000000.00"},
+                      day=30)  # 50× a typical raid: large, but the nation is no baseline for an outlier
+    changes = _fold(builder.events)
+    assert [(f.code, f.basis) for f in _flags_of(changes, slip) if f.metric == "seized_value_yuan"] == [
+        ("unit_scale", "national")]
+    assert [f for f in _flags_of(changes, big) if f.metric == "seized_value_yuan"] == []
+
+
 def test_tiny_counts_never_alarm_even_far_from_the_median() -> None:
     builder = LogBuilder(random.Random(2), [])
     for day in range(1, 16):
