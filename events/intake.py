@@ -13,12 +13,14 @@ from typing import Annotated, Any, Final
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from events.catalogue import CATALOGUE, EventType
 from events.errors import BatchTooLarge, ItemError, MalformedRequest, ValidationFailed
 from events.fields import CampaignId, RegionCode
 from events.regions import is_structurally_valid
 from events.rules import check_in_event
+from events.validation_messages import explain
 
 MAX_BATCH: Final = 1000
 
@@ -59,7 +61,7 @@ _RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
 def _require_text_timestamp(value: Any) -> Any:
     # pydantic would also read numbers, and strings of digits, as Unix times.
     if not isinstance(value, str) or not _RFC3339_DATE.match(value):
-        raise ValueError("occurred_at must be an RFC 3339 string with a UTC offset")
+        raise ValueError("must be an RFC 3339 date and time with its UTC offset, such as 2017-09-08T10:00:00+08:00")
     return value
 
 
@@ -67,7 +69,7 @@ def _in_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+08:00 is before the first UTC instant
-        raise ValueError("occurred_at is out of range") from exc
+        raise ValueError("is out of range") from exc
 
 
 class Envelope(BaseModel):
@@ -104,9 +106,17 @@ class DraftEvent:
         return str(value) if value is not None else None
 
 
+_RULE_CODES: Final = frozenset(rule.code for t in CATALOGUE.values() for rule in t.rules)
+
+
+def item_message(error: ErrorDetails) -> str:
+    """An error item's text: a catalogue rule's own (bilingual) message, else the API's wording (``explain``)."""
+    return str(error["msg"]) if error["type"] in _RULE_CODES else explain(error)
+
+
 def _errors_of(exc: ValidationError, index: int, event_id: str | None,
                prefix: tuple[str | int, ...] = ()) -> list[ItemError]:
-    return [ItemError(index, event_id, prefix + tuple(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
+    return [ItemError(index, event_id, prefix + tuple(e["loc"]), item_message(e), e["type"]) for e in exc.errors()]
 
 
 def validate_payload(event_type: EventType, version: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from events.decide import Accepted, AppendRequest
 from events.errors import CampaignConflict, ItemError, NotFound, OpenFlagsBlockClose, ValidationFailed
 from events.intake import parse_json
 from events.store import find_event, read_campaigns, translated_errors
+from events.validation_messages import explain
 from projections.flag_tables import FlagQuery, read_flags
 from projections.quality import BLOCKING_CODES
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
@@ -32,7 +33,7 @@ async def _body(request: web.Request, model: type[M], *, optional: bool = False)
     try:
         return model.model_validate(parse_json(raw))
     except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e)) for e in exc.errors()]) from None
 
 
 def _view(history: CampaignHistory, result: EventResult) -> CampaignView:

@@ -11,7 +11,7 @@ from events.canonical import format_timestamp
 from events.catalogue import FLAG_RULES
 from events.decide import Accepted, AppendRequest, check_scope
 from events.errors import ItemError, NotFound, OutOfScope, ValidationFailed
-from events.intake import parse_json, read_events
+from events.intake import item_message, parse_json, read_events
 from events.regions import is_within
 from events.store import find_event, read_campaigns, translated_errors
 from projections.flag_tables import FlagQuery, Status, find_flag, flags_checkpoint, read_flags
@@ -91,7 +91,7 @@ async def review_flag(request: web.Request) -> web.Response:
     try:
         body = ReviewFlag.model_validate(parse_json(raw))
     except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), e["msg"], e["type"])
+        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), item_message(e), e["type"])
                                 for e in exc.errors()]) from None
     flag_id = request.match_info["flag_id"]
     async with translated_errors(), request.app[POOL].acquire() as conn:
