@@ -241,8 +241,8 @@ FLAG_RULES: Final[dict[str, FlagRule]] = {r.code: r for r in (
              "{region}{metric}为{observed},约为基准{expected}的{fold},疑似单位错误(元/万元或千位)",
              "{region} {metric} is {observed}, about {fold} times the baseline {expected}: "
              "a unit slip (yuan/10,000 yuan or a factor of 1,000)?",
-             {"band_log10": Decimal("0.5"), "min_history": 8, "min_peers": 2, "history_window": 60,
-              "peer_window": 120}),
+             {"band_log10": Decimal("0.5"), "min_history": 8, "min_peers": 2, "history_window": 40,
+              "peer_window": 48}),
     FlagRule("outlier", "warning",
              "{region}{metric}为{observed},远离基准{expected}(稳健z分数{z})",
              "{region} {metric} is {observed}, far from the baseline {expected} (robust z {z})",

@@ -138,10 +138,10 @@ async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[
     countries = sorted(key for key, regions in nations.items()
                        if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
     rows = [] if not countries else await conn.fetch(
-        "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[]) "
-        "WITH ORDINALITY AS k(campaign, type, metric, i) CROSS JOIN LATERAL (SELECT position, region, value FROM "
-        "quality_values q WHERE q.campaign = k.campaign AND q.type = k.type AND q.metric = k.metric "
-        "ORDER BY position DESC LIMIT $4) v", *_columns(countries), peer_window() + withdrawals)
+        "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[]) WITH ORDINALITY AS "
+        "k(key, i) CROSS JOIN LATERAL (SELECT position, region, value FROM quality_values q WHERE "
+        "(q.campaign || '|' || q.type || '|' || q.metric) = k.key ORDER BY position DESC LIMIT $2) v",
+        ["|".join(key) for key in countries], peer_window() + withdrawals)
     for row in rows:
         state.national.setdefault(countries[row["i"] - 1], []).append((row["position"], row["region"],
                                                                      Decimal(row["value"])))

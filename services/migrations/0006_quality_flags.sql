@@ -22,7 +22,8 @@ CREATE TABLE quality_values (
 );
 CREATE INDEX quality_values_own ON quality_values (region, type, metric, position);
 CREATE INDEX quality_values_peers ON quality_values (campaign, parent, type, metric, position);
-CREATE INDEX quality_values_national ON quality_values (campaign, type, metric, position);
+-- On an expression, so the planner cannot take it for the peers read (it did, filtering every sibling's row).
+CREATE INDEX quality_values_national ON quality_values ((campaign || '|' || type || '|' || metric), position);
 
 -- Sums per province subtree for the cross-event relation rules.
 CREATE TABLE quality_sums (
