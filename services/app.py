@@ -9,13 +9,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL, REGIONS_CHANNEL
+from events.region_store import lists_version
 from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
 from projections.tables import checkpoint_status
 from services.appkeys import (
     DASHBOARD_CACHE,
+    DIRECTORY,
     FLAGS_PROJECTOR,
     KEYRING,
     LIMITER,
@@ -24,11 +26,13 @@ from services.appkeys import (
     PROJECTOR,
     SETTINGS,
     STATE,
+    STREAMS,
     TELEMETRY,
     WRITER,
 )
 from services.cache import ResponseCache
 from services.database import create_pool
+from services.directory import Directory
 from services.keyring import KeyRing
 from services.listener import Listener
 from services.middleware import authenticate, request_context
@@ -38,6 +42,7 @@ from services.ratelimit import RateLimiter
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 log = structlog.get_logger("qmstats.app")
@@ -66,12 +71,31 @@ async def poll_projection(app: web.Application) -> None:
             async with translated_errors(), pool.acquire() as conn:
                 status = await checkpoint_status(conn)
                 log_head, _ = await head(conn)  # after the checkpoint, so never behind it
+                lists = await lists_version(conn)
+            app[DIRECTORY].lists_changed(lists)
             state.tables = status.tables
             state.saw_head(log_head)
             state.advance(status.position, status.updated_at)
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)
+
+
+def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
+    """On NOTIFY qmstats_keys (payload: the key id): reload the keys, and end the open streams of a revoked key."""
+    revocations: set[asyncio.Task[None]] = set()
+
+    async def end_if_revoked(key_id: str) -> None:
+        if not await ring.is_active(key_id):
+            streams.close_key(key_id)
+
+    def changed(key_id: str) -> None:
+        ring.invalidate()
+        if streams.holds(key_id):  # a revoked viewer must not keep watching a quiet campaign
+            task = asyncio.create_task(end_if_revoked(key_id))
+            revocations.add(task)
+            task.add_done_callback(revocations.discard)
+    return changed
 
 
 def create_app(settings: Settings, database_url: str) -> web.Application:
@@ -83,7 +107,16 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[STREAMS] = OpenStreams()
     setup_routes(app)
+
+    async def end_streams(app: web.Application) -> None:
+        # Runs before aiohttp waits for in-flight handlers: an open page must not hold up shutdown.
+        ended = app[STREAMS].close_all()
+        if ended:
+            log.info("shutting down: ended open event streams", streams=ended)
+
+    app.on_shutdown.append(end_streams)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
@@ -91,6 +124,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                                  command_timeout=settings.statement_timeout_seconds)
         app[POOL] = pool
         app[KEYRING] = KeyRing(pool)
+        app[DIRECTORY] = Directory(pool)
         yield
         await pool.close()
 
@@ -140,8 +174,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             if flags is not None:
                 flags.wake()
 
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), EVENTS_CHANNEL: appended,
-                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
+        channels = {KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
+                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
+                    REGIONS_CHANNEL: lambda payload: app[DIRECTORY].lists_changed(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
         yield
         await _cancel(task)

@@ -6,6 +6,7 @@ from aiohttp import web
 from events.key_store import ApiKey
 from events.writer import GroupCommitWriter
 from services.cache import ResponseCache
+from services.directory import Directory
 from services.errors import Unauthenticated
 from services.keyring import KeyRing
 from services.projection_state import ProjectionState
@@ -13,6 +14,7 @@ from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.settings import Settings
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,6 +28,8 @@ PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 FLAGS_PROJECTOR = web.AppKey("flags_projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+DIRECTORY = web.AppKey("directory", Directory)
+STREAMS = web.AppKey("streams", OpenStreams)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)
