@@ -24,6 +24,7 @@ from services.appkeys import (
     POOL,
     PROJECTION,
     PROJECTOR,
+    REPLICAS,
     SETTINGS,
     STATE,
     STREAMS,
@@ -39,6 +40,7 @@ from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker, flags_worker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet, following_replicas
 from services.routes import setup_routes
 from services.settings import Settings
 from services.state import ServiceState
@@ -107,6 +109,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[REPLICAS] = ReplicaSet.configured(settings)
+    for replica in app[REPLICAS].replicas:
+        app[TELEMETRY].watch_replica(replica)
     app[STREAMS] = OpenStreams()
     setup_routes(app)
 
@@ -161,7 +166,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
         ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        worker, flags = app.get(PROJECTOR), app.get(FLAGS_PROJECTOR)
+        # The dashboard's and the flags projector (when this process runs projectors), woken on every append.
+        workers = [w for w in (app.get(PROJECTOR), app.get(FLAGS_PROJECTOR)) if w is not None]
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -169,10 +175,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
         def appended(payload: str) -> None:
             projection.saw_head(int(payload))
-            if worker is not None:
+            app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
+            for worker in workers:
                 worker.wake()
-            if flags is not None:
-                flags.wake()
 
         channels = {KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
@@ -181,7 +186,11 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         yield
         await _cancel(task)
 
-    contexts = [database, writer, _background("projection-poll", poll_projection)]
+    async def replicas(app: web.Application) -> AsyncIterator[None]:
+        async with following_replicas(app[REPLICAS], settings, app[PROJECTION]):
+            yield
+
+    contexts = [database, replicas, writer, _background("projection-poll", poll_projection)]
     if settings.run_projector:
         contexts.append(projector)
     contexts.append(listener)

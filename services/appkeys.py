@@ -12,6 +12,7 @@ from services.keyring import KeyRing
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet
 from services.settings import Settings
 from services.state import ServiceState
 from services.streams import OpenStreams
@@ -28,11 +29,14 @@ PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 FLAGS_PROJECTOR = web.AppKey("flags_projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+REPLICAS = web.AppKey("replicas", ReplicaSet)
 DIRECTORY = web.AppKey("directory", Directory)
 STREAMS = web.AppKey("streams", OpenStreams)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)
+READ_POSITION = web.RequestKey("read_position", int)
+"""The position a read answer reflects (sent as X-Qmstats-Position)."""
 
 
 def api_key(request: web.Request) -> ApiKey:

@@ -19,6 +19,7 @@ from services.flag_views import dry_run_flags
 from services.handlers.params import campaign_param, int_param, region_param
 from services.middleware import allow
 from services.negotiation import negotiate
+from services.reads import Basis, position_headers, snapshot
 from services.responses import json_response
 
 NDJSON = "application/x-ndjson"
@@ -103,8 +104,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     limit = int_param(request, "limit", 1000, low=1, high=10000)
     if negotiate(request, ("application/json", NDJSON)) == NDJSON:
         return await _stream_ndjson(request, flt, region)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        records = await read_page(conn, flt, limit)
+    async with snapshot(request, Basis.LOG) as snap:
+        records = await read_page(snap.conn, flt, limit)
     next_after = records[-1].position if records else flt.after
     page = EventsPage(events=[StoredEvent.model_validate(r.exported()) for r in records
                               if region is None or is_within(r.region, region)], next_after=next_after)
@@ -112,10 +113,10 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream_ndjson(request: web.Request, flt: LogFilter, region: str | None) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": NDJSON})
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        response = web.StreamResponse(headers={"Content-Type": NDJSON, **position_headers(request)})
         await response.prepare(request)
-        async for chunk in export_lines(conn, flt, region=region):
+        async for chunk in export_lines(snap.conn, flt, region=region):
             await response.write(chunk)
     await response.write_eof()
     return response
