@@ -12,6 +12,8 @@ Steps, each a subprocess that starts and stops its own ``qmstats serve`` (full /
              --workers 1 (20 s / 3 s)
 * replica    bench_replica.py: the same read mix from a streaming replica and from the primary under steady ingest,
              and the replica's lag under steady and flat-out ingest (10 s × 3 / 3 s × 1)
+* flags      bench_flags.py: flag projection vs dashboard projection from 0 on one log, vs its ingest (20,000 × 3 /
+             5,000 × 1)
 * load       load_log.py: 1,000,000 / 20,000 generated events through POST /v1/events into a kept data dir
 * replay     bench_replay.py on that log: rebuild (2 rounds), export, at_position, provenance, serve RSS (3 / 1 rounds)
 
@@ -39,8 +41,9 @@ import orjson
 from common import REPO, RESULTS_DIR, loadavg, markdown_table, profile_top
 
 BENCH = REPO / "bench"
-STEPS = ("ingest", "batch", "dashboard", "lag", "replica", "load", "replay")
-STEP_TIMEOUT = {"ingest": 600, "batch": 900, "dashboard": 900, "lag": 600, "replica": 900, "load": 2400,
+STEPS = ("ingest", "batch", "dashboard", "lag", "replica", "flags", "load", "replay")
+STEP_TIMEOUT = {"ingest": 600, "batch": 900, "dashboard": 900, "lag": 600, "replica": 900, "flags": 900,
+                "load": 2400,
                 "replay": 2400}
 
 
@@ -58,6 +61,7 @@ def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
                 "--warmup", "1" if quick else "3"],
         "replica": ["bench_replica.py", "--seconds", seconds, "--rounds", rounds,
                     "--events", "5000" if quick else "20000", "--burst-seconds", "2" if quick else "5"],
+        "flags": ["bench_flags.py", "--events", "5000" if quick else "20000", "--rounds", rounds],
         "load": ["load_log.py", "--events", events, "--data-dir", str(data_dir)],
         "replay": ["bench_replay.py", "--data-dir", str(data_dir), "--rounds", rounds,
                    "--rebuild-rounds", "1" if quick else "2"],

@@ -3,8 +3,10 @@
 Projections are driven by these declarations alone, so adding a type here needs no projection code.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from decimal import Decimal
+from typing import Any, Final, Literal
 
 from events.payloads import (
     BrandAwarded,
@@ -13,6 +15,7 @@ from events.payloads import (
     CampaignReopened,
     EventCorrected,
     EventRetracted,
+    FlagReviewed,
     GoodsDestroyed,
     InspectionCompleted,
     LabOpenDayHeld,
@@ -23,8 +26,9 @@ from events.payloads import (
     PublicityHeld,
     RaidConducted,
 )
+from events.rules import FlagRule, InEventRule
 
-Kind = Literal["fact", "correction", "retraction", "lifecycle"]
+Kind = Literal["fact", "correction", "retraction", "lifecycle", "review"]
 MetricKind = Literal["count", "money"]
 
 
@@ -65,10 +69,17 @@ class EventType:
     ratios: tuple[Ratio, ...] = ()
     category_field: str | None = None
     admin_only: bool = False
+    rules: tuple[InEventRule, ...] = ()
+    """Certain impossibilities within one event: refused at ingest (422) with the rule's code."""
     latest_version: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "latest_version", max(self.versions))
+
+
+def _passed_within_sampled(data: Mapping[str, Any]) -> bool:
+    # A named function, not a lambda: drafts (which hold their EventType) are pickled to worker processes.
+    return bool(data["batches_passed"] <= data["batches_sampled"])
 
 
 _RAID = EventType(
@@ -97,6 +108,8 @@ _INSPECTION = EventType(
     ),
     ratios=(Ratio("pass_rate", "batches_passed", "batches_sampled", "合格率", "pass rate", by="category"),),
     category_field="category",
+    rules=(InEventRule("passed_exceeds_sampled", "batches_passed", _passed_within_sampled,
+                       "合格批次不能多于抽查批次", "batches_passed cannot exceed batches_sampled"),),
 )
 _PUBLICITY = EventType(
     "publicity_held", "fact", "宣传咨询活动", "publicity and consultation day", {1: PublicityHeld},
@@ -149,6 +162,8 @@ CATALOGUE: Final[dict[str, EventType]] = {
                   admin_only=True),
         EventType("campaign_reopened", "lifecycle", "活动重新开启", "campaign reopened",
                   {1: CampaignReopened}, admin_only=True),
+        # A reviewer's verdict on a data-quality flag: in the log for the audit trail, never in a figure.
+        EventType("flag_reviewed", "review", "数据质量核实", "data-quality flag reviewed", {1: FlagReviewed}),
     )
 }
 
@@ -217,3 +232,34 @@ def _check_unique_metric_names() -> None:
 
 
 _check_unique_metric_names()
+
+
+# Tier 2: plausibility flags (issue 15). They never block an event and never change a figure; the flags
+# projection (projections/quality.py) applies them with these thresholds. README "Data quality" says why.
+FLAG_RULES: Final[dict[str, FlagRule]] = {r.code: r for r in (
+    FlagRule("unit_scale", "error",
+             "{region}{metric}为{observed},约为基准{expected}的{fold},疑似单位错误(元/万元或千位)",
+             "{region} {metric} is {observed}, about {fold} times the baseline {expected}: "
+             "a unit slip (yuan/10,000 yuan or a factor of 1,000)?",
+             {"band_log10": Decimal("0.5"), "min_history": 8, "min_peers": 2, "history_window": 40,
+              "peer_window": 48}),
+    FlagRule("outlier", "warning",
+             "{region}{metric}为{observed},远离基准{expected}(稳健z分数{z})",
+             "{region} {metric} is {observed}, far from the baseline {expected} (robust z {z})",
+             {"z": Decimal("3.5"), "min_fold": Decimal("10"), "min_fold_peers": Decimal("100"),
+              "mad_floor": Decimal("0.1"),
+              "min_volume_count": 100, "min_volume_money": 10000}),
+    FlagRule("possible_duplicate", "error",
+             "{region}的这条报告与之前的事件{expected}类型、时间和数据完全相同,疑似重复上报",
+             "{region}: same type, time and data as the earlier event {expected}: reported twice?",
+             {"score": Decimal("3")}),
+    FlagRule("relation", "warning",
+             "{region}{metric}累计{observed},超过查获货值累计{expected}",
+             "{region} {metric} totals {observed}, more than the value seized, {expected}",
+             {"left": "destroyed_value_yuan", "right": "seized_value_yuan", "min_volume_money": 100000,
+              "min_reports": 10, "tolerance": Decimal("1.5")}),
+    FlagRule("late_report", "info",
+             "{region}的报告在发生{observed}天后才上报(阈值{expected}天)",
+             "{region}: reported {observed} days after it happened (threshold {expected} days)"),
+)}
+"""Tier-2 rules by code. Severity ``error`` marks the flags that block closing a campaign without force."""

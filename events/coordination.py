@@ -20,11 +20,15 @@ PROJECTOR_LOCK: Final = 0x716D_0003
 """Session lock held by the active projector; its connection dying releases it to a standby."""
 TABLES_LOCK: Final = 0x716D_0004
 """Live read-table batches take it shared; a rebuild takes it exclusively to swap its tables in."""
+FLAGS_PROJECTOR_LOCK: Final = 0x716D_0F01
+"""Session lock held by the active data-quality flags projector (issue 15), independent of PROJECTOR_LOCK."""
 
 EVENTS_CHANNEL: Final = "qmstats_events"
 """Sent when events commit; the payload is the new head position."""
 PROJECTION_CHANNEL: Final = "qmstats_projection"
 """Sent when a projector batch commits; the payload is the new checkpoint position."""
+FLAGS_CHANNEL: Final = "qmstats_flags"
+"""Sent when a flags projector batch commits; the payload is the flags checkpoint position."""
 KEYS_CHANNEL: Final = "qmstats_keys"
 """Sent when an API key is created or revoked; the payload is the key id."""
 REGIONS_CHANNEL: Final = "qmstats_regions"

@@ -46,10 +46,9 @@ from events.errors import (
     OutOfScope,
     ValidationFailed,
 )
-from events.intake import DraftEvent, validate_payload
+from events.intake import DraftEvent, item_message, validate_payload
 from events.records import RecordedEvent
 from events.regions import NATION, is_within, level_of
-from events.validation_messages import explain
 
 Role = Literal["reporter", "viewer", "auditor", "admin"]
 
@@ -288,8 +287,8 @@ class GroupDecider:
         try:
             replacement = validate_payload(target_type, target.schema_version, draft.data["replacement"])
         except ValidationError as exc:
-            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), explain(e))
-                          for e in exc.errors())
+            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), item_message(e),
+                                    e["type"]) for e in exc.errors())
             return None
         return {**draft.data, "replacement": replacement}
 

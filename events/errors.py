@@ -11,6 +11,8 @@ class ItemError:
     event_id: str | None
     loc: tuple[str | int, ...]
     msg: str
+    code: str = "invalid"
+    """Stable machine code: a catalogue rule's code, pydantic's error type, or ``invalid``."""
 
 
 class DomainError(Exception):
@@ -93,3 +95,13 @@ class NotFound(DomainError):
 
 class StoreUnavailable(DomainError):
     """The database cannot be reached right now; the request may be retried."""
+
+
+class OpenFlagsBlockClose(DomainError):
+    """Closing would freeze figures with open unit_scale or possible_duplicate flags; send force and a note."""
+
+    def __init__(self, campaign: str, flags: list[dict[str, str]]) -> None:
+        codes = sorted({f["code"] for f in flags})
+        super().__init__(f"campaign {campaign} has {len(flags)} open data-quality flag(s) ({', '.join(codes)}); "
+                         "review or correct them, or close with {\"force\": true, \"note\": \"…\"}")
+        self.flags = flags

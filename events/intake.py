@@ -13,11 +13,13 @@ from typing import Annotated, Any, Final
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from events.catalogue import CATALOGUE, EventType
 from events.errors import BatchTooLarge, ItemError, MalformedRequest, ValidationFailed
 from events.fields import CampaignId, RegionCode
 from events.regions import is_structurally_valid
+from events.rules import check_in_event
 from events.validation_messages import explain
 
 MAX_BATCH: Final = 1000
@@ -104,15 +106,28 @@ class DraftEvent:
         return str(value) if value is not None else None
 
 
+_RULE_CODES: Final = frozenset(rule.code for t in CATALOGUE.values() for rule in t.rules)
+
+
+def item_message(error: ErrorDetails) -> str:
+    """An error item's text: a catalogue rule's own (bilingual) message, else the API's wording (``explain``)."""
+    return str(error["msg"]) if error["type"] in _RULE_CODES else explain(error)
+
+
 def _errors_of(exc: ValidationError, index: int, event_id: str | None,
                prefix: tuple[str | int, ...] = ()) -> list[ItemError]:
-    return [ItemError(index, event_id, prefix + tuple(e["loc"]), explain(e)) for e in exc.errors()]
+    return [ItemError(index, event_id, prefix + tuple(e["loc"]), item_message(e), e["type"]) for e in exc.errors()]
 
 
 def validate_payload(event_type: EventType, version: int, data: dict[str, Any]) -> dict[str, Any]:
-    """Validate a payload against its type's model and return it in normalised JSON form."""
+    """Validate a payload against its type's model and catalogue rules; return it in normalised JSON form.
+
+    A broken catalogue rule raises a ValidationError whose error type is the rule's code.
+    """
     model = event_type.versions[version]
-    return model.model_validate(data).model_dump(mode="json", exclude_none=True)
+    payload = model.model_validate(data)
+    check_in_event(event_type.rules, payload.__dict__, model.__name__)
+    return payload.model_dump(mode="json", exclude_none=True)
 
 
 def _draft(index: int, raw: Any) -> DraftEvent | list[ItemError]:

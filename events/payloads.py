@@ -1,10 +1,10 @@
 """One pydantic model per event type and version: the ``data`` a regional system sends."""
 
 from datetime import date
-from typing import Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from events.fields import CampaignId, Count, Label, Money, Text
 
@@ -34,12 +34,7 @@ class InspectionCompleted(Payload):
     batches_passed: Count
     enterprises: Count
     category: Label
-
-    @model_validator(mode="after")
-    def passed_within_sampled(self) -> Self:
-        if self.batches_passed > self.batches_sampled:
-            raise ValueError("batches_passed cannot exceed batches_sampled")
-        return self
+    # batches_passed <= batches_sampled is a catalogue rule (events.catalogue), checked with its code.
 
 
 class PublicityHeld(Payload):
@@ -102,6 +97,16 @@ class CampaignOpened(Payload):
 class CampaignClosed(Payload):
     id: CampaignId
     note: Text | None = Field(default=None)
+    force: Literal[True] | None = Field(default=None)
+    """Closed over open blocking data-quality flags (issue 15); ``note`` then says why."""
+
+
+class FlagReviewed(Payload):
+    """A reviewer's verdict on a data-quality flag (the flag's id from GET .../flags)."""
+
+    flag_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+    verdict: Literal["confirmed", "false_alarm"]
+    note: Text
 
 
 class CampaignReopened(Payload):

@@ -133,6 +133,37 @@ class CampaignSummary:
     note_en: str = ""
     reopened: bool = False
     """Provisional because the campaign was reopened after a close (not because it never closed)."""
+    quality: "QualityNote | None" = None
+    """Data-quality flags open at ``position`` (issue 15); None when not loaded."""
+
+
+
+@dataclass(frozen=True, slots=True)
+class QualityNote:
+    """How many data-quality flags were open at the summary's position, and how far flags were scored."""
+
+    by_code: dict[str, int]
+    scored_to: int
+    """min(position, the flags checkpoint): equal to position once every event up to it was scored."""
+
+    @property
+    def open_flags(self) -> int:
+        """All open flags."""
+        return sum(self.by_code.values())
+
+    def sentence_zh(self) -> str:
+        """The statement the summary makes about them, in Chinese."""
+        if not self.open_flags:
+            return "数据质量：没有未核实的数据质量提示。"
+        parts = "、".join(f"{code} {n}条" for code, n in sorted(self.by_code.items()))
+        return f"数据质量：尚有{self.open_flags}条数据质量提示未核实（{parts}）。"
+
+    def sentence_en(self) -> str:
+        """The statement in English."""
+        if not self.open_flags:
+            return "Data quality: no data-quality flags are open."
+        parts = ", ".join(f"{n} {code}" for code, n in sorted(self.by_code.items()))
+        return f"Data quality: {self.open_flags} data-quality flag(s) are open ({parts})."
 
 
 def _date_zh(day: date) -> str:

@@ -66,6 +66,8 @@ class CampaignChange(BaseModel):
 
     event_id: str | None = Field(default=None, description="idempotency key for the lifecycle event")
     note: str | None = Field(default=None, max_length=500)
+    force: bool = Field(default=False, description="close although unit_scale or possible_duplicate flags are "
+                        "open (needs a note, kept in the log)")
 
 
 class CampaignView(BaseModel):
@@ -99,7 +101,7 @@ class RatioInfo(BaseModel):
 
 class EventTypeInfo(BaseModel):
     name: str
-    kind: Literal["fact", "correction", "retraction", "lifecycle"]
+    kind: Literal["fact", "correction", "retraction", "lifecycle", "review"]
     label_zh: str
     label_en: str
     schema_versions: list[int]
@@ -380,3 +382,92 @@ class Summary(BaseModel):
     text_en: str
     note_zh: str = Field("", description="final or provisional, close number and log position, apart from the text")
     note_en: str = ""
+    quality: "SummaryQuality | None" = None
+
+
+# --- data quality (issue 15) ------------------------------------------------------------------------
+
+
+class FlagReviewOut(BaseModel):
+    """The verdict recorded by a flag_reviewed event."""
+
+    verdict: Literal["confirmed", "false_alarm"]
+    note: str
+    reviewed_by: str = Field(description="id of the key that reviewed")
+    event_id: str = Field(description="the flag_reviewed event in the log")
+    position: int
+
+
+class FlagOut(BaseModel):
+    """A data-quality flag: what was observed, the baseline it was compared with, and how far off it is."""
+
+    id: str
+    code: Literal["unit_scale", "outlier", "possible_duplicate", "relation", "late_report"]
+    severity: Literal["error", "warning", "info"]
+    campaign: str
+    event_id: str
+    region: str
+    type: str | None
+    metric: str | None
+    observed: str = Field(description="the value (money, a count, days late, or the event id for a duplicate)")
+    expected: str = Field(description="the baseline: a median, the earlier event, the other total, a threshold")
+    basis: str = Field(description="own | peers | national | earlier_event | relation | threshold")
+    score: float = Field(description="rank: |log10(observed / expected)| for values (4 ≈ a 10⁴ slip)")
+    message_zh: str
+    message_en: str
+    status: Literal["open", "reviewed", "resolved"]
+    raised_at: int = Field(description="log position of the event that raised it")
+    resolved_at: int | None = Field(default=None, description="position of the correction or retraction that "
+                                    "settled it")
+    review: FlagReviewOut | None = None
+
+
+class FlagList(BaseModel):
+    """GET /v1/campaigns/{c}/flags: highest score first."""
+
+    campaign: str
+    position: int = Field(description="the log position the flags projection has scored up to")
+    flags: list[FlagOut]
+
+
+class DryRunResult(BaseModel):
+    event_id: str
+    status: Literal["valid", "duplicate"]
+
+
+class DryRunResponse(BaseModel):
+    """POST /v1/events?dry_run=true: the same checks as a real post; nothing is stored."""
+
+    dry_run: Literal[True] = True
+    results: list[DryRunResult]
+    flags: list[FlagOut] = Field(description="flags these events would raise against today's baselines")
+
+
+class ReviewFlag(BaseModel):
+    """Body of POST /v1/campaigns/{c}/flags/{id}/review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["confirmed", "false_alarm"]
+    note: str = Field(min_length=1, max_length=500)
+    event_id: str | None = Field(default=None, description="idempotency key for the flag_reviewed event")
+
+
+class ReviewRecorded(BaseModel):
+    """A review recorded in the log; the flag shows it once the flags projection reaches ``event.position``."""
+
+    flag_id: str
+    event: EventResult
+
+
+class SummaryQuality(BaseModel):
+    """Data-quality flags open at the summary's position."""
+
+    open_flags: int
+    by_code: dict[str, int]
+    scored_to: int = Field(description="the position the flags projection had reached (≥ position: complete)")
+    sentence_zh: str
+    sentence_en: str
+
+
+Summary.model_rebuild()

@@ -15,6 +15,8 @@ class ItemProblem(BaseModel):
     event_id: str | None
     loc: list[str | int] = Field(description="path to the offending field inside the item")
     msg: str
+    code: str = Field(default="invalid", description="stable machine code: a catalogue rule's code (e.g. "
+                      "passed_exceeds_sampled), the validator's error type (e.g. missing), or invalid")
 
 
 class Problem(BaseModel):
@@ -54,6 +56,7 @@ NOT_ACCEPTABLE = ProblemType("not-acceptable", "No acceptable representation", 4
 CONFLICT = ProblemType("event-id-conflict", "The event_id was already used for different content", 409)
 CAMPAIGN_CLOSED = ProblemType("campaign-closed", "The campaign is closed", 409)
 CAMPAIGN_CONFLICT = ProblemType("campaign-conflict", "The campaign is not in a state that allows this", 409)
+OPEN_FLAGS = ProblemType("open-quality-flags", "Open data-quality flags block closing the campaign", 409)
 TOO_LARGE = ProblemType("too-large", "The request is too large", 413)
 REQUEST_TIMEOUT = ProblemType("request-timeout", "The request body did not arrive in time", 408)
 UNSUPPORTED_MEDIA = ProblemType("unsupported-media-type", "The body must be application/json", 415)

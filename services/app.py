@@ -18,11 +18,13 @@ from events.writer import GroupCommitted
 from services.appkeys import (
     DASHBOARD_CACHE,
     DIRECTORY,
+    FLAGS_PROJECTOR,
     KEYRING,
     LIMITER,
     POLL_ANSWERS,
     POOL,
     PROJECTION,
+    PROJECTOR,
     REPLICAS,
     SETTINGS,
     STATE,
@@ -42,6 +44,7 @@ from services.resources import (
     Clock,
     background,
     database_pool,
+    flags_projector,
     group_commit_writer,
     listening,
     poll_projection,
@@ -125,7 +128,13 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
                 worker = await stack.enter_async_context(projector(
                     pool, database_url, settings, projection,
                     on_batch=lambda batch: telemetry.projected.inc(batch.events)))
-                wake = worker.wake
+                flags = app[FLAGS_PROJECTOR] = await stack.enter_async_context(
+                    flags_projector(pool, database_url, settings))
+                app[PROJECTOR] = worker
+
+                def wake() -> None:
+                    worker.wake()
+                    flags.wake()
 
             def connected(up: bool) -> None:
                 state.listener_connected = up

@@ -14,6 +14,7 @@ from events.errors import (
     KeyRevoked,
     MalformedRequest,
     NotFound,
+    OpenFlagsBlockClose,
     OutOfScope,
     StoreUnavailable,
     ValidationFailed,
@@ -75,6 +76,7 @@ _DOMAIN: dict[type[DomainError], p.ProblemType] = {
     EventIdConflict: p.CONFLICT,
     CampaignClosedError: p.CAMPAIGN_CLOSED,
     CampaignConflict: p.CAMPAIGN_CONFLICT,
+    OpenFlagsBlockClose: p.OPEN_FLAGS,
     OutOfScope: p.FORBIDDEN,
     NotFound: p.NOT_FOUND,
     StoreUnavailable: p.UNAVAILABLE,
@@ -102,8 +104,10 @@ def map_exception(exc: BaseException) -> Mapped:
         extra: dict[str, object] = {}
         headers: dict[str, str] = {}
         if isinstance(exc, ValidationFailed):
-            extra["errors"] = [{"index": e.index, "event_id": e.event_id, "loc": list(e.loc), "msg": e.msg}
-                               for e in exc.errors]
+            extra["errors"] = [{"index": e.index, "event_id": e.event_id, "loc": list(e.loc), "msg": e.msg,
+                                "code": e.code} for e in exc.errors]
+        elif isinstance(exc, OpenFlagsBlockClose):
+            extra["flags"] = exc.flags
         elif isinstance(exc, EventIdConflict):
             extra.update(event_id=exc.event_id, index=exc.index)
         elif isinstance(exc, WrongRole):

@@ -135,6 +135,8 @@ async def change_campaign(log: CampaignLog, actor: Actor, request_id: str, type_
         data["reason"] = body.note
     elif body.note:
         data["note"] = body.note
+    if type_ == "campaign_closed" and body.force:
+        data["force"] = True  # closed over open data-quality flags (issue 15; checked by the HTTP handler)
     event_id, position, created = await _append(log, actor, request_id, type_, campaign_id, data,
                                                 body.event_id or str(uuid.uuid4()), now)
     return LifecycleResult(await _current(log, campaign_id), event_id, position, created)

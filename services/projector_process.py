@@ -2,21 +2,30 @@
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import asyncpg
 import structlog
 
-from events.coordination import PROJECTOR_LOCK, in_recovery, ping, try_lock_session
+from events.coordination import FLAGS_PROJECTOR_LOCK, PROJECTOR_LOCK, in_recovery, ping, try_lock_session
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
+from projections.flag_runner import apply_flag_batch
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
 from services.database import ON_STANDBY
 from services.projection_state import ProjectionState
+from services.settings import Settings
 
 log = structlog.get_logger("qmstats.projector")
+ApplyBatch = Callable[[Connection, int], Awaitable[BatchApplied]]
+"""One projector batch: (connection, batch size) → what it applied (the dashboard's: projections.projector)."""
+
+
+async def _dashboard_batch(conn: Connection, batch_size: int) -> BatchApplied:
+    return await apply_batch(conn, batch_size=batch_size)
 
 
 class ProjectorWorker:
@@ -24,8 +33,12 @@ class ProjectorWorker:
 
     def __init__(self, pool: asyncpg.Pool, leader_url: str, state: ProjectionState, *, batch_size: int = 1000,
                  poll_seconds: float = 1.0, standby_seconds: float = 1.0, retry_seconds: float = 5.0,
-                 on_batch: Callable[[BatchApplied], None] | None = None) -> None:
+                 on_batch: Callable[[BatchApplied], None] | None = None, apply: ApplyBatch = _dashboard_batch,
+                 lock: int = PROJECTOR_LOCK, name: str = "projector") -> None:
         self._pool = pool
+        self._apply = apply
+        self._lock = lock
+        self._log = log.bind(projection=name)
         self._leader_url = leader_url
         self._state = state
         self._batch_size = batch_size
@@ -35,6 +48,11 @@ class ProjectorWorker:
         self._on_batch = on_batch
         self._wake = asyncio.Event()
         self.running: asyncio.Task[None] | None = None  # set by services.resources.projector while it runs
+
+    @property
+    def state(self) -> ProjectionState:
+        """What this worker reports: its mode (active, standby, failed…) and last error."""
+        return self._state
 
     def wake(self) -> None:
         """New events were appended (a NOTIFY hint); look now rather than at the next poll."""
@@ -54,19 +72,19 @@ class ProjectorWorker:
                     return
                 # Held for the whole session: the connection dying (process killed, network gone)
                 # releases it, and a standby polling for it takes over.
-                while not await try_lock_session(leader, PROJECTOR_LOCK):
+                while not await try_lock_session(leader, self._lock):
                     if self._state.projector != "standby":
-                        log.info("projector standing by: another process holds the lead")
+                        self._log.info("projector standing by: another process holds the lead")
                     self._state.projector = "standby"
                     await asyncio.sleep(self._standby)
-                log.info("projector active")
+                self._log.info("projector active")
                 self._state.projector = "active"
                 self._state.error = None
                 await self._lead(leader)
             except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
-                log.warning("projector lost the database; retrying", error=str(exc))
+                self._log.warning("projector lost the database; retrying", error=str(exc))
                 await asyncio.sleep(self._retry)
             finally:
                 if leader is not None and not leader.is_closed():
@@ -78,7 +96,7 @@ class ProjectorWorker:
                 raise ConnectionError("leader connection closed")
             try:
                 async with self._pool.acquire() as conn:
-                    batch = await apply_batch(conn, batch_size=self._batch_size)
+                    batch = await self._apply(conn, self._batch_size)
             except CheckpointMoved:
                 continue  # a rebuild swapped tables or another projector moved on: read the checkpoint again
             except FoldError as exc:
@@ -86,7 +104,7 @@ class ProjectorWorker:
                 # deployment or a repaired database may make the event applicable).
                 self._state.projector = "failed"
                 self._state.error = str(exc)
-                log.error("projector stopped on an event it cannot apply", position=exc.position, error=str(exc))
+                self._log.error("projector stopped on an event it cannot apply", position=exc.position, error=str(exc))
                 await asyncio.sleep(self._retry)
                 continue
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -94,7 +112,7 @@ class ProjectorWorker:
                     raise
                 self._state.projector = "degraded"
                 self._state.error = f"{exc.__class__.__name__}: {exc}"
-                log.warning("projector batch failed; retrying", error=str(exc))
+                self._log.warning("projector batch failed; retrying", error=str(exc))
                 await asyncio.sleep(self._retry)
                 continue
             if self._state.projector in ("failed", "degraded"):
@@ -116,3 +134,16 @@ class ProjectorWorker:
 
 class ProjectorStopped(Exception):
     """The projector gave up by itself (it refuses a standby): the message says why."""
+
+
+def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> ProjectorWorker:
+    """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
+    and checkpoint, so either may lag, fail or be rebuilt without the other."""
+    late_after = timedelta(days=settings.flag_late_after_days)
+
+    async def batch(conn: Connection, size: int) -> BatchApplied:
+        return await apply_flag_batch(conn, batch_size=size, late_after=late_after)
+
+    return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.projector_batch_size,
+                           poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
+                           name="flags")

@@ -21,7 +21,7 @@ from projections.tables import checkpoint_status
 from services.database import create_pool
 from services.listener import Callback, Listener
 from services.projection_state import ProjectionState
-from services.projector_process import ProjectorWorker
+from services.projector_process import ProjectorWorker, flags_worker
 from services.settings import Settings
 from services.state import ServiceState
 
@@ -112,3 +112,12 @@ async def poll_projection(pool: asyncpg.Pool, projection: ProjectionState, every
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def flags_projector(pool: asyncpg.Pool, url: str, settings: Settings) -> AsyncIterator[ProjectorWorker]:
+    """The data-quality flags projector (issue 15; leader or hot standby) running in this process."""
+    worker = flags_worker(pool, url, settings)
+    async with background("flags-projector", worker.run()) as task:
+        worker.running = task
+        yield worker

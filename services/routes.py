@@ -12,7 +12,7 @@ from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
 from schemas import api
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
 from services.appkeys import SETTINGS
-from services.handlers import audit, campaigns, dashboard, events, meta, page, summary
+from services.handlers import audit, campaigns, dashboard, events, flags, meta, page, summary
 from services.middleware import ROLES_KEY, Handler, public_dashboard
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
@@ -56,7 +56,10 @@ def _routes() -> list[Route]:
     post_body = event_models({name: t.versions[t.latest_version] for name, t in CATALOGUE.items()})
     return [
         Route(RouteDoc("POST", "/v1/events", "Append one event or a batch (atomic)", post_body,
-                       {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503]),
+                       {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503],
+                       query=[QueryParam("dry_run", {"type": "boolean"}, "check only: 200 with results and the flags "
+                                         "the events would raise; nothing is stored (any other query parameter is "
+                                         "422)")]),
               events.post_events),
         Route(RouteDoc("GET", "/v1/events", "Read the log in position order", responses={200: api.EventsPage},
                        query=[_AFTER, _LIMIT, _CAMPAIGN, _REGION, QueryParam("type", {"type": "string"})],
@@ -96,6 +99,19 @@ def _routes() -> list[Route]:
                        query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION],
                        errors=[404, 422, 503]),
               dashboard.completeness, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}/flags",
+                       "Data-quality flags, highest score first (a reporter sees its own subtree)",
+                       responses={200: api.FlagList},
+                       query=[_REGION,
+                              QueryParam("status", {"type": "string", "enum": ["open", "reviewed", "resolved", "all"]}),
+                              QueryParam("code", {"type": "string"}),
+                              QueryParam("format", {"type": "string", "enum": ["json", "csv"]}), _LIMIT],
+                       errors=[403, 404, 422, 503], text_formats=("text/csv",)),
+              flags.list_flags),
+        Route(RouteDoc("POST", "/v1/campaigns/{campaign}/flags/{flag_id}/review",
+                       "Review a flag: recorded as a flag_reviewed event", api.ReviewFlag,
+                       {201: api.ReviewRecorded, 200: api.ReviewRecorded}, errors=[400, 403, 404, 409, 415, 422, 503]),
+              flags.review_flag),
         Route(RouteDoc("GET", "/v1/stream", "Server-Sent Events: one message per projection advance",
                        responses={200: None}, produces="text/event-stream"),
               dashboard.stream, dashboard_public=True),

@@ -36,7 +36,7 @@ from services.app import Overrides, create_app
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped
 from services.ratelimit import RateLimiter
-from services.resources import database_pool, listening, projector
+from services.resources import database_pool, flags_projector, listening, projector
 from services.settings import Settings
 
 log = structlog.get_logger("qmstats.serve")
@@ -71,20 +71,25 @@ async def run_projector(settings: Settings, database_url: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     state = ProjectionState()
-    async with database_pool(settings, database_url, min_size=1, max_size=3) as pool, \
+    async with database_pool(settings, database_url, min_size=1, max_size=4) as pool, \
             projector(pool, database_url, settings, state) as worker, \
-            listening(database_url, {EVENTS_CHANNEL: lambda _payload: worker.wake()},
-                      on_connect=lambda _up: worker.wake()):
-        stopping = asyncio.create_task(stop.wait(), name="stop")
-        projecting = worker.running
-        assert projecting is not None  # set by the projector context
-        try:
-            await asyncio.wait([projecting, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if projecting.done() and not projecting.cancelled():
-            projecting.result()  # an unexpected error propagates as itself
-            raise ProjectorStopped(state.error or "the projector stopped")
+            flags_projector(pool, database_url, settings) as flags:
+
+        def wake(_: object) -> None:  # both projectors follow every append
+            worker.wake()
+            flags.wake()
+
+        async with listening(database_url, {EVENTS_CHANNEL: wake}, on_connect=wake):
+            stopping = asyncio.create_task(stop.wait(), name="stop")
+            projecting = worker.running
+            assert projecting is not None  # set by the projector context
+            try:
+                await asyncio.wait([projecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if projecting.done() and not projecting.cancelled():
+                projecting.result()  # an unexpected error propagates as itself
+                raise ProjectorStopped(state.error or "the projector stopped")
     log.info("projector stopped", position=state.position)
 
 

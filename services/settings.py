@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     min_position_wait_seconds: float = Field(
         default=1.0, ge=0, description="how long a read with min_position waits for a replica before asking "
                                        "the primary")
+    flag_late_after_days: float = Field(default=7.0, gt=0, description="a fact recorded more than this long after "
+                                        "it occurred gets a late_report flag (data quality, issue 15)")
     ready_max_lag_seconds: float = Field(default=30.0, gt=0,
                                          description="/readyz fails when the projection lags longer")
 

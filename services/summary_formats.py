@@ -6,7 +6,14 @@ from typing import Final
 from events.catalogue import METRICS, label_in
 from projections.number_format import display
 from projections.summary import CampaignSummary
-from schemas.api import CategoryPassRateOut, Coverage, Summary, SummaryFigureOut, SummaryPassRateOut
+from schemas.api import (
+    CategoryPassRateOut,
+    Coverage,
+    Summary,
+    SummaryFigureOut,
+    SummaryPassRateOut,
+    SummaryQuality,
+)
 from services.summary_csv import render_csv
 from services.summary_html import render_html
 from services.summary_words import Lang, metric_label, note, province_codes, province_name, text_in, title, unit_in
@@ -34,7 +41,10 @@ def summary_model(s: CampaignSummary) -> Summary:
         # to hold (a province whose reports were all retracted or corrected away) is not a figure.
         provinces={code: {m: display(m, s.provinces.get(code, {}).get(m, Decimal(0))) for m in METRICS}
                    for code in province_codes(s)},
-        text_zh=s.text_zh, text_en=s.text_en, note_zh=s.note_zh, note_en=s.note_en)
+        text_zh=s.text_zh, text_en=s.text_en, note_zh=s.note_zh, note_en=s.note_en,
+        quality=None if s.quality is None else SummaryQuality(
+            open_flags=s.quality.open_flags, by_code=s.quality.by_code, scored_to=s.quality.scored_to,
+            sentence_zh=s.quality.sentence_zh(), sentence_en=s.quality.sentence_en()))
 
 
 # Markdown punctuation that could start emphasis, a link, code, a table cell or raw HTML. Text from outside

@@ -1,17 +1,20 @@
 """POST /v1/events (append) and GET /v1/events (read the log)."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import hdrs, web
 
-from events.decide import check_scope, prepare
+from events.decide import AppendRequest, check_scope, prepare
+from events.dryrun import decide_without_storing
 from events.exchange import export_lines
 from events.intake import parse_json, read_events
 from events.regions import code_prefix, is_within
-from events.store import LogFilter, read_page
-from schemas.api import AppendResponse, EventResult, EventsPage, StoredEvent
-from services.appkeys import SETTINGS, WRITER, api_key, request_id
-from services.errors import BodyTimeout, UnsupportedMediaType
+from events.store import LogFilter, read_page, translated_errors
+from schemas.api import AppendResponse, DryRunResponse, DryRunResult, EventResult, EventsPage, StoredEvent
+from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
+from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
+from services.flag_views import dry_run_flags
 from services.handlers.params import campaign_param, event_type_param, int_param, region_param
 from services.middleware import allow
 from services.negotiation import negotiate
@@ -42,14 +45,39 @@ async def read_body(request: web.Request) -> bytes:
         raise BodyTimeout(f"the body did not arrive within {request.app[SETTINGS].body_timeout_seconds:g} s") from None
 
 
+def dry_run_param(request: web.Request) -> bool:
+    """``dry_run`` of a write; any other query parameter on a write is refused (422), never ignored."""
+    unknown = sorted(set(request.query) - {"dry_run"})
+    if unknown:
+        raise InvalidParameter(f"unknown query parameter {unknown[0][:40]!r} on a write; only dry_run is accepted")
+    raw = request.query.get("dry_run", "")
+    if raw not in ("", "true", "false"):
+        raise InvalidParameter("dry_run must be true or false")
+    return raw == "true"
+
+
+async def _dry_run(request: web.Request, append: AppendRequest) -> web.Response:
+    settings = request.app[SETTINGS]
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        accepted = await decide_without_storing(conn, append, datetime.now(UTC),
+                                                timedelta(seconds=settings.clock_skew_seconds))
+        flags = await dry_run_flags(conn, accepted.records, settings.flag_late_after_days)
+    results = [DryRunResult(event_id=r.event_id, status="valid" if r.status == "created" else "duplicate")
+               for r in accepted.results]
+    return json_response(DryRunResponse(results=results, flags=flags))
+
+
 @allow("reporter")
 async def post_events(request: web.Request) -> web.Response:
     """Append one event or a batch, atomically; duplicates of earlier sends are answered, not stored."""
+    dry_run = dry_run_param(request)
     require_json(request)
     body = await read_body(request)
     drafts = read_events(parse_json(body), request.app[SETTINGS].max_batch_events)
     actor = api_key(request).actor
     check_scope(drafts, actor)
+    if dry_run:
+        return await _dry_run(request, AppendRequest(drafts, actor, request_id(request)))
     accepted = await request.app[WRITER].append(prepare(drafts, actor, request_id(request)))
     results = [EventResult(event_id=r.event_id, status=r.status, position=r.position) for r in accepted.results]
     status = 201 if any(r.status == "created" for r in results) else 200

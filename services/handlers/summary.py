@@ -24,7 +24,8 @@ async def summary(request: web.Request) -> web.Response:
     async with snapshot(request, Basis.PROJECTION) as snap:
         loaded = await load_summary(snap.conn, campaign)
     # The read tables' identity is in the key: a rebuild that corrected figures must not be served stale.
-    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang)
+    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang,
+           repr(loaded.quality))  # flags scored further (or reviewed) since: a new body
     body = request.app[DASHBOARD_CACHE].get(key)
     if body is None:
         body = render(fmt, lang, loaded).encode()

@@ -122,6 +122,7 @@ const state = {
   lastEventId: "",
   lastOk: null,            // when the server last answered (the figures shown are from then)
   failure: null,           // {kind: "network" | "http", status, since} while requests fail
+  quality: null,           // open data-quality flags of the region's subtree (null: not readable)
 };
 const cache = { etags: new Map(), bodies: new Map() };
 
@@ -426,6 +427,7 @@ async function load() {
   hideLogin();
   render();
   fillAncestorNames();
+  loadQuality();
 }
 
 async function fillAncestorNames() {
@@ -560,6 +562,7 @@ function render() {
   renderChart();
   renderCompleteness();
   renderPassRate();
+  renderQuality();
   renderStatus();
 }
 
@@ -845,6 +848,90 @@ function renderStatus() {
   }
   $("freshness").textContent = parts.join(" · ");
   $("freshness").dataset.position = String(d.position);
+}
+
+// ---- data quality (issue 15): a 数据质量 panel, and a mark beside figures with open flags -----------
+
+const QUALITY_TEXT = {
+  zh: {
+    title: "数据质量", open: (n) => `${n} 条待核实`, none: "当前范围内没有待核实的数据质量提示。",
+    byRegion: "按地区", list: "提示明细", observed: "报送值", expected: "基准", mark: "有待核实的数据质量提示",
+    codes: { unit_scale: "疑似单位错误", outlier: "异常值", possible_duplicate: "疑似重复上报",
+      relation: "关系不符", late_report: "迟报" },
+  },
+  en: {
+    title: "Data quality", open: (n) => `${n} open`, none: "No open data-quality flags here.",
+    byRegion: "By region", list: "Flags", observed: "reported", expected: "baseline", mark: "has open data-quality flags",
+    codes: { unit_scale: "unit slip?", outlier: "outlier", possible_duplicate: "sent twice?",
+      relation: "relation", late_report: "late" },
+  },
+};
+const qt = (key) => QUALITY_TEXT[state.lang][key];
+
+async function loadQuality() {
+  // Flags need a key (they are not part of the public dashboard): without one the panel stays hidden.
+  try {
+    const path = withQuery(`${base()}/flags`, regionQuery(), "status=open", "limit=500");
+    const response = await fetch(path, { headers: { Accept: "application/json", ...authHeaders() }, cache: "no-store" });
+    state.quality = response.ok ? (await response.json()).flags : null;
+  } catch {
+    state.quality = null;
+  }
+  renderQuality();
+}
+
+function childOf(code, region) {
+  // The child of ``region`` on the way down to ``code`` (code itself when it is the region); lineage runs
+  // from the nation down.
+  const chain = lineage(code);
+  const at = chain.indexOf(region);
+  return at >= 0 && at + 1 < chain.length ? chain[at + 1] : code;
+}
+
+function renderQuality() {
+  const panel = $("quality-panel");
+  const flags = state.quality;
+  panel.hidden = !Array.isArray(flags);
+  markFlaggedFigures();
+  if (panel.hidden) return;
+  $("quality-title").textContent = qt("title");
+  $("quality-count").textContent = qt("open")(flags.length);
+  panel.dataset.open = String(flags.length);
+  if (!flags.length) {
+    $("quality-body").replaceChildren(el("p", { class: "hint", text: qt("none") }));
+    return;
+  }
+  const counts = new Map();
+  for (const flag of flags) {
+    const child = childOf(flag.region, state.region);
+    counts.set(child, (counts.get(child) || 0) + 1);
+  }
+  const regions = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const codes = QUALITY_TEXT[state.lang].codes;
+  fill($("quality-body"),
+    el("h4", { text: qt("byRegion") }),
+    el("ul", { class: "chips quality-regions" }, ...regions.map(([code, n]) => el("li", {
+      class: "chip flagged", "data-region": code, "data-open": String(n), tabindex: code !== state.region ? 0 : null,
+      onclick: code !== state.region ? () => drillTo(code) : null, text: `${regionName(code)} ${n}` }))),
+    el("h4", { text: qt("list") }),
+    el("ol", { class: "quality-flags" }, ...flags.slice(0, 50).map((flag) => el("li", {
+      class: `quality-flag ${flag.severity}`, "data-flag": flag.id, "data-code": flag.code,
+      title: state.lang === "zh" ? flag.message_zh : flag.message_en },
+    el("span", { class: "quality-code", text: codes[flag.code] || flag.code }),
+    el("span", { class: "quality-where", text: `${regionName(flag.region)}${flag.metric ? " · " + label(state.dashboard?.metrics?.[flag.metric] ?? { label_zh: flag.metric, label_en: flag.metric }) : ""}` }),
+    el("span", { class: "quality-values", text: `${qt("observed")} ${flag.observed} · ${qt("expected")} ${flag.expected}` })))));
+}
+
+function markFlaggedFigures() {
+  const flagged = new Set((state.quality || []).map((flag) => flag.metric).filter(Boolean));
+  for (const card of document.querySelectorAll("[data-figure]")) {
+    const metric = card.dataset.figure;
+    card.querySelector(".quality-mark")?.remove();
+    card.classList.toggle("has-flags", flagged.has(metric));
+    if (flagged.has(metric)) {
+      card.querySelector(".figure-label")?.append(el("span", { class: "quality-mark", title: qt("mark"), text: " ⚑" }));
+    }
+  }
 }
 
 // ---- errors and the key form ----------------------------------------------------------------------

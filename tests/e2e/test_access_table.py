@@ -54,6 +54,8 @@ ACCESS: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/v1/campaigns/{campaign}/series"): READERS,
     ("GET", "/v1/campaigns/{campaign}/completeness"): READERS,
     ("GET", "/v1/campaigns/{campaign}/summary"): READERS,
+    ("GET", "/v1/campaigns/{campaign}/flags"): EVERY,  # a reporter sees its own subtree
+    ("POST", "/v1/campaigns/{campaign}/flags/{flag_id}/review"): frozenset({"reporter", "admin"}),
     ("GET", "/v1/stream"): READERS,
     ("GET", "/v1/openapi.json"): OPEN,
     ("GET", "/healthz"): OPEN,
@@ -68,7 +70,7 @@ def concrete(path: str, event_id: str) -> str:
     # Close and reopen go to a campaign that does not exist: an admin then gets 404, and nothing changes.
     campaign = "nosuch" if path.endswith(("/close", "/reopen")) else "2017"
     return (path.replace("{campaign}", campaign).replace("{event_id}", event_id)
-            .replace("{metric}", "dens_busted"))
+            .replace("{metric}", "dens_busted").replace("{flag_id}", "0" * 16))
 
 
 def body_for(method: str, path: str) -> Any:

@@ -144,7 +144,8 @@ def test_counts_at_the_bounds_are_accepted(type_: str) -> None:
 
 def test_batches_passed_cannot_exceed_batches_sampled() -> None:
     [error] = refused(with_data("inspection_completed", batches_sampled=10, batches_passed=11))
-    assert error.loc == ("data",)
+    # A catalogue rule (events.catalogue): the item points at the field and carries the rule's stable code.
+    assert (error.loc, error.code) == (("data", "batches_passed"), "passed_exceeds_sampled")
     assert "batches_passed" in error.msg
     [draft] = read_events(with_data("inspection_completed", batches_sampled=10, batches_passed=10))
     assert draft.data["batches_passed"] == 10
