@@ -53,7 +53,7 @@ class Verifier:
     @classmethod
     def parse(cls, vkey: str) -> "Verifier":
         """Read a vkey ``name+hex id+base64(0x01 ‖ key)``."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # base64 may itself hold '+'; names never do
         if len(parts) != 3 or len(parts[1]) != 8:
             raise NoteError("a verifier key is <name>+<8 hex digits>+<base64 key>")
         name = _check_name(parts[0])
@@ -104,7 +104,7 @@ class Signer:
     @classmethod
     def parse(cls, text: str) -> "Signer":
         """Read ``PRIVATE+KEY+<name>+<hex id>+base64(0x01 ‖ seed)``."""
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise NoteError("a signing key is PRIVATE+KEY+<name>+<hex key id>+<base64 key>")
         material = _b64decode(parts[4])

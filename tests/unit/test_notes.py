@@ -65,14 +65,14 @@ def test_signing_formats_a_checkpoint_as_c2sp_states() -> None:
 def test_vkeys_and_signing_keys_round_trip_and_match() -> None:
     signer = Signer.generate("qmstats.example/log")
     vkey = signer.verifier.vkey
-    name, kid, material = vkey.split("+")
+    name, kid, material = vkey.split("+", 2)
     assert name == "qmstats.example/log"
     assert bytes.fromhex(kid) == key_id(name, base64.b64decode(material)[1:])
     assert base64.b64decode(material)[0] == 1
     again = Signer.parse(signer.private_text())
     assert again.verifier == signer.verifier
     assert "PRIVATE" not in repr(signer)
-    assert signer.private_text().split("+")[4] not in repr(signer)
+    assert signer.private_text().split("+", 4)[4] not in repr(signer)
     assert Verifier.parse(vkey) == signer.verifier
 
 
