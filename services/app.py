@@ -16,6 +16,8 @@ from projections.tables import CHECKPOINT
 from services.apikeys import KEYS_CHANNEL, KeyRing
 from services.appkeys import (
     DASHBOARD_CACHE,
+    INTEGRATION,
+    INTEGRATOR,
     KEYRING,
     LIMITER,
     POOL,
@@ -28,6 +30,7 @@ from services.appkeys import (
 )
 from services.cache import ResponseCache
 from services.database import create_pool
+from services.integrator import IntegratorState, IntegratorWorker
 from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection import ProjectionState
@@ -35,6 +38,7 @@ from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.routes import setup_routes
 from services.settings import Settings
+from services.signingkey import load_signer
 from services.state import ServiceState
 from services.telemetry import Telemetry
 
@@ -85,6 +89,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[INTEGRATION] = IntegratorState()
     setup_routes(app)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -124,9 +129,17 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         yield
         await _cancel(task)
 
+    async def integrator(app: web.Application) -> AsyncIterator[None]:
+        worker = IntegratorWorker(app[POOL], database_url, load_signer(settings), state=app[INTEGRATION],
+                                  interval_seconds=settings.log_checkpoint_interval_seconds)
+        app[INTEGRATOR] = worker
+        task = asyncio.create_task(worker.run(), name="integrator")
+        yield
+        await _cancel(task)
+
     async def listener(app: web.Application) -> AsyncIterator[None]:
         ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        worker = app.get(PROJECTOR)
+        worker, tree = app.get(PROJECTOR), app.get(INTEGRATOR)
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -136,6 +149,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             projection.saw_head(int(payload))
             if worker is not None:
                 worker.wake()
+            if tree is not None:
+                tree.wake()
 
         channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
@@ -146,6 +161,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     contexts = [database, writer, _background("projection-poll", poll_projection)]
     if settings.run_projector:
         contexts.append(projector)
+        if settings.run_integrator:
+            contexts.append(integrator)
     contexts.append(listener)
     app.cleanup_ctx.extend(contexts)
     return app

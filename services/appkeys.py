@@ -7,6 +7,7 @@ from events.writer import GroupCommitWriter
 from services.apikeys import ApiKey, KeyRing
 from services.cache import ResponseCache
 from services.errors import Unauthenticated
+from services.integrator import IntegratorState, IntegratorWorker
 from services.projection import ProjectionState
 from services.projector import ProjectorWorker
 from services.ratelimit import RateLimiter
@@ -24,6 +25,8 @@ STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+INTEGRATOR = web.AppKey("integrator", IntegratorWorker)
+INTEGRATION = web.AppKey("integration", IntegratorState)
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = 1000
     projector_poll_seconds: float = Field(default=1.0, description="fallback poll when no NOTIFY arrives")
+    run_integrator: bool = Field(default=True, description="build the Merkle tree and sign checkpoints wherever "
+                                                            "the projector runs (`serve`, `qmstats project`)")
+    log_origin: str = Field(default="qmstats.local/log", pattern=r"^[^\s+]+$",
+                            description="checkpoint origin and key name, used when the signing key is created")
+    log_signing_key: SecretStr | None = Field(
+        default=None, description="signed-note signing key (PRIVATE+KEY+…); unset = <data_dir>/log-signing-key, "
+                                  "created on first start. Never logged or served")
+    log_checkpoint_interval_seconds: float = Field(
+        default=0.5, gt=0, description="least time between two signed checkpoints while events arrive")
     ready_max_lag_seconds: float = Field(default=30.0, description="/readyz fails when the projection lags longer")
 
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -21,7 +21,7 @@ from schemas.api import (
     RegionList,
 )
 from services import migrate
-from services.appkeys import POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
+from services.appkeys import INTEGRATION, POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
 from services.handlers.params import int_param, region_param
 from services.middleware import allow
 from services.responses import json_response
@@ -49,6 +49,10 @@ async def readyz(request: web.Request) -> web.Response:
     if settings.run_projector:
         checks["projector"] = ("ok" if projection.projector in ("active", "standby")
                                else f"{projection.projector}: {projection.error or 'starting'}")
+        if settings.run_integrator:
+            tree = request.app[INTEGRATION]
+            checks["integrator"] = ("ok" if tree.mode in ("active", "standby")
+                                    else f"{tree.mode}: {tree.error or 'starting'}")
     lag = projection.lag_seconds
     checks["projection_lag"] = ("ok" if lag <= settings.ready_max_lag_seconds
                                 else f"{projection.lag_events} events, oldest waiting {lag:.1f} s")

@@ -1,0 +1,188 @@
+"""The Merkle tree's store: full tiles, signed checkpoints, and proofs read from them.
+
+Only full tiles are stored (insert-only, like the log). A partial tile is derived when asked: a
+prefix of the full tile once it exists, else the leaf hashes of the newest events (level 0) or the
+stored roots of the full tiles one level down (levels ≥ 1).
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from events.canonical import canonical_bytes
+from events.merkle import consistency_proof, inclusion_proof, leaf_hash
+from events.records import RecordedEvent
+from events.store import Connection, LogFilter, read_page
+from events.tiles import (
+    TILE_WIDTH,
+    FullTile,
+    TileRef,
+    full_tiles,
+    partial_width,
+    range_hash_from_tiles,
+    recorded_ranges,
+    tiles_for,
+)
+
+
+class TreeIncomplete(Exception):
+    """The stored tree does not reach the size asked for (the integrator has not got there yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint as kept in the store."""
+
+    tree_size: int
+    key_id: bytes
+    root: bytes
+    note: str
+    vkey: str
+    signed_at: datetime
+
+
+def event_leaf(record: RecordedEvent) -> bytes:
+    """The leaf hash of an event: SHA-256(0x00 ‖ its canonical bytes), the bytes the chain hashes."""
+    return leaf_hash(canonical_bytes(record.canonical_fields()))
+
+
+async def read_leaves(conn: Connection, after: int, limit: int) -> list[bytes]:
+    """Leaf hashes of the events at positions after+1 … after+limit (fewer at the head)."""
+    return [event_leaf(r) for r in await read_page(conn, LogFilter(after=after), limit)]
+
+
+async def insert_tiles(conn: Connection, tiles: Sequence[FullTile]) -> None:
+    """Store tiles that became full (they never change again)."""
+    if tiles:
+        await conn.execute(
+            "INSERT INTO log_tiles (level, idx, hashes, root) "
+            "SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bytea[])",
+            [t.level for t in tiles], [t.index for t in tiles], [t.hashes for t in tiles], [t.root for t in tiles])
+
+
+async def stored_leaf_count(conn: Connection) -> int:
+    """Leaves covered by full level-0 tiles: where an integrator restarting resumes reading events."""
+    count = await conn.fetchval("SELECT coalesce(max(idx) + 1, 0) FROM log_tiles WHERE level = 0")
+    return int(count) * TILE_WIDTH
+
+
+async def upper_partials(conn: Connection, size: int) -> list[list[bytes]]:
+    """The partial tiles of levels 1, 2, … of a tree of ``size`` leaves (a multiple of 256)."""
+    levels = []
+    level = 1
+    while size >> (8 * level):
+        start = full_tiles(level, size) * TILE_WIDTH
+        width = partial_width(level, size)
+        rows = await conn.fetch("SELECT root FROM log_tiles WHERE level = $1 AND idx >= $2 AND idx < $3 "
+                                "ORDER BY idx", level - 1, start, start + width)
+        if len(rows) != width:
+            raise TreeIncomplete(f"level {level - 1} has {len(rows)} of the {width} tiles a size of {size} needs")
+        levels.append([bytes(r["root"]) for r in rows])
+        level += 1
+    return levels
+
+
+async def read_tiles(conn: Connection, refs: Iterable[TileRef]) -> dict[TileRef, bytes]:
+    """The hashes of these tiles, full ones from the store and partial ones derived."""
+    wanted = sorted(set(refs))
+    rows = await conn.fetch(
+        "SELECT level, idx, hashes FROM log_tiles "
+        "WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))",
+        [r.level for r in wanted], [r.index for r in wanted])
+    stored = {(r["level"], r["idx"]): bytes(r["hashes"]) for r in rows}
+    found: dict[TileRef, bytes] = {}
+    for ref in wanted:
+        full = stored.get((ref.level, ref.index))
+        if full is not None:
+            found[ref] = full[:ref.width * 32]
+        elif ref.full:
+            raise TreeIncomplete(f"tile {ref.path} is not stored yet")
+        elif ref.level == 0:
+            leaves = await read_leaves(conn, ref.index * TILE_WIDTH, ref.width)
+            if len(leaves) != ref.width:
+                raise TreeIncomplete(f"the log has no events for all of tile {ref.path}")
+            found[ref] = b"".join(leaves)
+        else:
+            start = ref.index * TILE_WIDTH
+            roots = await conn.fetch("SELECT root FROM log_tiles WHERE level = $1 AND idx >= $2 AND idx < $3 "
+                                     "ORDER BY idx", ref.level - 1, start, start + ref.width)
+            if len(roots) != ref.width:
+                raise TreeIncomplete(f"tile {ref.path} needs tiles one level down that are not stored yet")
+            found[ref] = b"".join(bytes(r["root"]) for r in roots)
+    return found
+
+
+async def prove_inclusion(conn: Connection, index: int, size: int) -> list[bytes]:
+    """The RFC 9162 audit path of leaf ``index`` in the tree of ``size`` leaves, read from tiles."""
+    ranges = recorded_ranges(lambda reader: inclusion_proof(index, size, reader))
+    tiles = await read_tiles(conn, tiles_for(ranges, size))
+    return inclusion_proof(index, size, range_hash_from_tiles(tiles, size))
+
+
+async def prove_consistency(conn: Connection, old_size: int, new_size: int,
+                            known: dict[TileRef, bytes] | None = None) -> list[bytes]:
+    """The RFC 9162 consistency proof from ``old_size`` to ``new_size``; ``known`` tiles are not read again."""
+    ranges = recorded_ranges(lambda reader: consistency_proof(old_size, new_size, reader))
+    needed = tiles_for(ranges, new_size)
+    tiles = dict(known or {})
+    tiles.update(await read_tiles(conn, needed - set(tiles)))
+    return consistency_proof(old_size, new_size, range_hash_from_tiles(tiles, new_size))
+
+
+async def tree_root(conn: Connection, size: int) -> bytes:
+    """The root hash of the tree of ``size`` leaves, read from tiles."""
+    tiles = await read_tiles(conn, tiles_for([(0, size)], size))
+    return range_hash_from_tiles(tiles, size)(0, size)
+
+
+_CHECKPOINT = "SELECT tree_size, key_id, root, note, vkey, signed_at FROM log_checkpoints"
+
+
+def _checkpoint(row: asyncpg.Record) -> StoredCheckpoint:
+    return StoredCheckpoint(row["tree_size"], bytes(row["key_id"]), bytes(row["root"]), row["note"], row["vkey"],
+                            row["signed_at"])
+
+
+async def insert_checkpoint(conn: Connection, tree_size: int, key_id: bytes, root: bytes, note: str,
+                            vkey: str) -> None:
+    """Keep a signed checkpoint (once per size and key)."""
+    await conn.execute("INSERT INTO log_checkpoints (tree_size, key_id, root, note, vkey) VALUES ($1, $2, $3, $4, $5) "
+                       "ON CONFLICT DO NOTHING", tree_size, key_id, root, note, vkey)
+
+
+async def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
+    """The checkpoint of the largest tree (the most recently signed one at that size)."""
+    row = await conn.fetchrow(f"{_CHECKPOINT} ORDER BY tree_size DESC, signed_at DESC LIMIT 1")
+    return _checkpoint(row) if row else None
+
+
+async def checkpoint_of_size(conn: Connection, tree_size: int) -> StoredCheckpoint | None:
+    """The most recently signed checkpoint of exactly this tree size."""
+    row = await conn.fetchrow(f"{_CHECKPOINT} WHERE tree_size = $1 ORDER BY signed_at DESC LIMIT 1", tree_size)
+    return _checkpoint(row) if row else None
+
+
+async def covering_checkpoint(conn: Connection, position: int) -> StoredCheckpoint | None:
+    """The first checkpoint whose tree holds the event at ``position`` (the smallest size ≥ position)."""
+    row = await conn.fetchrow(f"{_CHECKPOINT} WHERE tree_size >= $1 ORDER BY tree_size, signed_at LIMIT 1",
+                              position)
+    return _checkpoint(row) if row else None
+
+
+async def all_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
+    """Every stored checkpoint, smallest tree first."""
+    return [_checkpoint(r) for r in await conn.fetch(f"{_CHECKPOINT} ORDER BY tree_size, signed_at")]
+
+
+async def all_tiles(conn: Connection, level: int, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+    """A page of the stored full tiles of one level: (index, hashes, root), by index."""
+    rows = await conn.fetch("SELECT idx, hashes, root FROM log_tiles WHERE level = $1 AND idx > $2 ORDER BY idx "
+                            "LIMIT $3", level, after, limit)
+    return [(r["idx"], bytes(r["hashes"]), bytes(r["root"])) for r in rows]
+
+
+async def tile_levels(conn: Connection) -> list[int]:
+    """The levels that have stored tiles."""
+    return [r["level"] for r in await conn.fetch("SELECT DISTINCT level FROM log_tiles ORDER BY level")]
