@@ -176,13 +176,15 @@ async def all_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
     return [_checkpoint(r) for r in await conn.fetch(f"{_CHECKPOINT} ORDER BY tree_size, signed_at")]
 
 
-async def all_tiles(conn: Connection, level: int, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
-    """A page of the stored full tiles of one level: (index, hashes, root), by index."""
-    rows = await conn.fetch("SELECT idx, hashes, root FROM log_tiles WHERE level = $1 AND idx > $2 ORDER BY idx "
-                            "LIMIT $3", level, after, limit)
-    return [(r["idx"], bytes(r["hashes"]), bytes(r["root"])) for r in rows]
+async def stored_full_tiles(conn: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored full tiles among these (level, index) keys; missing ones are left out."""
+    rows = await conn.fetch(
+        "SELECT level, idx, hashes FROM log_tiles "
+        "WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))",
+        [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["level"], r["idx"]): bytes(r["hashes"]) for r in rows}
 
 
-async def tile_levels(conn: Connection) -> list[int]:
-    """The levels that have stored tiles."""
-    return [r["level"] for r in await conn.fetch("SELECT DISTINCT level FROM log_tiles ORDER BY level")]
+async def count_tiles(conn: Connection) -> int:
+    """How many full tiles are stored."""
+    return int(await conn.fetchval("SELECT count(*) FROM log_tiles"))
