@@ -27,8 +27,8 @@ from events.writer import GroupCommitWriter
 from services.integrator import IntegratorWorker
 from tests.conftest import Database
 from tests.factories import event
-from tests.projection_support import eventually
 from tests.integration.appending import open_campaign, read_log, request, running_writer
+from tests.projection_support import eventually
 
 ORIGIN = "qmstats.test/log"
 
