@@ -48,6 +48,18 @@ class BodyTimeout(DomainError):
     """The client did not send its whole body within the body-read timeout."""
 
 
+class NoCheckpoint(DomainError):
+    """No signed checkpoint of the tree size asked for (yet: with ``retry_after`` when waiting helps)."""
+
+    def __init__(self, detail: str, *, retry_after: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class NotInTree(NoCheckpoint):
+    """The event is in the log but beyond the checkpoint's tree (a later checkpoint will hold it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Mapped:
     """An exception translated for the wire."""
@@ -75,6 +87,8 @@ _DOMAIN: dict[type[DomainError], p.ProblemType] = {
     NotAcceptable: p.NOT_ACCEPTABLE,
     InvalidParameter: p.INVALID_PARAMETER,
     BodyTimeout: p.REQUEST_TIMEOUT,
+    NotInTree: p.NOT_IN_TREE,
+    NoCheckpoint: p.NO_CHECKPOINT,
 }
 
 _HTTP: dict[int, p.ProblemType] = {
@@ -97,6 +111,8 @@ def map_exception(exc: BaseException) -> Mapped:
             extra.update(event_id=exc.event_id, index=exc.index)
         elif isinstance(exc, RateLimited):
             headers["Retry-After"] = exc.retry_after
+        elif isinstance(exc, NoCheckpoint):
+            headers.update({"Retry-After": exc.retry_after} if exc.retry_after is not None else {})
         elif isinstance(exc, StoreUnavailable):
             headers["Retry-After"] = "2"
         elif isinstance(exc, Unauthenticated | KeyRevoked):
