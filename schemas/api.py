@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.log import CheckpointRef
+
 
 class EventResult(BaseModel):
     """What happened to one posted event."""
@@ -322,6 +324,8 @@ class Summary(BaseModel):
     close_number: int | None = Field(description="which close this reflects: 1 for the first, 2 after a reopen…")
     coverage: Coverage
     figures: dict[str, SummaryFigureOut]
+    checkpoint: CheckpointRef | None = Field(
+        default=None, description="the first signed log checkpoint whose tree holds `position` (null until signed)")
     pass_rate: SummaryPassRateOut
     provinces: dict[str, dict[str, int | str]]
     text_zh: str

@@ -28,6 +28,7 @@ from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
 from services.dashboards import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
+from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
 from services.regionlists import expected_children, list_year, region_names
 
@@ -146,8 +147,11 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)
-    response = web.Response(body=cached, content_type="application/json")
-    response.headers["ETag"] = f'"{etag}"'
+    async with translated_errors(), request.app[POOL].acquire() as conn:
+        signed = await covering(conn, position)
+    response = web.Response(body=with_checkpoint(cached, signed), content_type="application/json")
+    if signed is not None:  # immutable from then on; before, the checkpoint is still to come
+        response.headers["ETag"] = f'"{etag}"'
     return response
 
 

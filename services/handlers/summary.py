@@ -7,6 +7,7 @@ from projections.summary import CampaignSummary
 from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path
+from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
 from services.reports import render_csv, render_html, render_markdown, summary_model
 from services.summaries import load_summary
@@ -37,11 +38,15 @@ async def summary(request: web.Request) -> web.Response:
     campaign = campaign_path(request)
     async with translated_errors(), request.app[POOL].acquire() as conn:
         loaded = await load_summary(conn, campaign)
+        signed = await covering(conn, loaded.position) if fmt == "json" else None
     # The read tables' identity is in the key: a rebuild that corrected figures must not be served stale.
-    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang)
+    key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang,
+           signed.tree_size if signed is not None else None)
     body = request.app[DASHBOARD_CACHE].get(key)
     if body is None:
         body = render(fmt, lang, loaded).encode()
+        if fmt == "json":  # the signed history the figures came from (null for the second before it is signed)
+            body = with_checkpoint(body, signed)
         request.app[DASHBOARD_CACHE].put(key, body)
     response = web.Response(body=body, content_type=CONTENT_TYPES[fmt], charset="utf-8")
     response.headers["Cache-Control"] = "no-cache"

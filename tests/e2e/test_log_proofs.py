@@ -17,7 +17,7 @@ from events.tiles import split_hashes
 from services.settings import Settings
 from tests.conftest import LOG_SIGNER, Keys
 from tests.conftest import test_settings as settings_for
-from tests.e2e.wire import expect_problem
+from tests.e2e.wire import expect_problem, logged
 from tests.factories import event
 from tests.projection_support import post_events
 
@@ -239,3 +239,30 @@ async def test_a_public_dashboard_opens_checkpoint_key_and_tiles_but_not_proofs(
         assert (await client.get(path)).status == 200, path
     for path in (f"/v1/events/{posted['event_id']}/proof", "/v1/log/consistency?from=1"):
         await expect_problem(await client.get(path), 401, "unauthenticated", path)
+
+
+async def test_figures_at_a_position_and_the_final_summary_name_their_checkpoint(
+        client: TestClient, keys: Keys) -> None:
+    head = await post_events(client, keys.reporter, [event() for _ in range(4)])
+    note = await logged(client, keys.viewer, head)
+    at = await client.get("/v1/campaigns/2017/dashboard", params={"at_position": 3}, headers=keys.auditor)
+    body = await at.json()
+    assert "ETag" in at.headers
+    first = body["checkpoint"]
+    assert first["tree_size"] >= 3
+    checkpoint = open_checkpoint(first["note"], LOG_SIGNER.verifier)
+    assert (checkpoint.size, checkpoint.root.hex()) == (first["tree_size"], first["root"])
+    assert checkpoint.size <= int(note.split("\n")[1])
+    # The covering checkpoint is the first one that holds the position: it never changes afterwards.
+    await post_events(client, keys.reporter, [event()])
+    again = await client.get("/v1/campaigns/2017/dashboard", params={"at_position": 3}, headers=keys.auditor)
+    assert (await again.json())["checkpoint"] == first
+
+    closed = await client.post("/v1/campaigns/2017/close", json={}, headers=keys.admin)
+    position = (await closed.json())["event"]["position"]
+    await logged(client, keys.viewer, position)
+    summary = await (await client.get("/v1/campaigns/2017/summary", headers=keys.viewer)).json()
+    assert summary["final"] is True
+    assert summary["checkpoint"]["tree_size"] >= position
+    stated = open_checkpoint(summary["checkpoint"]["note"], LOG_SIGNER.verifier)
+    assert stated.size == summary["checkpoint"]["tree_size"]
