@@ -8,7 +8,7 @@ after the last full tile is caught by the first checkpoint whose root it alters.
 from dataclasses import dataclass
 
 from events.checkpoints import ProofError, parse_checkpoint_text
-from events.merkle import verify_consistency
+from events.merkle import EMPTY_ROOT, verify_consistency
 from events.notes import NoteError, Verifier, open_note
 from events.store import Connection
 from events.tiles import TILE_WIDTH, Frontier, FullTile, split_hashes
@@ -58,7 +58,14 @@ def _first_bad_leaf(stored: bytes, rebuilt: FullTile) -> int:
 
 async def verify_tree(conn: Connection, *, page: int = 5000) -> TreeReport:
     """Rebuild the tree from every event; compare every stored tile and checkpoint, and check each
-    checkpoint's consistency with the one before it (with proofs read from the stored tiles)."""
+    checkpoint's consistency with the one before it (with proofs read from the stored tiles).
+
+    Runs in one repeatable-read snapshot, so an integrator working meanwhile cannot make it see half a step."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _verify_tree(conn, page)
+
+
+async def _verify_tree(conn: Connection, page: int) -> TreeReport:
     checkpoints = await all_checkpoints(conn)
     tiles = await count_tiles(conn)
     frontier = Frontier()
@@ -69,10 +76,13 @@ async def verify_tree(conn: Connection, *, page: int = 5000) -> TreeReport:
     def report(position: int | None, size: int | None, problem: str) -> TreeReport:
         return TreeReport(False, frontier.size, tiles, len(checkpoints), position, size, problem)
 
+    reached: list[tuple[StoredCheckpoint, bytes]] = []
+    while next_cp < len(checkpoints) and checkpoints[next_cp].tree_size == 0:
+        reached.append((checkpoints[next_cp], EMPTY_ROOT))
+        next_cp += 1
     while True:
         leaves = await read_leaves(conn, frontier.size, page)
         rebuilt: list[FullTile] = []
-        reached: list[tuple[StoredCheckpoint, bytes]] = []
         for leaf in leaves:
             rebuilt.extend(frontier.append(leaf))
             while next_cp < len(checkpoints) and checkpoints[next_cp].tree_size == frontier.size:
@@ -101,6 +111,7 @@ async def verify_tree(conn: Connection, *, page: int = 5000) -> TreeReport:
                     return report(None, cp.tree_size, f"the checkpoints of sizes {previous.tree_size} and "
                                                       f"{cp.tree_size} are not consistent")
             previous = cp
+        reached.clear()
         if len(leaves) < page:
             break
     if next_cp < len(checkpoints):
