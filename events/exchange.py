@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import orjson
 
 from events.catalogue import CATALOGUE
+from events.chain_check import ChainVerifier
 from events.errors import DomainError
 from events.records import RecordedEvent, from_exported
 from events.regions import code_prefix, is_within
 from events.store import APPEND_LOCK, NOTIFY_CHANNEL, Connection, LogFilter, read_page
-from events.verify import ChainVerifier
 
 
 async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None = None,

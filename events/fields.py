@@ -65,5 +65,10 @@ Text = Annotated[
 ]
 """A sentence of free text (a theme, a reason): no control characters except newline and tab."""
 
-CampaignId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
-RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+CAMPAIGN_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+"""A campaign id (normally the year): the one definition every model, route and parameter check uses."""
+REGION_CODE_PATTERN: Final = r"^[0-9]{6}$"
+"""A GB/T 2260 region code (six digits; 000000 is the nation)."""
+
+CampaignId = Annotated[str, StringConstraints(pattern=CAMPAIGN_ID_PATTERN)]
+RegionCode = Annotated[str, StringConstraints(pattern=REGION_CODE_PATTERN)]

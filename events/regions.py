@@ -10,6 +10,8 @@ four municipalities (11, 12, 31, 50) and for province-administered county-level 
 import re
 from typing import Final, Literal
 
+from events.fields import REGION_CODE_PATTERN
+
 NATION: Final = "000000"
 Level = Literal["nation", "province", "prefecture", "county"]
 
@@ -30,7 +32,7 @@ PROVINCES: Final[dict[str, str]] = {
 EXPECTED_PROVINCES: Final[frozenset[str]] = frozenset(PROVINCES) - {"710000", "810000", "820000"}
 
 _MUNICIPALITIES: Final = frozenset({"11", "12", "31", "50"})
-_CODE = re.compile(r"^[0-9]{6}$")
+_CODE = re.compile(REGION_CODE_PATTERN)
 
 
 def level_of(code: str) -> Level:

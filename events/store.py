@@ -14,6 +14,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from events.campaigns import CampaignHistory, fold_lifecycle
+from events.canonical import GENESIS_HASH
 from events.decide import KnownEvent, LogState
 from events.errors import StoreUnavailable
 from events.intake import DraftEvent
@@ -71,7 +72,7 @@ async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Se
         list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids)))
     context = orjson.loads(raw)
     head = context["head"]
-    state = LogState(head[0], bytes.fromhex(head[1])) if head else LogState(0, bytes(32))
+    state = LogState(head[0], bytes.fromhex(head[1])) if head else LogState(0, GENESIS_HASH)
     for event_id, position, type_, version, campaign, region, digest, retracted in context["events"]:
         state.events[event_id] = KnownEvent(event_id, position, type_, version, campaign, region,
                                             bytes.fromhex(digest), retracted)
@@ -182,4 +183,4 @@ async def read_page(conn: Connection, flt: LogFilter, limit: int) -> list[Record
 async def head(conn: Connection) -> tuple[int, bytes]:
     """The last position and its hash (0 and 32 zero bytes for an empty log)."""
     row = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-    return (row["position"], bytes(row["hash"])) if row else (0, bytes(32))
+    return (row["position"], bytes(row["hash"])) if row else (0, GENESIS_HASH)

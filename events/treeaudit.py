@@ -1,6 +1,6 @@
 """Recompute the Merkle tree from position 1 and hold the stored tiles and checkpoints against it.
 
-Independent of the chain check (events.verification): a changed event row breaks both, each at its own
+Independent of the chain check (events.stored_chain): a changed event row breaks both, each at its own
 evidence. A stored full tile pins every leaf it holds, so a change there is named by position; a change
 after the last full tile is caught by the first checkpoint whose root it alters.
 """

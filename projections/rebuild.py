@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from events.store import Connection
-from projections.runner import TABLES_LOCK, apply_batch
+from projections.projector import TABLES_LOCK, apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint
 
 SHADOW = TableSet("_rebuild")

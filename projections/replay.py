@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
+from events.chain_check import ChainReport, ChainVerifier
 from events.records import RecordedEvent, from_exported
-from events.verify import ChainReport, ChainVerifier
 from projections.fold import Deltas, Fold
 
 

@@ -11,8 +11,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
 from events.catalogue import METRICS, RATIOS
+from projections.number_format import display, ratio
 from projections.phrasing import Phrase, phrase_approx
-from projections.views import display, ratio
 
 # metric → zh clause with {p} for the phrased number (the unit follows the phrase).
 CLAUSES_ZH: Final[dict[str, str]] = {

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.fields import CAMPAIGN_ID_PATTERN
 from schemas.log import CheckpointRef
 
 
@@ -53,7 +54,7 @@ class OpenCampaign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", examples=["2017"])
+    id: str = Field(pattern=CAMPAIGN_ID_PATTERN, examples=["2017"])
     theme: str = Field(min_length=1, max_length=500)
     starts_on: date
     ends_on: date

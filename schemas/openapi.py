@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from pydantic.json_schema import models_json_schema
 
+from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
 from schemas.problems import PROBLEM_CONTENT_TYPE, Problem
 
 
@@ -42,8 +43,8 @@ class _EnvelopeBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_id: UUID
     schema_version: int = 1
-    campaign: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-    region: str = Field(pattern=r"^[0-9]{6}$", description="GB/T 2260 code; 000000 is the nation")
+    campaign: str = Field(pattern=CAMPAIGN_ID_PATTERN)
+    region: str = Field(pattern=REGION_CODE_PATTERN, description="GB/T 2260 code; 000000 is the nation")
     occurred_at: datetime = Field(description="RFC 3339 with a UTC offset, inside the campaign window")
 
 
@@ -134,7 +135,7 @@ def build_openapi(routes: list[RouteDoc], *, title: str, version: str,
 
 # What a path parameter may look like; anything else is answered 404 (it cannot name such a thing).
 PATH_PARAMS: dict[str, dict[str, Any]] = {
-    "campaign": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+    "campaign": {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
     "event_id": {"type": "string", "format": "uuid"},
     # tlog-tiles: a level 0-63; an index as zero-padded 3-digit elements (x001/x234/067 beyond 999), .p/W if partial.
     "level": {"type": "string", "pattern": "^(0|[1-9][0-9]?)$"},

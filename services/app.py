@@ -11,9 +11,8 @@ from aiohttp import web
 
 from events.store import NOTIFY_CHANNEL, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
-from projections.runner import PROJECTION_CHANNEL, BatchApplied
+from projections.projector import PROJECTION_CHANNEL, BatchApplied
 from projections.tables import CHECKPOINT
-from services.apikeys import KEYS_CHANNEL, KeyRing
 from services.appkeys import (
     DASHBOARD_CACHE,
     INTEGRATION,
@@ -31,10 +30,11 @@ from services.appkeys import (
 from services.cache import ResponseCache
 from services.database import create_pool
 from services.integrator import IntegratorState, IntegratorWorker
+from services.keyring import KEYS_CHANNEL, KeyRing
 from services.listener import Listener
 from services.middleware import authenticate, request_context
-from services.projection import ProjectionState
-from services.projector import ProjectorWorker
+from services.projection_state import ProjectionState
+from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.routes import setup_routes
 from services.settings import Settings

@@ -4,12 +4,12 @@ import asyncpg
 from aiohttp import web
 
 from events.writer import GroupCommitWriter
-from services.apikeys import ApiKey, KeyRing
 from services.cache import ResponseCache
 from services.errors import Unauthenticated
 from services.integrator import IntegratorState, IntegratorWorker
-from services.projection import ProjectionState
-from services.projector import ProjectorWorker
+from services.keyring import ApiKey, KeyRing
+from services.projection_state import ProjectionState
+from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.settings import Settings
 from services.state import ServiceState

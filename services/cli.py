@@ -16,9 +16,9 @@ from rich.table import Table
 from events.errors import DomainError
 from events.store import Connection
 from services import migrate as migrations
-from services.apikeys import KeyError_, create_key, list_keys, revoke_key
 from services.database import DatabaseUrls, resolve_database
 from services.embedded import ensure_service_role
+from services.keyring import KeyRequestError, create_key, list_keys, revoke_key
 from services.logs import configure_logging
 from services.settings import Settings
 from services.simulate.command import simulate
@@ -49,7 +49,7 @@ def _settings(**overrides: Any) -> Settings:
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
-    except (DomainError, KeyError_, migrations.MigrationError) as exc:
+    except (DomainError, KeyRequestError, migrations.MigrationError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     except (OSError, asyncpg.PostgresError) as exc:
@@ -118,7 +118,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 @app.command()
 def project(data_dir: DataDir = None) -> None:
     """Run only the projector. With several running, one is active and the others wait as hot standbys."""
-    from services.worker import run_projector
+    from services.projector_process import run_projector
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
@@ -223,8 +223,8 @@ def verify(
     import json
 
     from events.store import head
+    from events.stored_chain import verify_campaign, verify_log
     from events.treeaudit import verify_tree
-    from events.verification import verify_campaign, verify_log
 
     pinned = None
     if since_head is not None:
@@ -268,7 +268,7 @@ def replay(
     from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES
     from projections.history import children_view, region_view
     from projections.replay import replay as run_replay
-    from services.dashboards import render_dashboard
+    from services.dashboard_render import render_dashboard
 
     result = run_replay(file)
     chain = {"ok": result.chain.ok, "checked": result.chain.checked,
@@ -299,9 +299,9 @@ def report(
     data_dir: DataDir = None,
 ) -> None:
     """Write the year-end summary (final after close, provisional before) to stdout."""
-    from services.handlers.summary import CONTENT_TYPES, render
     from services.logbinding import covering, with_checkpoint
-    from services.summaries import load_summary
+    from services.summary_formats import CONTENT_TYPES, render
+    from services.summary_loading import load_summary
 
     if fmt not in CONTENT_TYPES or lang not in ("zh", "en"):
         err.print("[red]error:[/red] --format is json, md, html or csv; --lang is zh or en")

@@ -35,7 +35,7 @@ from events.treestore import (
 
 log = structlog.get_logger("qmstats.integrator")
 
-# Held for the whole session by the active integrator (cf. services.projector.PROJECTOR_LOCK).
+# Held for the whole session by the active integrator (cf. services.projector_process.PROJECTOR_LOCK).
 INTEGRATOR_LOCK = 0x716D_0007
 
 IntegratorMode = Literal["off", "standby", "active", "failed", "degraded"]

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from events.catalogue import CATALOGUE
+from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
 from schemas import api
 from schemas.log import ConsistencyProofOut, InclusionProofOut
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
@@ -18,8 +19,8 @@ from services.middleware import ROLES_KEY, Handler, public_dashboard
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
 _LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 10000})
-_REGION = QueryParam("region", {"type": "string", "pattern": "^[0-9]{6}$"}, "a region and its whole subtree")
-_CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"},
+_REGION = QueryParam("region", {"type": "string", "pattern": REGION_CODE_PATTERN}, "a region and its whole subtree")
+_CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
                        "only this campaign's events")
 
 
@@ -120,7 +121,7 @@ def _routes() -> list[Route]:
               responses={200: api.Catalogue}, dashboard_public=True),
         Route("GET", "/v1/regions", meta.regions, "Child regions of a region",
               responses={200: api.RegionList},
-              query=[QueryParam("parent", {"type": "string", "pattern": "^[0-9]{6}$"}),
+              query=[QueryParam("parent", {"type": "string", "pattern": REGION_CODE_PATTERN}),
                      QueryParam("year", {"type": "integer"})], errors=[422]),
         Route("GET", "/v1/openapi.json", openapi, "This document", responses={200: None}),
         Route("GET", "/healthz", meta.healthz, "Liveness", responses={200: api.Health}),

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events.writer import GroupCommitted
-from services.projection import ProjectionState
+from services.projection_state import ProjectionState
 
 
 @dataclass

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from events.notes import Signer
-from services.apikeys import create_key
 from services.app import create_app
+from services.keyring import create_key
 from services.settings import Settings
 from tests.pg import build_template, postgres_server, service_url, with_database
 

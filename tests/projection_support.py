@@ -25,12 +25,12 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.projector import PROJECTOR_LOCK
+from services.projector_process import PROJECTOR_LOCK
 from services.regionlists import import_region_list, read_region_list
 from tests.factories import CAMPAIGN, correction, event, retraction
+from tests.shared_data import AREACODES
 
 ROOT = Path(__file__).resolve().parents[1]
-AREACODES = ROOT.parent / "shared" / "data" / "areacodes" / "data"
 QMSTATS = Path(sys.executable).parent / "qmstats"
 
 CST = timezone(timedelta(hours=8))

@@ -9,12 +9,12 @@ from events.catalogue import CATALOGUE, METRICS
 from events.errors import NotFound
 from events.regions import NATION
 from events.store import head, read_campaigns, record_columns, record_from_row, translated_errors
-from events.verification import verify_campaign, verify_log
+from events.stored_chain import verify_campaign, verify_log
 from projections.fold import effective_fact
 from projections.history import BeyondLog, figures_at, region_view
+from projections.number_format import display
 from projections.provenance import contributions
 from projections.tables import checkpoint
-from projections.views import display
 from schemas.api import ChainCheck, ContributionItem, EventHistory, Head, Provenance, StoredEvent
 from services.appkeys import POOL
 from services.errors import InvalidParameter

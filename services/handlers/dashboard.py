@@ -17,7 +17,7 @@ from events.regions import NATION, is_within, level_of
 from events.store import Connection, read_campaigns, translated_errors
 from projections import tables
 from projections.history import BeyondLog, children_view, figures_at, region_view
-from projections.views import display, ratio
+from projections.number_format import display, ratio
 from schemas.api import (
     Completeness,
     ReportingSet,
@@ -25,7 +25,7 @@ from schemas.api import (
     SeriesPoint,
 )
 from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
-from services.dashboards import region_ref, render_dashboard
+from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.logbinding import covering, with_checkpoint

@@ -8,7 +8,6 @@ from events.catalogue import CATALOGUE
 from events.decide import AppendRequest, check_scope
 from events.exchange import export_lines
 from events.intake import parse_json, read_events
-from events.records import RecordedEvent
 from events.regions import code_prefix, is_within
 from events.store import LogFilter, read_page, translated_errors
 from schemas.api import AppendResponse, EventResult, EventsPage, StoredEvent
@@ -55,11 +54,6 @@ async def post_events(request: web.Request) -> web.Response:
     status = 201 if any(r.status == "created" for r in results) else 200
     return json_response(AppendResponse(results=results, last_position=max(r.position for r in results)),
                          status=status)
-
-
-def stored_event(record: RecordedEvent) -> dict[str, object]:
-    """The API form of a recorded event."""
-    return record.exported()
 
 
 def log_filter(request: web.Request) -> tuple[LogFilter, str | None]:

@@ -5,12 +5,13 @@ import re
 from aiohttp import web
 
 from events.errors import NotFound
+from events.fields import CAMPAIGN_ID_PATTERN
 from events.regions import is_structurally_valid
 from services.errors import InvalidParameter
 
 # The shape of a campaign id (events.fields.CampaignId). Anything else cannot name a campaign, and is
 # refused here rather than sent to the database (a NUL byte, for one, is an error in a text parameter).
-_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+_CAMPAIGN_ID = re.compile(CAMPAIGN_ID_PATTERN)
 
 
 def int_param(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:

@@ -3,27 +3,13 @@
 from aiohttp import web
 
 from events.store import translated_errors
-from projections.summary import CampaignSummary
 from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path
 from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
-from services.reports import render_csv, render_html, render_markdown, summary_model
-from services.summaries import load_summary
-
-CONTENT_TYPES = {"json": "application/json", "md": "text/markdown", "html": "text/html", "csv": "text/csv"}
-
-
-def render(summary_format: str, lang: str, summary: CampaignSummary) -> str:
-    """The summary body in a format (shared by the API and `qmstats report`)."""
-    if summary_format == "json":
-        return summary_model(summary).model_dump_json()
-    if summary_format == "md":
-        return render_markdown(summary, "zh" if lang == "zh" else "en")
-    if summary_format == "html":
-        return render_html(summary, "zh" if lang == "zh" else "en")
-    return render_csv(summary)
+from services.summary_formats import CONTENT_TYPES, render
+from services.summary_loading import load_summary
 
 
 @allow("viewer", "auditor")

@@ -7,8 +7,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import Keys
 from tests.factories import CAMPAIGN
-
-AREACODES = Path(__file__).resolve().parents[3] / "shared" / "data" / "areacodes" / "data"
+from tests.shared_data import AREACODES
 
 
 @pytest.fixture

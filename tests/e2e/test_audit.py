@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from projections.runner import apply_batch
+from projections.projector import apply_batch
 from services.app import create_app
 from services.settings import Settings
 from tests import conftest

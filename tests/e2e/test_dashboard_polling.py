@@ -10,11 +10,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import services.app
-from projections.runner import apply_batch
+from projections.projector import apply_batch
 from services.app import create_app
 from services.appkeys import POOL, STATE
-from services.projection import ProjectionState
-from services.projector import ProjectorWorker
+from services.projection_state import ProjectionState
+from services.projector_process import ProjectorWorker
 from services.settings import Settings
 from tests import conftest
 from tests.conftest import Database, Keys

@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 from services import migrate
-from services.apikeys import create_key
 from services.embedded import DATABASE, SERVICE_ROLE, ensure_service_role, socket_url
+from services.keyring import create_key
 from tests.e2e.processes import (
     PROBLEM,
     Ledger,

@@ -10,7 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from events.verification import verify_log
+from events.stored_chain import verify_log
 from tests.conftest import Database, Keys
 from tests.e2e.processes import PROBLEM, batches, open_campaign, qmstats_children
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from events.verification import verify_log
+from events.stored_chain import verify_log
 from tests.conftest import Keys
 from tests.e2e.wire import eventually
 from tests.factories import event

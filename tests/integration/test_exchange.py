@@ -22,8 +22,8 @@ from events.decide import Accepted, Actor, AppendRequest
 from events.exchange import ImportRefused, import_lines
 from events.intake import DraftEvent, read_events
 from events.writer import append_in_transaction
-from services.apikeys import create_key
 from services.app import create_app
+from services.keyring import create_key
 from services.simulate.plan import generate_events
 from tests import conftest
 from tests.audit_support import NEXT_YEAR, change_one_byte, figures, qmstats, qmstats_env_for, save_export

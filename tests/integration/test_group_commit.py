@@ -8,11 +8,11 @@ import asyncpg
 import pytest
 
 import events.writer
+from events.chain_check import verify_chain
 from events.decide import Accepted, AppendRequest
 from events.errors import EventIdConflict, ValidationFailed
 from events.records import RecordedEvent
 from events.store import Connection, find_event, insert_records
-from events.verify import verify_chain
 from events.writer import GroupCommitWriter
 from tests.factories import event
 from tests.integration.appending import CommitLog, count_events, open_campaign, read_log, request, running_writer

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from events.chain_check import verify_chain
 from events.decide import Accepted
-from events.verify import verify_chain
 from events.writer import append_in_transaction
 from tests.conftest import Database
 from tests.factories import event

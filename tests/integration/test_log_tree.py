@@ -12,6 +12,7 @@ from events.checkpoints import open_checkpoint
 from events.merkle import root_of, verify_consistency, verify_inclusion
 from events.notes import Signer
 from events.store import LogFilter, read_page
+from events.stored_chain import verify_log
 from events.tiles import TileRef, split_hashes
 from events.treeaudit import verify_tree
 from events.treestore import (
@@ -22,7 +23,6 @@ from events.treestore import (
     prove_inclusion,
     read_tiles,
 )
-from events.verification import verify_log
 from events.writer import GroupCommitWriter
 from services.integrator import IntegratorWorker
 from tests.conftest import Database

@@ -4,9 +4,9 @@ import asyncio
 
 import asyncpg
 
+from events.chain_check import verify_chain
 from events.records import RecordedEvent
 from events.store import LogFilter, read_page
-from events.verify import verify_chain
 from events.writer import GroupCommitWriter
 from tests.conftest import Database
 from tests.factories import FACT_TYPES, event

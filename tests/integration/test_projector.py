@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from projections import runner
-from projections.runner import apply_batch
+from projections import projector as runner
+from projections.projector import apply_batch
 from projections.tables import CheckpointMoved
 from services.settings import Settings
 from tests import conftest

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from services.database import create_pool
-from services.projection import ProjectionState
-from services.projector import ProjectorWorker
+from services.projection_state import ProjectionState
+from services.projector_process import ProjectorWorker
 from services.settings import Settings
 from tests import conftest
 from tests.conftest import Database, Keys

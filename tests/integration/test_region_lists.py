@@ -1,6 +1,5 @@
 """An imported official code list for a campaign's year decides which prefectures and counties exist."""
 
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -9,8 +8,8 @@ from events.errors import ValidationFailed
 from services.regionlists import import_region_list, read_region_list
 from tests.factories import event
 from tests.integration.appending import count_events, open_campaign, request, running_writer
+from tests.shared_data import AREACODES
 
-AREACODES = Path(__file__).resolve().parents[3] / "shared" / "data" / "areacodes" / "data"
 UNLISTED_COUNTY = "330199"  # under 杭州市, well formed, not in the 2017 list
 
 

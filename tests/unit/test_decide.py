@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from events.canonical import GENESIS_HASH
+from events.chain_check import ChainVerifier
 from events.decide import Accepted, Actor, Campaign, GroupDecider, KnownEvent, LogState, check_scope
 from events.errors import (
     CampaignClosedError,
@@ -19,7 +20,6 @@ from events.errors import (
     ValidationFailed,
 )
 from events.records import RecordedEvent
-from events.verify import ChainVerifier
 from tests.factories import SAMPLE_DATA, correction, event, retraction
 from tests.unit.scenario import (
     ADMIN,

@@ -1,12 +1,10 @@
 """Reading an official MCA code list ('code name' per line) before it is imported."""
 
-from pathlib import Path
 
 import pytest
 
 from services.regionlists import RegionListError, read_region_list
-
-AREACODES = Path(__file__).resolve().parents[3] / "shared" / "data" / "areacodes" / "data"
+from tests.shared_data import AREACODES
 
 
 def test_a_list_is_read_sorted_with_names_stripped() -> None:

@@ -1,6 +1,5 @@
 """GB/T 2260 codes: levels, parents and scopes derived from the code alone, checked against the MCA lists."""
 
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,7 @@ from events.regions import (
     level_of,
     parent_of,
 )
-
-AREACODES = Path(__file__).resolve().parents[3] / "shared" / "data" / "areacodes" / "data"
+from tests.shared_data import AREACODES
 
 
 @pytest.mark.parametrize(("code", "parent"), [

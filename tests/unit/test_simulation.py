@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +22,14 @@ from services.simulate.ledger import Expected, Ledger
 from services.simulate.plan import MonthSpec, Submission, generate_events, plan_month
 from services.simulate.regionsample import read_code_list, sample_regions
 from services.simulate.server import SimulationError, require_loopback
+from tests.shared_data import AREACODES
 
 SEPTEMBER = (date(2017, 9, 1), date(2017, 9, 30))
 NOW = datetime(2017, 10, 15, 4, 0, tzinfo=UTC)
 ADMIN = Actor("key-admin", "admin")
 FACT_TYPES = {name for name, t in CATALOGUE.items() if t.kind == "fact"}
 MONEY = re.compile(r"^[0-9]+\.[0-9]{2}$")
-AREACODES_2017 = Path(__file__).resolve().parents[3] / "shared" / "data" / "areacodes" / "data" / "2017.txt"
+AREACODES_2017 = AREACODES / "2017.txt"
 
 
 @cache

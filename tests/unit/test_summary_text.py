@@ -11,7 +11,7 @@ import pytest
 
 from events.catalogue import METRICS
 from projections.summary import CLAUSES_EN, CLAUSES_ZH, SENTENCES, CampaignSummary, percent, summarise
-from services.reports import render_csv, render_html, render_markdown
+from services.summary_formats import render_csv, render_html, render_markdown
 
 THEME = "全面提升质量 推动高质量发展"
 MAINLAND = sorted(f"{p}0000" for p in (

@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 
 from events.canonical import GENESIS_HASH
+from events.chain_check import ChainVerifier, verify_chain
 from events.records import RecordedEvent
-from events.verify import ChainVerifier, verify_chain
 from tests.unit.scenario import recorded_chain
 
 LENGTH = 8

@@ -8,8 +8,8 @@ from typing import Literal
 
 from events.catalogue import METRICS
 from events.regions import PROVINCES
+from projections.number_format import display
 from projections.summary import CampaignSummary
-from projections.views import display
 from schemas.api import Coverage, Summary, SummaryFigureOut, SummaryPassRateOut
 
 Lang = Literal["zh", "en"]
@@ -142,3 +142,17 @@ def render_csv(s: CampaignSummary) -> str:
             writer.writerow(["province", code, PROVINCES.get(code, code), m, display(m, totals.get(m, Decimal(0))),
                              METRICS[m].unit, "", s.final, s.position])
     return out.getvalue()
+
+
+CONTENT_TYPES = {"json": "application/json", "md": "text/markdown", "html": "text/html", "csv": "text/csv"}
+
+
+def render(summary_format: str, lang: str, summary: CampaignSummary) -> str:
+    """The summary body in a format (shared by the API and `qmstats report`)."""
+    if summary_format == "json":
+        return summary_model(summary).model_dump_json()
+    if summary_format == "md":
+        return render_markdown(summary, "zh" if lang == "zh" else "en")
+    if summary_format == "html":
+        return render_html(summary, "zh" if lang == "zh" else "en")
+    return render_csv(summary)

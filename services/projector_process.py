@@ -1,17 +1,23 @@
-"""The projector worker: one active projector (advisory lock), others wait as hot standbys."""
+"""Running the projector: one active projector (advisory lock), others wait as hot standbys; `qmstats project`."""
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Callable
 
 import asyncpg
 import structlog
 
-from events.store import UNAVAILABLE_ERRORS, Connection
+from events.store import NOTIFY_CHANNEL, UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
-from projections.runner import BatchApplied, apply_batch
+from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.projection import ProjectionState
+from services.database import create_pool
+from services.integrator import IntegratorWorker
+from services.listener import Listener
+from services.projection_state import ProjectionState
+from services.settings import Settings
+from services.signingkey import load_signer
 
 log = structlog.get_logger("qmstats.projector")
 
@@ -101,3 +107,40 @@ class ProjectorWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
             await leader.fetchval("SELECT 1")  # notice a dead leader connection promptly
+
+
+
+async def run_projector(settings: Settings, database_url: str) -> None:
+    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby."""
+    pool = await create_pool(database_url, min_size=1, max_size=4, connect_timeout=settings.database_timeout_seconds,
+                             command_timeout=settings.statement_timeout_seconds)
+    state = ProjectionState()
+    worker = ProjectorWorker(pool, database_url, state, batch_size=settings.projector_batch_size,
+                             poll_seconds=settings.projector_poll_seconds)
+    # The log's integrator runs wherever the projector runs (services.integrator).
+    workers: list[ProjectorWorker | IntegratorWorker] = [worker]
+    if settings.run_integrator:
+        workers.append(IntegratorWorker(pool, database_url, load_signer(settings),
+                                        interval_seconds=settings.log_checkpoint_interval_seconds))
+
+    def wake(*_args: object) -> None:
+        for each in workers:
+            each.wake()
+
+    listener = Listener(database_url, {NOTIFY_CHANNEL: wake}, on_connect=wake)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(each.run(), name=type(each).__name__) for each in workers]
+    tasks.append(asyncio.create_task(listener.run(), name="listen"))
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await pool.close()
+        log.info("projector stopped", position=state.position)

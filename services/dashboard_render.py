@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from events.catalogue import METRICS, RATIOS
 from events.regions import level_of
+from projections.number_format import display, ratio
 from projections.phrasing import phrase_approx
-from projections.views import display, ratio
 from schemas.api import ChildFigures, Dashboard, MetricFigure, PassRate, RegionRef
 
 Totals = dict[str, Decimal]

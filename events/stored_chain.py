@@ -2,8 +2,9 @@
 
 from collections.abc import Callable
 
+from events.canonical import GENESIS_HASH
+from events.chain_check import ChainReport, ChainVerifier
 from events.store import Connection, LogFilter, read_page
-from events.verify import ChainReport, ChainVerifier
 
 Progress = Callable[[int], None]
 
@@ -32,7 +33,7 @@ async def verify_campaign(conn: Connection, campaign: str, *, pinned: tuple[int,
             "SELECT position, hash FROM events WHERE position = ANY($1::bigint[])", [e.position - 1 for e in events])}
         for event in events:
             checked += 1
-            expected_prev = previous.get(event.position - 1, bytes(32) if event.position == 1 else None)
+            expected_prev = previous.get(event.position - 1, GENESIS_HASH if event.position == 1 else None)
             if bad is None and (event.prev_hash != expected_prev or event.computed_hash() != event.hash):
                 bad = event.position
                 if expected_prev is None:  # the event before it is gone: the log breaks where that gap starts

@@ -43,7 +43,7 @@ class ApiKey:
         return Actor(self.id, self.role, scope)
 
 
-class KeyError_(ValueError):
+class KeyRequestError(ValueError):
     """A key cannot be created as asked (bad role or region)."""
 
 
@@ -68,12 +68,12 @@ async def create_key(conn: Connection, *, name: str, role: str,
                      region: str | None) -> tuple[ApiKey, str]:
     """Create a key and return it with its token (the only time the token exists in clear)."""
     if role not in ROLES:
-        raise KeyError_(f"role must be one of {', '.join(ROLES)}")
+        raise KeyRequestError(f"role must be one of {', '.join(ROLES)}")
     if role == "reporter":
         if region is None or not is_structurally_valid(region):
-            raise KeyError_("a reporter key needs --region, a GB/T 2260 code (e.g. 330000)")
+            raise KeyRequestError("a reporter key needs --region, a GB/T 2260 code (e.g. 330000)")
     elif region is not None:
-        raise KeyError_("only reporter keys are scoped to a region")
+        raise KeyRequestError("only reporter keys are scoped to a region")
     key_id = secrets.token_hex(6)
     token = f"qm.{key_id}.{secrets.token_urlsafe(32)}"
     row = await conn.fetchrow(
