@@ -13,6 +13,7 @@ from events.notes import NoteError, Verifier, open_note
 from events.store import Connection
 from events.tiles import TILE_WIDTH, Frontier, FullTile, split_hashes
 from events.treestore import (
+    LogGap,
     StoredCheckpoint,
     TreeIncomplete,
     all_checkpoints,
@@ -81,7 +82,10 @@ async def _verify_tree(conn: Connection, page: int) -> TreeReport:
         reached.append((checkpoints[next_cp], EMPTY_ROOT))
         next_cp += 1
     while True:
-        leaves = await read_leaves(conn, frontier.size, page)
+        try:
+            leaves = await read_leaves(conn, frontier.size, page)
+        except LogGap as gap:
+            return report(gap.position, None, str(gap))
         rebuilt: list[FullTile] = []
         for leaf in leaves:
             rebuilt.extend(frontier.append(leaf))

@@ -31,6 +31,14 @@ class TreeIncomplete(Exception):
     """The stored tree does not reach the size asked for (the integrator has not got there yet)."""
 
 
+class LogGap(TreeIncomplete):
+    """A position is missing from the log, so no leaf can follow it."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the log has no event at position {position}: the tree cannot pass a gap")
+        self.position = position
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A signed checkpoint as kept in the store."""
@@ -49,8 +57,13 @@ def event_leaf(record: RecordedEvent) -> bytes:
 
 
 async def read_leaves(conn: Connection, after: int, limit: int) -> list[bytes]:
-    """Leaf hashes of the events at positions after+1 … after+limit (fewer at the head)."""
-    return [event_leaf(r) for r in await read_page(conn, LogFilter(after=after), limit)]
+    """Leaf hashes of the events at positions after+1 … after+limit (fewer at the head).
+
+    Leaf i is position i + 1 only while positions have no gap; a missing row stops the tree here."""
+    records = await read_page(conn, LogFilter(after=after), limit)
+    if records and records[-1].position != after + len(records):
+        raise LogGap(next(after + i + 1 for i, r in enumerate(records) if r.position != after + i + 1))
+    return [event_leaf(r) for r in records]
 
 
 async def insert_tiles(conn: Connection, tiles: Sequence[FullTile]) -> None:

@@ -214,3 +214,25 @@ async def test_tiles_and_checkpoints_are_insert_only(
     async with pool.acquire() as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(statement)
+
+
+async def test_a_deleted_row_stops_the_tree_at_its_position(
+        pool: asyncpg.Pool, database: Database, admin_conn: asyncpg.Connection) -> None:
+    async with running_writer(pool) as writer:
+        await open_campaign(writer)
+        await append(writer, 300)
+    await admin_conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+    try:
+        await admin_conn.execute("DELETE FROM events WHERE position = 120")
+    finally:
+        await admin_conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+    async with integrating(pool, database, Signer.generate(ORIGIN)) as worker:
+        async def stuck() -> bool:
+            return worker.state.mode == "degraded"
+
+        await eventually(stuck, "the integrator stopping at the gap")
+        assert "position 120" in (worker.state.error or "")
+    async with pool.acquire() as conn:
+        report = await verify_tree(conn)
+        assert (report.ok, report.first_bad_position) == (False, 120)
+        assert await conn.fetchval("SELECT count(*) FROM log_tiles") == 0  # nothing past the gap was stored

@@ -133,3 +133,12 @@ def test_receipts_round_trip_and_verify_offline() -> None:
 def test_malformed_receipts_are_refused(text: str) -> None:
     with pytest.raises(ProofError):
         parse_receipt(text)
+
+
+def test_keys_whose_base64_holds_a_plus_round_trip() -> None:
+    signers = [Signer("qmstats.example/log", bytes([i]) * 32) for i in range(64)]
+    plus = [s for s in signers if "+" in s.verifier.vkey.split("+", 2)[2]]
+    assert plus, "some of 64 fixed keys have a '+' in their base64"
+    for signer in plus:
+        assert Verifier.parse(signer.verifier.vkey) == signer.verifier
+        assert Signer.parse(signer.private_text()).verifier == signer.verifier
