@@ -132,11 +132,14 @@ async def event_proof(request: web.Request) -> web.Response:
                 f"{signed.tree_size}" + ("; a new checkpoint covers it within about a second" if requested < 0 else ""),
                 retry_after="1" if requested < 0 else None)
         path = await prove_inclusion(conn, index, signed.tree_size)
+    # Against a named tree size the answer never changes; against "the latest" it moves with the log.
+    cache = "private, max-age=31536000, immutable" if requested >= 0 else CHECKPOINT_CACHE
     if fmt == "tlog-proof":
-        return _text(Receipt(index, path, signed.note).text(), cache="private, max-age=31536000, immutable")
+        return _text(Receipt(index, path, signed.note).text(), cache=cache)
     return json_response(InclusionProofOut(
         event_id=event_id, position=record.position, leaf_index=index, tree_size=signed.tree_size,
-        leaf_hash=event_leaf(record).hex(), audit_path=[h.hex() for h in path], checkpoint=signed.note))
+        leaf_hash=event_leaf(record).hex(), audit_path=[h.hex() for h in path], checkpoint=signed.note),
+        headers={"Cache-Control": cache})
 
 
 @allow("auditor")

@@ -78,6 +78,7 @@ async def test_an_inclusion_proof_verifies_offline_in_json_and_as_a_receipt(clie
     note, checkpoint = await signed_checkpoint(client, keys, head)
     proof = await client.get(f"/v1/events/{mine['event_id']}/proof", headers=keys.reporter)
     assert proof.status == 200, await proof.text()
+    assert proof.headers["Cache-Control"] == "no-cache"  # "the latest checkpoint" moves on
     body = await proof.json()
     record = await exported(client, keys, mine["event_id"])
     leaf = leaf_hash(canonical(record))
@@ -114,8 +115,10 @@ async def test_proofs_against_an_older_checkpoint_and_consistency_between_them(
     new_note, new = await signed_checkpoint(client, keys, head)
     assert new.size > old.size
 
-    at_old = await (await client.get(f"/v1/events/{first['event_id']}/proof", params={"tree_size": old.size},
-                                     headers=keys.auditor)).json()
+    pinned = await client.get(f"/v1/events/{first['event_id']}/proof", params={"tree_size": old.size},
+                              headers=keys.auditor)
+    assert "immutable" in pinned.headers["Cache-Control"]  # a named tree size: the answer never changes
+    at_old = await pinned.json()
     assert (at_old["tree_size"], at_old["checkpoint"]) == (old.size, old_note)
 
     consistency = await client.get("/v1/log/consistency", params={"from": old.size}, headers=keys.auditor)
