@@ -4,8 +4,24 @@ The writer loads a ``LogState`` under the append lock, then asks a ``GroupDecide
 each queued request in turn. Each request is accepted whole or refused whole; an accepted
 request's events get the next positions and their chain hashes, and later requests in the
 same group see its effects (a campaign it opened, an event it retracted).
+
+The refusal policy, written down once. Two kinds of refusal, both refuse the whole request:
+
+- *Request refusals* stop the decision at the first one found and answer alone, with their
+  own status: a revoked key (401), an event or region outside the key's scope (403), an
+  event_id already recorded with other content (409), a closed campaign (409), a lifecycle
+  change that does not fit the campaign (409). Raised as their DomainError.
+- *Item refusals* are collected over every item and answered together as one 422
+  (ValidationFailed, one ItemError per problem, with its item index and field): a correction
+  of nothing or of a non-fact, an invalid replacement, an unopened campaign, occurred_at
+  outside the window or in the future, a code missing from the year's region list, a target
+  that is missing, retracted, or in another campaign.
+
+The item checks are the named methods ``_normalised`` (corrections' payloads), then per new
+item ``_campaign_takes_events``, ``_within_window``, ``_in_region_list``, ``_target_applies``.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Literal
@@ -138,6 +154,20 @@ def _event_values(draft: DraftEvent, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _problem(draft: DraftEvent, loc: tuple[str | int, ...], msg: str) -> ItemError:
+    return ItemError(draft.index, draft.event_id, loc, msg)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a request has decided so far: campaigns as its lifecycle events leave them, the facts it
+    retracts, and every event it names (so a correction may refer to a fact sent earlier in it)."""
+
+    campaigns: dict[str, Campaign]
+    retracted: set[str]
+    seen: dict[str, KnownEvent]
+
+
 class GroupDecider:
     """Decides the requests of one group in order, carrying their effects forward."""
 
@@ -161,30 +191,13 @@ class GroupDecider:
     def _decide(self, request: AppendRequest) -> Accepted:
         if request.actor.key_id in self._state.revoked_keys:
             raise KeyRevoked(f"key {request.actor.key_id} has been revoked")
+        normalised, seen = self._normalised(request.drafts)
+        pending = _Pending(dict(self._state.campaigns), set(), seen)
         errors: list[ItemError] = []
-        seen: dict[str, KnownEvent] = {}
-        normalised: list[tuple[DraftEvent, dict[str, Any], bytes] | None] = []
-        for draft in request.drafts:
-            data = self._normalise(draft, seen, errors)
-            if data is None:
-                normalised.append(None)
-                continue
-            digest = content_hash(_event_values(draft, data))
-            normalised.append((draft, data, digest))
-            seen.setdefault(draft.event_id, KnownEvent(draft.event_id, 0, draft.type.name,
-                                                       draft.schema_version, draft.campaign,
-                                                       draft.region, digest))
-        if errors:
-            raise ValidationFailed(errors)
-
-        campaigns = dict(self._state.campaigns)
-        retracted: set[str] = set()
         fresh: list[tuple[DraftEvent, dict[str, Any], bytes]] = []
         statuses: list[tuple[str, ItemStatus, int | None]] = []
         in_request: dict[str, bytes] = {}
-        for item in normalised:
-            assert item is not None
-            draft, data, digest = item
+        for draft, data, digest in normalised:
             stored = self._state.events.get(draft.event_id)
             earlier = in_request.get(draft.event_id)
             if stored is not None or earlier is not None:
@@ -193,12 +206,34 @@ class GroupDecider:
                 statuses.append((draft.event_id, "duplicate", stored.position if stored else None))
                 continue
             in_request[draft.event_id] = digest
-            self._check_fact(draft, campaigns, seen, retracted, request.actor, errors)
+            errors.extend(self._check_new(draft, pending, request.actor))
             fresh.append((draft, data, digest))
             statuses.append((draft.event_id, "created", None))
         if errors:
             raise ValidationFailed(errors)
-        return self._accept(request, fresh, statuses, campaigns, retracted)
+        return self._accept(request, fresh, statuses, pending.campaigns, pending.retracted)
+
+    def _normalised(self, drafts: list[DraftEvent]) -> tuple[list[tuple[DraftEvent, dict[str, Any], bytes]],
+                                                             dict[str, KnownEvent]]:
+        """Each draft with its normalised payload and content hash, and the events the request names.
+
+        Item refusals: a correction's target must exist and be a fact, and its replacement must be valid.
+        """
+        errors: list[ItemError] = []
+        seen: dict[str, KnownEvent] = {}
+        normalised: list[tuple[DraftEvent, dict[str, Any], bytes]] = []
+        for draft in drafts:
+            data = self._normalise(draft, seen, errors)
+            if data is None:
+                continue
+            digest = content_hash(_event_values(draft, data))
+            normalised.append((draft, data, digest))
+            seen.setdefault(draft.event_id, KnownEvent(draft.event_id, 0, draft.type.name,
+                                                       draft.schema_version, draft.campaign,
+                                                       draft.region, digest))
+        if errors:
+            raise ValidationFailed(errors)
+        return normalised, seen
 
     def _normalise(self, draft: DraftEvent, seen: dict[str, KnownEvent],
                    errors: list[ItemError]) -> dict[str, Any] | None:
@@ -222,47 +257,61 @@ class GroupDecider:
             return None
         return {**draft.data, "replacement": replacement}
 
-    def _check_fact(self, draft: DraftEvent, campaigns: dict[str, Campaign], seen: dict[str, KnownEvent],
-                    retracted: set[str], actor: Actor, errors: list[ItemError]) -> None:
-        def bad(loc: tuple[str | int, ...], msg: str) -> None:
-            errors.append(ItemError(draft.index, draft.event_id, loc, msg))
-
+    def _check_new(self, draft: DraftEvent, pending: _Pending, actor: Actor) -> list[ItemError]:
+        """The item refusals of one new event (a lifecycle event changes ``pending`` or refuses the request)."""
         if draft.type.kind == "lifecycle":
-            self._apply_lifecycle(draft, campaigns)
-            return
-        campaign = campaigns.get(draft.campaign)
+            self._apply_lifecycle(draft, pending.campaigns)
+            return []
+        campaign = self._campaign_takes_events(draft, pending)
         if campaign is None:
-            bad(("campaign",), f"campaign {draft.campaign} has not been opened")
-            return
-        if campaign.status == "closed":
+            return [_problem(draft, ("campaign",), f"campaign {draft.campaign} has not been opened")]
+        return [*self._within_window(draft, campaign), *self._in_region_list(draft, campaign),
+                *self._target_applies(draft, pending, actor)]
+
+    @staticmethod
+    def _campaign_takes_events(draft: DraftEvent, pending: _Pending) -> Campaign | None:
+        """The draft's campaign (None when never opened); a closed campaign refuses the request."""
+        campaign = pending.campaigns.get(draft.campaign)
+        if campaign is not None and campaign.status == "closed":
             raise CampaignClosedError(campaign.id)
+        return campaign
+
+    def _within_window(self, draft: DraftEvent, campaign: Campaign) -> Iterator[ItemError]:
+        """occurred_at lies in the campaign's window (China Standard Time days) and not in the future."""
         start, end = campaign.window
         if not start <= draft.occurred_at < end:
-            bad(("occurred_at",), f"occurred_at is outside campaign {campaign.id}'s window "
-                                  f"{campaign.starts_on}..{campaign.ends_on} (China Standard Time)")
+            yield _problem(draft, ("occurred_at",), f"occurred_at is outside campaign {campaign.id}'s window "
+                                                    f"{campaign.starts_on}..{campaign.ends_on} (China Standard Time)")
         elif draft.occurred_at > self._now + self._skew:
-            bad(("occurred_at",), "occurred_at is in the future")
+            yield _problem(draft, ("occurred_at",), "occurred_at is in the future")
+
+    def _in_region_list(self, draft: DraftEvent, campaign: Campaign) -> Iterator[ItemError]:
+        """A prefecture or county code is in the campaign year's imported region list (when one is loaded)."""
         codes = self._state.region_lists.get(campaign.starts_on.year)
-        if codes is not None and level_of(draft.region) in ("prefecture", "county") \
-                and draft.region not in codes:
-            bad(("region",), f"{draft.region} is not in the {campaign.starts_on.year} region list")
+        if codes is not None and level_of(draft.region) in ("prefecture", "county") and draft.region not in codes:
+            yield _problem(draft, ("region",), f"{draft.region} is not in the {campaign.starts_on.year} region list")
+
+    def _target_applies(self, draft: DraftEvent, pending: _Pending, actor: Actor) -> Iterator[ItemError]:
+        """A correction or retraction names a live fact of its own campaign, inside the key's scope.
+
+        A retraction that passes is noted in ``pending``, so a second one in the group is refused.
+        """
         target_id = draft.target
         if target_id is None:
             return
-        target = self._state.events.get(target_id) or seen.get(target_id)
+        target = self._state.events.get(target_id) or pending.seen.get(target_id)
         field_name, verb = ("corrects", "correct") if draft.type.kind == "correction" else ("retracts", "retract")
         if target is None or CATALOGUE[target.type].kind != "fact":
-            bad(("data", field_name), f"no fact event {target_id} to {verb}")
-            return
-        if target.retracted or target_id in retracted:
-            bad(("data", field_name), f"event {target_id} has been retracted")
+            yield _problem(draft, ("data", field_name), f"no fact event {target_id} to {verb}")
+        elif target.retracted or target_id in pending.retracted:
+            yield _problem(draft, ("data", field_name), f"event {target_id} has been retracted")
         elif target.campaign != draft.campaign:
-            bad(("campaign",), f"event {target_id} belongs to campaign {target.campaign}")
+            yield _problem(draft, ("campaign",), f"event {target_id} belongs to campaign {target.campaign}")
         elif actor.scope is not None and not is_within(target.region, actor.scope):
             raise OutOfScope(f"event {target_id} (item {draft.index}) is in region {target.region}, "
                              f"outside this key's scope {actor.scope}")
         elif draft.type.kind == "retraction":
-            retracted.add(target_id)
+            pending.retracted.add(target_id)
 
     def _apply_lifecycle(self, draft: DraftEvent, campaigns: dict[str, Campaign]) -> None:
         data = draft.data

@@ -7,10 +7,11 @@ import orjson
 
 from events.catalogue import CATALOGUE
 from events.chain_check import ChainVerifier
+from events.coordination import APPEND_LOCK, EVENTS_CHANNEL, lock_transaction, notify
 from events.errors import DomainError
 from events.records import RecordedEvent, from_exported
 from events.regions import code_prefix, is_within
-from events.store import APPEND_LOCK, NOTIFY_CHANNEL, Connection, LogFilter, read_page
+from events.store import Connection, LogFilter, copy_records, is_empty, read_page
 
 
 async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None = None,
@@ -54,8 +55,8 @@ async def import_lines(conn: Connection, lines: Iterable[bytes | str], *, page: 
     verifier = ChainVerifier()
     count = 0
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-        if await conn.fetchval("SELECT EXISTS (SELECT FROM events)"):
+        await lock_transaction(conn, APPEND_LOCK)
+        if not await is_empty(conn):
             raise ImportRefused("the log is not empty; import only into a fresh database")
         batch: list[RecordedEvent] = []
         for number, line in enumerate(lines, start=1):
@@ -71,7 +72,7 @@ async def import_lines(conn: Connection, lines: Iterable[bytes | str], *, page: 
         count += await _load(conn, verifier, batch)
         report = verifier.report()
         if count:
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(report.last_position))
+            await notify(conn, EVENTS_CHANNEL, str(report.last_position))
     return ImportReport(count, report.last_position, report.last_hash)
 
 
@@ -83,10 +84,5 @@ async def _load(conn: Connection, verifier: ChainVerifier, batch: list[RecordedE
     if not report.ok:
         raise ImportRefused(f"the chain is broken at position {report.first_bad_position}; nothing was imported "
                             "(a --campaign export has gaps: import a whole-log export)")
-    await conn.copy_records_to_table("events", records=[
-        (e.position, e.event_id, e.type, e.schema_version, e.campaign, e.region, e.occurred_at, e.recorded_at,
-         e.recorded_by, e.request_id, e.target, orjson.dumps(e.data).decode(), e.content_hash, e.prev_hash, e.hash)
-        for e in batch], columns=["position", "event_id", "type", "schema_version", "campaign", "region",
-                                  "occurred_at", "recorded_at", "recorded_by", "request_id", "target_event_id",
-                                  "data", "content_hash", "prev_hash", "hash"])
+    await copy_records(conn, batch)
     return len(batch)

@@ -4,10 +4,12 @@ Driver errors are translated here and only here: a lost or refused connection be
 ``StoreUnavailable``; everything else the driver raises is a bug and propagates.
 """
 
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
@@ -15,6 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from events.campaigns import CampaignHistory, fold_lifecycle
 from events.canonical import GENESIS_HASH
+from events.coordination import APPEND_LOCK, EVENTS_CHANNEL
 from events.decide import KnownEvent, LogState
 from events.errors import StoreUnavailable
 from events.intake import DraftEvent
@@ -31,8 +34,8 @@ if TYPE_CHECKING:
 else:  # asyncpg's classes are not subscriptable at run time
     Connection = asyncpg.Connection | PoolConnectionProxy
 
-APPEND_LOCK: Final = 0x716D_0001
-NOTIFY_CHANNEL: Final = "qmstats_events"
+P = ParamSpec("P")
+R = TypeVar("R")
 LIFECYCLE_TYPES: Final = ("campaign_opened", "campaign_closed", "campaign_reopened")
 # Spelled out in the SQL text so the planner can use the partial index events_campaign_lifecycle.
 _LIFECYCLE_SQL: Final = "(" + ", ".join(f"'{t}'" for t in LIFECYCLE_TYPES) + ")"
@@ -64,6 +67,18 @@ async def translated_errors() -> AsyncIterator[None]:
         raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
 
 
+def translating(query: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Mark a store function: a lost or refused connection surfaces from it as StoreUnavailable."""
+    @functools.wraps(query)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await query(*args, **kwargs)
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
+    return translated
+
+
+@translating
 async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = ()) -> LogState:
     """Take the append lock and read what deciding these drafts needs, in one round trip. Call in a transaction."""
     ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
@@ -93,6 +108,7 @@ async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Se
     return state
 
 
+@translating
 async def read_campaigns(conn: Connection, ids: list[str] | None = None) -> dict[str, CampaignHistory]:
     """Every campaign's history (or only those named), folded from its lifecycle events."""
     rows = await conn.fetch(
@@ -107,12 +123,58 @@ async def read_campaigns(conn: Connection, ids: list[str] | None = None) -> dict
     return {campaign_id: history for campaign_id, history in folded.items() if history is not None}
 
 
+@dataclass(frozen=True, slots=True)
+class WithChanges:
+    """An event as recorded and the corrections and retractions aimed at it, in position order."""
+
+    original: RecordedEvent
+    changes: list[RecordedEvent]
+
+
+END_OF_LOG: Final = 2**63 - 1
+"""A position after every event: ``before=END_OF_LOG`` means no bound."""
+
+
+@translating
+async def with_changes(conn: Connection, event_ids: Sequence[str], *,
+                       before: int = END_OF_LOG) -> dict[str, WithChanges]:
+    """Each of these events that exists, with its corrections and retractions recorded before ``before``."""
+    wanted = list(dict.fromkeys(event_ids))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[]) "
+        "OR (target_event_id = ANY($1::uuid[]) AND position < $2) ORDER BY position", wanted, before)
+    asked = set(wanted)
+    originals: dict[str, RecordedEvent] = {}
+    later: dict[str, list[RecordedEvent]] = {}
+    for row in rows:
+        record = record_from_row(row)
+        if record.event_id in asked:
+            originals[record.event_id] = record
+        elif record.target is not None:
+            later.setdefault(record.target, []).append(record)
+    return {i: WithChanges(originals[i], later.get(i, [])) for i in wanted if i in originals}
+
+
+@translating
+async def ids_feeding(conn: Connection, campaign: str, types: Sequence[str], *, after: int, until: int,
+                      limit: int) -> list[str]:
+    """Ids of a campaign's events of these types with after < position <= until, a page in position order."""
+    rows = await conn.fetch(
+        "SELECT event_id::text AS event_id FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
+        "AND position > $3 AND position <= $4 ORDER BY position LIMIT $5", campaign, list(types), after, until, limit)
+    return [r["event_id"] for r in rows]
+
+
+@translating
 async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
     """One event by its event_id."""
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM events WHERE event_id = $1::uuid", event_id)
     return record_from_row(row) if row else None
 
 
+@translating
 async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
     """Insert recorded events in one statement and wake every listener. Call inside the lock."""
     # One statement inserts and notifies: fewer round trips while holding the append lock.
@@ -129,8 +191,17 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> 
         [r.occurred_at for r in records], [r.recorded_at for r in records], [r.recorded_by for r in records],
         [r.request_id for r in records], [r.target for r in records],
         [orjson.dumps(r.data).decode() for r in records], [r.content_hash for r in records],
-        [r.prev_hash for r in records], [r.hash for r in records], NOTIFY_CHANNEL,
+        [r.prev_hash for r in records], [r.hash for r in records], EVENTS_CHANNEL,
     )
+
+
+@translating
+async def copy_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
+    """Bulk-load recorded events as they are (an import: the caller checked the chain and holds the lock)."""
+    await conn.copy_records_to_table("events", records=[
+        (e.position, e.event_id, e.type, e.schema_version, e.campaign, e.region, e.occurred_at, e.recorded_at,
+         e.recorded_by, e.request_id, e.target, orjson.dumps(e.data).decode(), e.content_hash, e.prev_hash, e.hash)
+        for e in records], columns=[c.strip() for c in _COLUMNS.split(",")])
 
 
 def record_columns() -> str:
@@ -172,6 +243,7 @@ def _where(flt: LogFilter) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
+@translating
 async def read_page(conn: Connection, flt: LogFilter, limit: int) -> list[RecordedEvent]:
     """One keyset page of the log in position order."""
     where, args = _where(flt)
@@ -180,6 +252,33 @@ async def read_page(conn: Connection, flt: LogFilter, limit: int) -> list[Record
     return [record_from_row(r) for r in rows]
 
 
+@translating
+async def recorded_at(conn: Connection, position: int) -> datetime | None:
+    """When the event at ``position`` was recorded; None when there is none."""
+    moment: datetime | None = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
+    return moment
+
+
+@translating
+async def is_empty(conn: Connection) -> bool:
+    """Whether the log holds no event at all."""
+    return not await conn.fetchval("SELECT EXISTS (SELECT FROM events)")
+
+
+@translating
+async def hashes_at(conn: Connection, positions: Sequence[int]) -> dict[int, bytes]:
+    """position → stored hash for those of ``positions`` that hold an event."""
+    rows = await conn.fetch("SELECT position, hash FROM events WHERE position = ANY($1::bigint[])", list(positions))
+    return {r["position"]: bytes(r["hash"]) for r in rows}
+
+
+@translating
+async def last_position_before(conn: Connection, position: int) -> int:
+    """The highest position below ``position`` that holds an event (0 if none)."""
+    return int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events WHERE position < $1", position))
+
+
+@translating
 async def head(conn: Connection) -> tuple[int, bytes]:
     """The last position and its hash (0 and 32 zero bytes for an empty log)."""
     row = await conn.fetchrow("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")

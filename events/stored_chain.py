@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from events.canonical import GENESIS_HASH
 from events.chain_check import ChainReport, ChainVerifier
-from events.store import Connection, LogFilter, read_page
+from events.store import Connection, LogFilter, hashes_at, last_position_before, read_page
 
 Progress = Callable[[int], None]
 
@@ -29,20 +29,16 @@ async def verify_campaign(conn: Connection, campaign: str, *, pinned: tuple[int,
     checked, bad, last_position, last_hash = 0, None, 0, b""
     after = 0
     while events := await read_page(conn, LogFilter(after=after, campaign=campaign), page):
-        previous = {r["position"]: bytes(r["hash"]) for r in await conn.fetch(
-            "SELECT position, hash FROM events WHERE position = ANY($1::bigint[])", [e.position - 1 for e in events])}
+        previous = await hashes_at(conn, [e.position - 1 for e in events])
         for event in events:
             checked += 1
             expected_prev = previous.get(event.position - 1, GENESIS_HASH if event.position == 1 else None)
             if bad is None and (event.prev_hash != expected_prev or event.computed_hash() != event.hash):
                 bad = event.position
                 if expected_prev is None:  # the event before it is gone: the log breaks where that gap starts
-                    bad = 1 + int(await conn.fetchval(
-                        "SELECT coalesce(max(position), 0) FROM events WHERE position < $1", event.position))
+                    bad = 1 + await last_position_before(conn, event.position)
         after = last_position = events[-1].position
         last_hash = events[-1].hash
-    if pinned is not None:
-        stored = await conn.fetchval("SELECT hash FROM events WHERE position = $1", pinned[0])
-        if stored is None or bytes(stored) != pinned[1]:
-            bad = pinned[0] if bad is None else min(bad, pinned[0])
+    if pinned is not None and (await hashes_at(conn, [pinned[0]])).get(pinned[0]) != pinned[1]:
+        bad = pinned[0] if bad is None else min(bad, pinned[0])
     return ChainReport(bad is None, checked, bad, last_position, last_hash)

@@ -66,62 +66,87 @@ async def verify_tree(conn: Connection, *, page: int = 5000) -> TreeReport:
         return await _verify_tree(conn, page)
 
 
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    """Where a check failed: a position, a checkpoint's tree size, and what is wrong."""
+
+    position: int | None
+    tree_size: int | None
+    problem: str
+
+
+async def _compare_tiles(conn: Connection, rebuilt: list[FullTile]) -> tuple[int, _Finding | None]:
+    """Stored tiles against the rebuilt ones: how many were stored, and the first that differs.
+
+    A differing level-0 tile names the very position that changed."""
+    stored = await stored_full_tiles(conn, [(t.level, t.index) for t in rebuilt])
+    compared = 0
+    for tile in rebuilt:
+        found = stored.get((tile.level, tile.index))
+        if found is None:
+            continue  # not stored yet (the integrator is behind): nothing to compare
+        compared += 1
+        if found != tile.hashes:
+            bad = tile.index * TILE_WIDTH + _first_bad_leaf(found, tile) + 1 if tile.level == 0 else None
+            return compared, _Finding(bad, None, f"stored tile {tile.level}/{tile.index} differs from the tree "
+                                                 "rebuilt from the log")
+    return compared, None
+
+
+async def _check_checkpoint(conn: Connection, cp: StoredCheckpoint, root: bytes,
+                            previous: StoredCheckpoint | None) -> _Finding | None:
+    """One checkpoint against the rebuilt root, its signature, and its consistency with the one before."""
+    if (problem := _checkpoint_problem(cp, root)) is not None:
+        return _Finding(None, cp.tree_size, problem)
+    if previous is None:
+        return None
+    try:
+        proof = await prove_consistency(conn, previous.tree_size, cp.tree_size)
+    except TreeIncomplete as exc:
+        return _Finding(None, cp.tree_size, f"no consistency proof from the stored tiles: {exc}")
+    if not verify_consistency(previous.tree_size, cp.tree_size, previous.root, cp.root, proof):
+        return _Finding(None, cp.tree_size, f"the checkpoints of sizes {previous.tree_size} and {cp.tree_size} "
+                                            "are not consistent")
+    return None
+
+
 async def _verify_tree(conn: Connection, page: int) -> TreeReport:
     checkpoints = await all_checkpoints(conn)
     tiles = await count_tiles(conn)
     frontier = Frontier()
-    next_cp = 0
     previous: StoredCheckpoint | None = None
     compared = 0
 
-    def report(position: int | None, size: int | None, problem: str) -> TreeReport:
-        return TreeReport(False, frontier.size, tiles, len(checkpoints), position, size, problem)
+    def report(finding: _Finding) -> TreeReport:
+        return TreeReport(False, frontier.size, tiles, len(checkpoints), finding.position, finding.tree_size,
+                          finding.problem)
 
-    reached: list[tuple[StoredCheckpoint, bytes]] = []
-    while next_cp < len(checkpoints) and checkpoints[next_cp].tree_size == 0:
-        reached.append((checkpoints[next_cp], EMPTY_ROOT))
-        next_cp += 1
+    pending = list(reversed(checkpoints))  # smallest tree last, to pop
+    reached = [(pending.pop(), EMPTY_ROOT) for _ in range(sum(1 for c in checkpoints if c.tree_size == 0))]
     while True:
         try:
             leaves = await read_leaves(conn, frontier.size, page)
         except LogGap as gap:
-            return report(gap.position, None, str(gap))
+            return report(_Finding(gap.position, None, str(gap)))
         rebuilt: list[FullTile] = []
         for leaf in leaves:
             rebuilt.extend(frontier.append(leaf))
-            while next_cp < len(checkpoints) and checkpoints[next_cp].tree_size == frontier.size:
-                reached.append((checkpoints[next_cp], frontier.root()))
-                next_cp += 1
-        # Tiles first: a differing tile names the very position that changed.
-        stored = await stored_full_tiles(conn, [(t.level, t.index) for t in rebuilt])
-        for tile in rebuilt:
-            found = stored.get((tile.level, tile.index))
-            if found is None:
-                continue  # not stored yet (the integrator is behind): nothing to compare
-            compared += 1
-            if found != tile.hashes:
-                bad = tile.index * TILE_WIDTH + _first_bad_leaf(found, tile) + 1 if tile.level == 0 else None
-                return report(bad, None,
-                              f"stored tile {tile.level}/{tile.index} differs from the tree rebuilt from the log")
+            while pending and pending[-1].tree_size == frontier.size:
+                reached.append((pending.pop(), frontier.root()))
+        done, finding = await _compare_tiles(conn, rebuilt)
+        compared += done
         for cp, root in reached:
-            if (problem := _checkpoint_problem(cp, root)) is not None:
-                return report(None, cp.tree_size, problem)
-            if previous is not None:
-                try:
-                    proof = await prove_consistency(conn, previous.tree_size, cp.tree_size)
-                except TreeIncomplete as exc:
-                    return report(None, cp.tree_size, f"no consistency proof from the stored tiles: {exc}")
-                if not verify_consistency(previous.tree_size, cp.tree_size, previous.root, cp.root, proof):
-                    return report(None, cp.tree_size, f"the checkpoints of sizes {previous.tree_size} and "
-                                                      f"{cp.tree_size} are not consistent")
+            finding = finding or await _check_checkpoint(conn, cp, root, previous)
             previous = cp
+        if finding is not None:
+            return report(finding)
         reached.clear()
         if len(leaves) < page:
             break
-    if next_cp < len(checkpoints):
-        cp = checkpoints[next_cp]
-        return report(None, cp.tree_size, f"a checkpoint of size {cp.tree_size} is beyond the log's "
-                                          f"{frontier.size} events")
+    if pending:
+        return report(_Finding(None, pending[-1].tree_size, f"a checkpoint of size {pending[-1].tree_size} is "
+                                                            f"beyond the log's {frontier.size} events"))
     if compared < tiles:
-        return report(None, None, f"{tiles - compared} stored tiles lie beyond the log's {frontier.size} events")
+        return report(_Finding(None, None, f"{tiles - compared} stored tiles lie beyond the log's "
+                                           f"{frontier.size} events"))
     return TreeReport(True, frontier.size, tiles, len(checkpoints))

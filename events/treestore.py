@@ -14,7 +14,7 @@ import asyncpg
 from events.canonical import canonical_bytes
 from events.merkle import consistency_proof, inclusion_proof, leaf_hash
 from events.records import RecordedEvent
-from events.store import Connection, LogFilter, read_page
+from events.store import Connection, LogFilter, read_page, translating
 from events.tiles import (
     TILE_WIDTH,
     FullTile,
@@ -56,6 +56,7 @@ def event_leaf(record: RecordedEvent) -> bytes:
     return leaf_hash(canonical_bytes(record.canonical_fields()))
 
 
+@translating
 async def read_leaves(conn: Connection, after: int, limit: int) -> list[bytes]:
     """Leaf hashes of the events at positions after+1 … after+limit (fewer at the head).
 
@@ -66,6 +67,7 @@ async def read_leaves(conn: Connection, after: int, limit: int) -> list[bytes]:
     return [event_leaf(r) for r in records]
 
 
+@translating
 async def insert_tiles(conn: Connection, tiles: Sequence[FullTile]) -> None:
     """Store tiles that became full (they never change again)."""
     if tiles:
@@ -75,12 +77,14 @@ async def insert_tiles(conn: Connection, tiles: Sequence[FullTile]) -> None:
             [t.level for t in tiles], [t.index for t in tiles], [t.hashes for t in tiles], [t.root for t in tiles])
 
 
+@translating
 async def stored_leaf_count(conn: Connection) -> int:
     """Leaves covered by full level-0 tiles: where an integrator restarting resumes reading events."""
     count = await conn.fetchval("SELECT coalesce(max(idx) + 1, 0) FROM log_tiles WHERE level = 0")
     return int(count) * TILE_WIDTH
 
 
+@translating
 async def upper_partials(conn: Connection, size: int) -> list[list[bytes]]:
     """The partial tiles of levels 1, 2, … of a tree of ``size`` leaves (a multiple of 256)."""
     levels = []
@@ -97,6 +101,7 @@ async def upper_partials(conn: Connection, size: int) -> list[list[bytes]]:
     return levels
 
 
+@translating
 async def read_tiles(conn: Connection, refs: Iterable[TileRef]) -> dict[TileRef, bytes]:
     """The hashes of these tiles, full ones from the store and partial ones derived."""
     wanted = sorted(set(refs))
@@ -127,6 +132,7 @@ async def read_tiles(conn: Connection, refs: Iterable[TileRef]) -> dict[TileRef,
     return found
 
 
+@translating
 async def prove_inclusion(conn: Connection, index: int, size: int) -> list[bytes]:
     """The RFC 9162 audit path of leaf ``index`` in the tree of ``size`` leaves, read from tiles."""
     ranges = recorded_ranges(lambda reader: inclusion_proof(index, size, reader))
@@ -134,6 +140,7 @@ async def prove_inclusion(conn: Connection, index: int, size: int) -> list[bytes
     return inclusion_proof(index, size, range_hash_from_tiles(tiles, size))
 
 
+@translating
 async def prove_consistency(conn: Connection, old_size: int, new_size: int,
                             known: dict[TileRef, bytes] | None = None) -> list[bytes]:
     """The RFC 9162 consistency proof from ``old_size`` to ``new_size``; ``known`` tiles are not read again."""
@@ -144,6 +151,7 @@ async def prove_consistency(conn: Connection, old_size: int, new_size: int,
     return consistency_proof(old_size, new_size, range_hash_from_tiles(tiles, new_size))
 
 
+@translating
 async def tree_root(conn: Connection, size: int) -> bytes:
     """The root hash of the tree of ``size`` leaves, read from tiles."""
     tiles = await read_tiles(conn, tiles_for([(0, size)], size))
@@ -158,6 +166,7 @@ def _checkpoint(row: asyncpg.Record) -> StoredCheckpoint:
                             row["signed_at"])
 
 
+@translating
 async def insert_checkpoint(conn: Connection, tree_size: int, key_id: bytes, root: bytes, note: str,
                             vkey: str) -> None:
     """Keep a signed checkpoint (once per size and key)."""
@@ -165,18 +174,21 @@ async def insert_checkpoint(conn: Connection, tree_size: int, key_id: bytes, roo
                        "ON CONFLICT DO NOTHING", tree_size, key_id, root, note, vkey)
 
 
+@translating
 async def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
     """The checkpoint of the largest tree (the most recently signed one at that size)."""
     row = await conn.fetchrow(f"{_CHECKPOINT} ORDER BY tree_size DESC, signed_at DESC LIMIT 1")
     return _checkpoint(row) if row else None
 
 
+@translating
 async def checkpoint_of_size(conn: Connection, tree_size: int) -> StoredCheckpoint | None:
     """The most recently signed checkpoint of exactly this tree size."""
     row = await conn.fetchrow(f"{_CHECKPOINT} WHERE tree_size = $1 ORDER BY signed_at DESC LIMIT 1", tree_size)
     return _checkpoint(row) if row else None
 
 
+@translating
 async def covering_checkpoint(conn: Connection, position: int) -> StoredCheckpoint | None:
     """The first checkpoint whose tree holds the event at ``position`` (the smallest size ≥ position)."""
     row = await conn.fetchrow(f"{_CHECKPOINT} WHERE tree_size >= $1 ORDER BY tree_size, signed_at LIMIT 1",
@@ -184,11 +196,13 @@ async def covering_checkpoint(conn: Connection, position: int) -> StoredCheckpoi
     return _checkpoint(row) if row else None
 
 
+@translating
 async def all_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
     """Every stored checkpoint, smallest tree first."""
     return [_checkpoint(r) for r in await conn.fetch(f"{_CHECKPOINT} ORDER BY tree_size, signed_at")]
 
 
+@translating
 async def stored_full_tiles(conn: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """The stored full tiles among these (level, index) keys; missing ones are left out."""
     rows = await conn.fetch(
@@ -198,6 +212,7 @@ async def stored_full_tiles(conn: Connection, keys: Sequence[tuple[int, int]]) -
     return {(r["level"], r["idx"]): bytes(r["hashes"]) for r in rows}
 
 
+@translating
 async def count_tiles(conn: Connection) -> int:
     """How many full tiles are stored."""
     return int(await conn.fetchval("SELECT count(*) FROM log_tiles"))

@@ -21,7 +21,7 @@ import structlog
 
 from events.decide import Accepted, AppendRequest, GroupDecider, Outcome
 from events.errors import DomainError, StoreUnavailable
-from events.store import UNAVAILABLE_ERRORS, Connection, insert_records, load_state
+from events.store import Connection, insert_records, load_state, translated_errors
 
 log = structlog.get_logger("qmstats.writer")
 
@@ -106,8 +106,7 @@ class GroupCommitWriter:
         started = time.perf_counter()
         try:
             outcomes, head = await self._transaction([request for request, _ in group])
-        except UNAVAILABLE_ERRORS as exc:
-            error = StoreUnavailable(f"database unavailable: {exc.__class__.__name__}")
+        except StoreUnavailable as error:
             for _, future in group:
                 if not future.done():
                     future.set_exception(error)
@@ -139,7 +138,7 @@ class GroupCommitWriter:
             self._on_commit(GroupCommitted(len(group), events, time.perf_counter() - started, head))
 
     async def _transaction(self, requests: list[AppendRequest]) -> tuple[list[Outcome], int]:
-        async with self._pool.acquire() as conn:
+        async with translated_errors(), self._pool.acquire() as conn:
             return await append_in_transaction(conn, requests, self._clock(), self._skew)
 
 

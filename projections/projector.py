@@ -9,16 +9,10 @@ raises FoldError and nothing of its batch is written; the projector never skips 
 from dataclasses import dataclass
 from datetime import datetime
 
+from events.coordination import PROJECTION_CHANNEL, TABLES_LOCK, lock_transaction, notify
 from events.store import Connection, LogFilter, read_page
 from projections.fold import Fold
 from projections.tables import LIVE, TableSet, apply_deltas, checkpoint, known_facts
-
-PROJECTION_CHANNEL = "qmstats_projection"
-"""NOTIFY channel: the payload is the new checkpoint position, sent when a batch commits."""
-
-# Writers of the live read tables take this lock shared; `rebuild` takes it exclusively
-# for the moment it swaps a rebuilt set in, so no batch straddles the swap.
-TABLES_LOCK = 0x716D_0004
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +35,11 @@ async def apply_batch(conn: Connection, *, batch_size: int = 1000, tables: Table
         return BatchApplied(start, start, 0, None)
     async with conn.transaction():
         if tables == LIVE:
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", TABLES_LOCK)
+            await lock_transaction(conn, TABLES_LOCK, shared=True)  # no batch straddles a rebuild's swap
         fold = Fold(await known_facts(conn, events))
         for event in events:
             fold.apply(event)
         await apply_deltas(conn, fold.deltas, from_position=start, to_position=events[-1].position, tables=tables)
         if tables == LIVE:
-            await conn.execute("SELECT pg_notify($1, $2)", PROJECTION_CHANNEL, str(events[-1].position))
+            await notify(conn, PROJECTION_CHANNEL, str(events[-1].position))
     return BatchApplied(start, events[-1].position, len(events), events[-1].recorded_at)

@@ -5,9 +5,8 @@ from datetime import date
 from decimal import Decimal
 
 from events.catalogue import CATALOGUE, METRICS
-from events.records import RecordedEvent
 from events.regions import is_within
-from events.store import Connection, record_columns, record_from_row
+from events.store import Connection, ids_feeding, with_changes
 from projections.fold import effective_fact, metric_value
 
 
@@ -34,23 +33,13 @@ async def contributions(conn: Connection, campaign: str, metric: str, region: st
                         limit: int) -> tuple[list[Contribution], int, bool]:
     """A page of contributions (originals with after < position <= until), where to continue, and whether done."""
     spec = METRICS[metric]
-    rows = await conn.fetch(
-        f"SELECT {record_columns()} FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
-        "AND position > $3 AND position <= $4 ORDER BY position LIMIT $5",
-        campaign, feeding_types(metric), after, until, limit)
-    originals = [record_from_row(r) for r in rows]
-    if not originals:
+    ids = await ids_feeding(conn, campaign, feeding_types(metric), after=after, until=until, limit=limit)
+    if not ids:
         return [], after, True
-    later: dict[str, list[RecordedEvent]] = {}
-    for row in await conn.fetch(
-            f"SELECT {record_columns()} FROM events WHERE target_event_id = ANY($1::uuid[]) AND position <= $2 "
-            "ORDER BY position", [o.event_id for o in originals], until):
-        record = record_from_row(row)
-        if record.target is not None:
-            later.setdefault(record.target, []).append(record)
+    histories = await with_changes(conn, ids, before=until + 1)
     page: list[Contribution] = []
-    for original in originals:
-        changes = later.get(original.event_id, [])
+    for history in histories.values():
+        original, changes = history.original, history.changes
         fact = effective_fact(original, changes)
         if fact is None or not is_within(fact.region, region):
             continue
@@ -59,4 +48,4 @@ async def contributions(conn: Connection, campaign: str, metric: str, region: st
             page.append(Contribution(original.event_id, original.position, original.type, fact.region, fact.day,
                                      value, [c.event_id for c in changes if c.type == "event_corrected"],
                                      fact.changed_at))
-    return page, originals[-1].position, len(originals) < limit
+    return page, histories[ids[-1]].original.position, len(ids) < limit

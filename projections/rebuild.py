@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from events.coordination import TABLES_LOCK, lock_transaction
 from events.store import Connection
-from projections.projector import TABLES_LOCK, apply_batch
+from projections.projector import apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint
 
 SHADOW = TableSet("_rebuild")
@@ -81,7 +82,7 @@ async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progres
     await create_shadow(conn)
     events = await fill(conn, SHADOW, await checkpoint(conn, LIVE), batch_size=batch_size, progress=progress)
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", TABLES_LOCK)
+        await lock_transaction(conn, TABLES_LOCK)
         target = max(await checkpoint(conn, LIVE), await checkpoint(conn, SHADOW))
         events += await fill(conn, SHADOW, target, batch_size=batch_size, progress=progress)
         await fill(conn, LIVE, target, batch_size=batch_size)

@@ -6,13 +6,15 @@ fills from position 0 before swapping it in.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Final
 
+import asyncpg
+
 from events.records import RecordedEvent
 from events.regions import level_of, parent_of
-from events.store import Connection, record_columns, record_from_row
+from events.store import Connection, translating, with_changes
 from projections.fold import Deltas, Fact, effective_fact
 
 CHECKPOINT: Final = "dashboard"
@@ -42,6 +44,7 @@ class TableSet:
 LIVE: Final = TableSet()
 
 
+@translating
 async def checkpoint(conn: Connection, tables: TableSet = LIVE) -> int:
     """The position this set of tables reflects."""
     value = await conn.fetchval(f"SELECT position FROM {tables.name('projection_checkpoints')} WHERE name = $1",
@@ -49,29 +52,39 @@ async def checkpoint(conn: Connection, tables: TableSet = LIVE) -> int:
     return int(value or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointStatus:
+    """Where a set of tables stands, and which physical tables they are (a rebuild's swap changes ``tables``)."""
+
+    position: int
+    updated_at: datetime | None
+    tables: int
+
+
+@translating
+async def checkpoint_status(conn: Connection, tables: TableSet = LIVE) -> CheckpointStatus:
+    """The checkpoint's position and time, and the checkpoint table's oid, in one statement."""
+    name = tables.name("projection_checkpoints")
+    row = await conn.fetchrow(
+        f"SELECT (SELECT position FROM {name} WHERE name = $1) AS position, "
+        f"(SELECT updated_at FROM {name} WHERE name = $1) AS updated_at, '{name}'::regclass::oid::bigint AS tables",
+        CHECKPOINT)
+    assert row is not None  # a SELECT without FROM always yields its one row
+    return CheckpointStatus(int(row["position"] or 0), row["updated_at"], int(row["tables"]))
+
+
+@translating
 async def known_facts(conn: Connection, events: Sequence[RecordedEvent]) -> dict[str, Fact | None]:
     """Effective facts (as of just before ``events``) that their corrections and retractions refer to."""
     if not events:
         return {}
     in_batch = {e.event_id for e in events}
     targets = list({t for e in events if (t := e.target) is not None and t not in in_batch})
-    if not targets:
-        return {}
-    rows = await conn.fetch(
-        f"SELECT {record_columns()} FROM events WHERE event_id = ANY($1::uuid[]) "
-        "OR (target_event_id = ANY($1::uuid[]) AND position < $2) ORDER BY position",
-        targets, events[0].position)
-    originals: dict[str, RecordedEvent] = {}
-    later: dict[str, list[RecordedEvent]] = {}
-    for row in rows:
-        record = record_from_row(row)
-        if record.target is not None and record.event_id not in targets:
-            later.setdefault(record.target, []).append(record)
-        else:
-            originals[record.event_id] = record
-    return {t: effective_fact(originals[t], later.get(t, [])) for t in targets if t in originals}
+    found = await with_changes(conn, targets, before=events[0].position)
+    return {t: effective_fact(h.original, h.changes) for t, h in found.items()}
 
 
+@translating
 async def apply_deltas(conn: Connection, deltas: Deltas, *, from_position: int, to_position: int,
                        tables: TableSet = LIVE) -> None:
     """Add deltas and move the checkpoint from ``from_position`` to ``to_position``. Call inside a transaction.
@@ -122,6 +135,7 @@ class RegionFigures:
     categories: dict[str, dict[str, Decimal]]
 
 
+@translating
 async def region_totals(conn: Connection, campaign: str, region: str, tables: TableSet = LIVE) -> RegionFigures:
     """One region's totals (its whole subtree) and category breakdowns: two index lookups."""
     rows = await conn.fetch(f"SELECT metric, value FROM {tables.name('projection_totals')} "
@@ -134,28 +148,40 @@ async def region_totals(conn: Connection, campaign: str, region: str, tables: Ta
     return RegionFigures({r["metric"]: r["value"] for r in rows}, categories)
 
 
+@translating
+async def figure_now(conn: Connection, campaign: str, region: str, metric: str, tables: TableSet = LIVE) -> Decimal:
+    """One metric's total for a region (its whole subtree); zero when nothing was reported."""
+    value = await conn.fetchval(f"SELECT value FROM {tables.name('projection_totals')} "
+                                "WHERE campaign = $1 AND region = $2 AND metric = $3", campaign, region, metric)
+    return Decimal(value or 0)
+
+
+@translating
 async def children_totals(conn: Connection, campaign: str, parent: str,
                           tables: TableSet = LIVE) -> dict[str, dict[str, Decimal]]:
     """region → metric → value for every child of ``parent`` that has figures."""
     rows = await conn.fetch(f"SELECT region, metric, value FROM {tables.name('projection_totals')} "
                             "WHERE campaign = $1 AND parent = $2", campaign, parent)
-    out: dict[str, dict[str, Decimal]] = {}
-    for row in rows:
-        out.setdefault(row["region"], {})[row["metric"]] = row["value"]
-    return out
+    return _by_region(rows)
 
 
+@translating
 async def level_totals(conn: Connection, campaign: str, level: str, prefix: str,
                        tables: TableSet = LIVE) -> dict[str, dict[str, Decimal]]:
     """region → metric → value for every region of ``level`` whose code starts with ``prefix``."""
     rows = await conn.fetch(f"SELECT region, metric, value FROM {tables.name('projection_totals')} "
                             "WHERE campaign = $1 AND level = $2 AND region LIKE $3", campaign, level, prefix + "%")
+    return _by_region(rows)
+
+
+def _by_region(rows: Sequence[asyncpg.Record]) -> dict[str, dict[str, Decimal]]:
     out: dict[str, dict[str, Decimal]] = {}
     for row in rows:
         out.setdefault(row["region"], {})[row["metric"]] = row["value"]
     return out
 
 
+@translating
 async def daily_series(conn: Connection, campaign: str, region: str, metric: str,
                        tables: TableSet = LIVE) -> dict[date, Decimal]:
     """day → value of one metric for one region."""
@@ -164,6 +190,7 @@ async def daily_series(conn: Connection, campaign: str, region: str, metric: str
     return {r["day"]: r["value"] for r in rows}
 
 
+@translating
 async def latest_report_day(conn: Connection, campaign: str, parent: str, tables: TableSet = LIVE) -> date | None:
     """The latest day on which a child of ``parent`` has an effective fact, or None."""
     day: date | None = await conn.fetchval(
@@ -172,6 +199,7 @@ async def latest_report_day(conn: Connection, campaign: str, parent: str, tables
     return day
 
 
+@translating
 async def reporting_children(conn: Connection, campaign: str, parent: str, day: date | None,
                              tables: TableSet = LIVE) -> set[str]:
     """Children of ``parent`` with at least one effective fact on ``day`` (or on any day when None)."""

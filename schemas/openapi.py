@@ -29,7 +29,6 @@ class RouteDoc:
     method: str
     path: str
     summary: str
-    roles: list[str] | None
     request: type[BaseModel] | None = None
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     query: list[QueryParam] = field(default_factory=list)
@@ -37,6 +36,8 @@ class RouteDoc:
     produces: str = "application/json"
     text_formats: tuple[str, ...] = ()
     """Other media types the 200 answer may have (chosen by a query parameter), as text."""
+    roles: list[str] | None = None
+    """The roles that may call it; None for an open route."""
 
 
 class _EnvelopeBase(BaseModel):

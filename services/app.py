@@ -9,10 +9,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from events.store import NOTIFY_CHANNEL, translated_errors
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
+from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
-from projections.projector import PROJECTION_CHANNEL, BatchApplied
-from projections.tables import CHECKPOINT
+from projections.projector import BatchApplied
+from projections.tables import checkpoint_status
 from services.appkeys import (
     DASHBOARD_CACHE,
     INTEGRATION,
@@ -30,7 +31,7 @@ from services.appkeys import (
 from services.cache import ResponseCache
 from services.database import create_pool
 from services.integrator import IntegratorState, IntegratorWorker
-from services.keyring import KEYS_CHANNEL, KeyRing
+from services.keyring import KeyRing
 from services.listener import Listener
 from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
@@ -66,15 +67,11 @@ async def poll_projection(app: web.Application) -> None:
     while True:
         try:
             async with translated_errors(), pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS position, "
-                    "(SELECT updated_at FROM projection_checkpoints WHERE name = $1) AS updated_at, "
-                    "(SELECT max(position) FROM events) AS head, "
-                    "'projection_checkpoints'::regclass::oid::bigint AS tables", CHECKPOINT)
-            if row is not None:
-                state.tables = row["tables"]
-                state.saw_head(row["head"] or 0)
-                state.advance(row["position"] or 0, row["updated_at"])
+                status = await checkpoint_status(conn)
+                log_head, _ = await head(conn)  # after the checkpoint, so never behind it
+            state.tables = status.tables
+            state.saw_head(log_head)
+            state.advance(status.position, status.updated_at)
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)
@@ -152,7 +149,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             if tree is not None:
                 tree.wake()
 
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), NOTIFY_CHANNEL: appended,
+        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), EVENTS_CHANNEL: appended,
                     PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
         yield

@@ -3,11 +3,12 @@
 import asyncpg
 from aiohttp import web
 
+from events.key_store import ApiKey
 from events.writer import GroupCommitWriter
 from services.cache import ResponseCache
 from services.errors import Unauthenticated
 from services.integrator import IntegratorState, IntegratorWorker
-from services.keyring import ApiKey, KeyRing
+from services.keyring import KeyRing
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter

@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from events.errors import DomainError
+from events.errors import DomainError, StoreUnavailable
+from events.key_store import list_keys, revoke_key
 from events.store import Connection
 from services import migrate as migrations
 from services.database import DatabaseUrls, resolve_database
 from services.embedded import ensure_service_role
-from services.keyring import KeyRequestError, create_key, list_keys, revoke_key
+from services.keyring import KeyRequestError, create_key
 from services.logs import configure_logging
 from services.settings import Settings
 from services.simulate.command import simulate
@@ -49,6 +50,9 @@ def _settings(**overrides: Any) -> Settings:
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
+    except StoreUnavailable as exc:
+        err.print(f"[red]database error:[/red] {exc}")
+        raise typer.Exit(2) from None
     except (DomainError, KeyRequestError, migrations.MigrationError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -401,7 +405,8 @@ def regions_import(
     data_dir: DataDir = None,
 ) -> None:
     """Load an official region code list; events of campaigns in that year must then use its codes."""
-    from services.regionlists import import_region_list, read_region_list
+    from events.region_store import import_region_list
+    from services.regionlists import read_region_list
 
     codes = read_region_list(file.read_text("utf-8-sig"))
 

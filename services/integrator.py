@@ -17,6 +17,8 @@ import asyncpg
 import structlog
 
 from events.checkpoints import Checkpoint
+from events.coordination import INTEGRATOR_LOCK, ping, try_lock_session
+from events.errors import StoreUnavailable
 from events.merkle import verify_consistency
 from events.notes import Signer
 from events.store import UNAVAILABLE_ERRORS, Connection
@@ -34,9 +36,6 @@ from events.treestore import (
 )
 
 log = structlog.get_logger("qmstats.integrator")
-
-# Held for the whole session by the active integrator (cf. services.projector_process.PROJECTOR_LOCK).
-INTEGRATOR_LOCK = 0x716D_0007
 
 IntegratorMode = Literal["off", "standby", "active", "failed", "degraded"]
 
@@ -82,7 +81,7 @@ class IntegratorWorker:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
-                while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", INTEGRATOR_LOCK):
+                while not await try_lock_session(leader, INTEGRATOR_LOCK):
                     if self.state.mode != "standby":
                         log.info("integrator standing by: another process holds the lead")
                     self.state.mode = "standby"
@@ -96,7 +95,7 @@ class IntegratorWorker:
                 self.state.error = str(exc)
                 log.error("integrator refuses to sign: the tree does not extend the last checkpoint", error=str(exc))
                 await asyncio.sleep(self._retry)
-            except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError, TreeIncomplete) as exc:
+            except (*UNAVAILABLE_ERRORS, StoreUnavailable, asyncpg.PostgresError, TreeIncomplete) as exc:
                 self.state.mode = "degraded"
                 self.state.error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("integrator lost its footing; starting over", error=str(exc))
@@ -134,7 +133,7 @@ class IntegratorWorker:
             wait = max(0.0, next_sign - time.monotonic()) if due else self._poll
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
-            await leader.fetchval("SELECT 1")  # notice a dead leader connection promptly
+            await ping(leader)  # notice a dead leader connection promptly
 
     async def _sign(self, conn: Connection, frontier: Frontier, last: StoredCheckpoint | None) -> StoredCheckpoint:
         size, root = frontier.size, frontier.root()

@@ -10,37 +10,16 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Final, get_args
 
 import asyncpg
 
-from events.decide import Actor, Role
-from events.regions import NATION, is_structurally_valid
+from events.decide import Role
+from events.key_store import ApiKey, insert_key, list_keys
+from events.regions import is_structurally_valid
 from events.store import Connection, translated_errors
 
-KEYS_CHANNEL: Final = "qmstats_keys"
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    """A stored key (never the token itself)."""
-
-    id: str
-    name: str
-    role: Role
-    region: str | None
-    token_hash: bytes
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @property
-    def actor(self) -> Actor:
-        """Who this key acts as when it appends events."""
-        scope = self.region if self.role == "reporter" and self.region != NATION else None
-        return Actor(self.id, self.role, scope)
 
 
 class KeyRequestError(ValueError):
@@ -59,11 +38,6 @@ def _key_id(token: str) -> str | None:
     return parts[1] if len(parts) == 3 and parts[0] == "qm" else None
 
 
-def _from_row(row: asyncpg.Record) -> ApiKey:
-    return ApiKey(row["id"], row["name"], row["role"], row["region"], bytes(row["token_hash"]),
-                  row["created_at"], row["revoked_at"])
-
-
 async def create_key(conn: Connection, *, name: str, role: str,
                      region: str | None) -> tuple[ApiKey, str]:
     """Create a key and return it with its token (the only time the token exists in clear)."""
@@ -76,25 +50,8 @@ async def create_key(conn: Connection, *, name: str, role: str,
         raise KeyRequestError("only reporter keys are scoped to a region")
     key_id = secrets.token_hex(6)
     token = f"qm.{key_id}.{secrets.token_urlsafe(32)}"
-    row = await conn.fetchrow(
-        "INSERT INTO api_keys (id, name, role, region, token_hash) VALUES ($1, $2, $3, $4, $5) RETURNING *",
-        key_id, name, role, region, hash_token(token))
-    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_id)
-    assert row is not None
-    return _from_row(row), token
-
-
-async def list_keys(conn: Connection) -> list[ApiKey]:
-    """Every key, oldest first, revoked ones included."""
-    return [_from_row(r) for r in await conn.fetch("SELECT * FROM api_keys ORDER BY created_at, id")]
-
-
-async def revoke_key(conn: Connection, key_id: str) -> bool:
-    """Revoke a key; False if there is no such active key."""
-    done = await conn.fetchval(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id", key_id)
-    await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, key_id)
-    return done is not None
+    key = await insert_key(conn, key_id=key_id, name=name, role=role, region=region, token_hash=hash_token(token))
+    return key, token
 
 
 class KeyRing:
@@ -124,8 +81,8 @@ class KeyRing:
     async def _load(self, changes: int) -> None:
         # Without the keys no request can be authorised: a lost database is a 503, not a 500.
         async with translated_errors(), self._pool.acquire() as conn:
-            rows = await conn.fetch("SELECT * FROM api_keys")
-        self._keys = {r["id"]: _from_row(r) for r in rows}
+            keys = await list_keys(conn)
+        self._keys = {k.id: k for k in keys}
         self._loaded = max(self._loaded, changes)
 
     async def ensure_loaded(self) -> None:

@@ -3,11 +3,9 @@
 import hashlib
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Final
 
+from events.coordination import MIGRATE_LOCK, lock_session, unlock_session
 from events.store import Connection
-
-MIGRATE_LOCK: Final = 0x716D_0002
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +59,7 @@ async def pending(conn: Connection) -> list[Migration]:
 
 async def migrate(conn: Connection) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; safe to run concurrently and repeatedly."""
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
+    await lock_session(conn, MIGRATE_LOCK)
     try:
         await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
                                   version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
@@ -74,4 +72,4 @@ async def migrate(conn: Connection) -> list[Migration]:
                                    migration.version, migration.name, migration.checksum)
         return todo
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
+        await unlock_session(conn, MIGRATE_LOCK)

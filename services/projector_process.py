@@ -8,7 +8,9 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from events.store import NOTIFY_CHANNEL, UNAVAILABLE_ERRORS, Connection
+from events.coordination import EVENTS_CHANNEL, PROJECTOR_LOCK, ping, try_lock_session
+from events.errors import StoreUnavailable
+from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
@@ -20,10 +22,6 @@ from services.settings import Settings
 from services.signingkey import load_signer
 
 log = structlog.get_logger("qmstats.projector")
-
-# Held for the whole session by the active projector. Its connection dying (process killed,
-# network gone) releases it, and a standby polling pg_try_advisory_lock takes over.
-PROJECTOR_LOCK = 0x716D_0003
 
 
 class ProjectorWorker:
@@ -52,7 +50,9 @@ class ProjectorWorker:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
-                while not await leader.fetchval("SELECT pg_try_advisory_lock($1)", PROJECTOR_LOCK):
+                # Held for the whole session: the connection dying (process killed, network gone)
+                # releases it, and a standby polling for it takes over.
+                while not await try_lock_session(leader, PROJECTOR_LOCK):
                     if self._state.projector != "standby":
                         log.info("projector standing by: another process holds the lead")
                     self._state.projector = "standby"
@@ -61,7 +61,7 @@ class ProjectorWorker:
                 self._state.projector = "active"
                 self._state.error = None
                 await self._lead(leader)
-            except UNAVAILABLE_ERRORS as exc:
+            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
                 log.warning("projector lost the database; retrying", error=str(exc))
@@ -106,7 +106,7 @@ class ProjectorWorker:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
-            await leader.fetchval("SELECT 1")  # notice a dead leader connection promptly
+            await ping(leader)  # notice a dead leader connection promptly
 
 
 
@@ -127,7 +127,7 @@ async def run_projector(settings: Settings, database_url: str) -> None:
         for each in workers:
             each.wake()
 
-    listener = Listener(database_url, {NOTIFY_CHANNEL: wake}, on_connect=wake)
+    listener = Listener(database_url, {EVENTS_CHANNEL: wake}, on_connect=wake)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

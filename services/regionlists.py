@@ -1,8 +1,7 @@
-"""Official region code lists (MCA, 'code name' per line) imported per year."""
+"""Reading an official region code list file (MCA, 'code name' per line); events/region_store stores it."""
 
 
-from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES, is_structurally_valid, parent_of
-from events.store import Connection
+from events.regions import is_structurally_valid
 
 
 class RegionListError(ValueError):
@@ -24,46 +23,3 @@ def read_region_list(text: str) -> list[tuple[str, str]]:
     if not codes:
         raise RegionListError("the file holds no codes")
     return sorted(codes.items())
-
-
-async def import_region_list(conn: Connection, year: int, codes: list[tuple[str, str]],
-                             *, source: str) -> int:
-    """Replace the list for ``year`` in one transaction; returns the number of codes."""
-    async with conn.transaction():
-        await conn.execute("DELETE FROM region_codes WHERE year = $1", year)
-        await conn.execute(
-            "INSERT INTO region_lists (year, codes, source) VALUES ($1, $2, $3) ON CONFLICT (year) "
-            "DO UPDATE SET codes = excluded.codes, source = excluded.source, imported_at = now()",
-            year, len(codes), source)
-        await conn.copy_records_to_table("region_codes", records=[(year, c, n) for c, n in codes],
-                                         columns=["year", "code", "name"])
-    return len(codes)
-
-
-async def list_year(conn: Connection, year: int) -> int | None:
-    """The imported list to use for a campaign year: that year's, else the latest before it, else None."""
-    found = await conn.fetchval("SELECT max(year) FROM region_lists WHERE year <= $1", year)
-    return int(found) if found is not None else None
-
-
-async def region_names(conn: Connection, year: int | None, codes: list[str]) -> dict[str, str]:
-    """Names of codes: provinces from the built-in list, others from the imported list of ``year``."""
-    names = {code: PROVINCES[code] for code in codes if code in PROVINCES}
-    if NATION in codes:
-        names[NATION] = "全国"
-    others = [c for c in codes if c not in names]
-    if year is not None and others:
-        rows = await conn.fetch("SELECT code, name FROM region_codes WHERE year = $1 AND code = ANY($2::text[])",
-                                year, others)
-        names.update({r["code"]: r["name"] for r in rows})
-    return names
-
-
-async def expected_children(conn: Connection, year: int | None, parent: str) -> list[str] | None:
-    """Children the registry expects to report under ``parent``; None when no list is loaded."""
-    if parent == NATION:
-        return sorted(EXPECTED_PROVINCES)
-    if year is None:
-        return None
-    rows = await conn.fetch("SELECT code FROM region_codes WHERE year = $1 AND code LIKE $2", year, parent[:2] + "%")
-    return sorted(r["code"] for r in rows if parent_of(r["code"]) == parent)

@@ -1,12 +1,11 @@
 """The route table: registration, roles and the OpenAPI document come from this one list."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel
 
 from events.catalogue import CATALOGUE
 from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
@@ -26,108 +25,131 @@ _CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": CAMPAIGN_ID_PAT
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A route: where, what handles it, and what the contract says about it."""
+    """A route: what the contract says about it (its RouteDoc) and what handles it."""
 
-    method: str
-    path: str
+    doc: RouteDoc
     handler: Handler
-    summary: str
-    request: type[BaseModel] | None = None
-    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
-    query: list[QueryParam] = field(default_factory=list)
-    errors: list[int] = field(default_factory=list)
-    produces: str = "application/json"
-    text_formats: tuple[str, ...] = ()
     dashboard_public: bool = False  # open without a key when QMSTATS_PUBLIC_DASHBOARD=true
     pattern: str | None = None  # the aiohttp path when it differs from the documented one (a '/' in a parameter)
+
+    @property
+    def method(self) -> str:
+        """The HTTP method."""
+        return self.doc.method
+
+    @property
+    def path(self) -> str:
+        """The path pattern."""
+        return self.doc.path
 
 
 def _routes() -> list[Route]:
     post_body = event_models({name: t.versions[t.latest_version] for name, t in CATALOGUE.items()})
     return [
-        Route("POST", "/v1/events", events.post_events, "Append one event or a batch (atomic)", post_body,
-              {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503]),
-        Route("GET", "/v1/events", events.get_events, "Read the log in position order",
-              responses={200: api.EventsPage},
-              query=[_AFTER, _LIMIT, _CAMPAIGN,
-                     _REGION, QueryParam("type", {"type": "string"})], errors=[422, 503]),
-        Route("POST", "/v1/campaigns", campaigns.open_campaign, "Open a campaign (an event in the log)",
-              api.OpenCampaign, {201: api.CampaignView, 200: api.CampaignView}, errors=[400, 409, 415, 422, 503]),
-        Route("GET", "/v1/campaigns", campaigns.list_campaigns, "List campaigns", responses={200: None},
-              dashboard_public=True),
-        Route("GET", "/v1/campaigns/{campaign}", campaigns.get_campaign, "One campaign", responses={200: None},
-              errors=[404], dashboard_public=True),
-        Route("POST", "/v1/campaigns/{campaign}/close", campaigns.close_campaign, "Close a campaign",
-              responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
-        Route("POST", "/v1/campaigns/{campaign}/reopen", campaigns.reopen_campaign, "Reopen a closed campaign",
-              responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
-        Route("GET", "/v1/campaigns/{campaign}/dashboard", dashboard.dashboard,
-              "Totals of a region and its children, pass rates, projection position (ETag; 304 when unchanged)",
-              responses={200: api.Dashboard, 304: None},
-              query=[_REGION, QueryParam("level", {"type": "string", "enum": ["province", "prefecture", "county"]},
+        Route(RouteDoc("POST", "/v1/events", "Append one event or a batch (atomic)", post_body,
+                       {201: api.AppendResponse, 200: api.AppendResponse}, errors=[400, 409, 413, 415, 422, 503]),
+              events.post_events),
+        Route(RouteDoc("GET", "/v1/events", "Read the log in position order", responses={200: api.EventsPage},
+                       query=[_AFTER, _LIMIT, _CAMPAIGN, _REGION, QueryParam("type", {"type": "string"})],
+                       errors=[422, 503]),
+              events.get_events),
+        Route(RouteDoc("POST", "/v1/campaigns", "Open a campaign (an event in the log)", api.OpenCampaign,
+                       {201: api.CampaignView, 200: api.CampaignView}, errors=[400, 409, 415, 422, 503]),
+              campaigns.open_campaign),
+        Route(RouteDoc("GET", "/v1/campaigns", "List campaigns", responses={200: None}),
+              campaigns.list_campaigns, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}", "One campaign", responses={200: None}, errors=[404]),
+              campaigns.get_campaign, dashboard_public=True),
+        Route(RouteDoc("POST", "/v1/campaigns/{campaign}/close", "Close a campaign",
+                       responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
+              campaigns.close_campaign),
+        Route(RouteDoc("POST", "/v1/campaigns/{campaign}/reopen", "Reopen a closed campaign",
+                       responses={201: api.CampaignView, 200: api.CampaignView}, errors=[404, 409, 415, 422, 503]),
+              campaigns.reopen_campaign),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}/dashboard",
+                       "Totals of a region and its children, pass rates, projection position (ETag; 304 when "
+                       "unchanged)", responses={200: api.Dashboard, 304: None},
+                       query=[_REGION,
+                              QueryParam("level", {"type": "string", "enum": ["province", "prefecture", "county"]},
                                          "break down by this level instead of the direct children"),
-                     QueryParam("at_position", {"type": "integer", "minimum": 0},
-                                "auditors: the figures as they stood at this position")],
-              errors=[404, 422, 503], dashboard_public=True),
-        Route("GET", "/v1/campaigns/{campaign}/series", dashboard.series, "Daily values of one metric",
-              responses={200: api.Series, 304: None},
-              query=[QueryParam("metric", {"type": "string"}, required=True), _REGION], errors=[404, 422, 503],
-              dashboard_public=True),
-        Route("GET", "/v1/campaigns/{campaign}/completeness", dashboard.completeness,
-              "Which child regions reported (on a day and so far)", responses={200: api.Completeness, 304: None},
-              query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION], errors=[404, 422, 503],
-              dashboard_public=True),
-        Route("GET", "/v1/stream", dashboard.stream, "Server-Sent Events: one message per projection advance",
-              responses={200: None}, produces="text/event-stream", dashboard_public=True),
-        Route("GET", "/v1/events/{event_id}", audit.get_event, "One event, its corrections, its effective payload",
-              responses={200: api.EventHistory}, errors=[404, 503]),
-        Route("GET", "/v1/audit/verify", audit.verify, "Recompute the hash chain",
-              responses={200: api.ChainCheck}, query=[_CAMPAIGN], errors=[404, 422, 503]),
-        Route("GET", "/v1/audit/head", audit.audit_head, "Head position and hash", responses={200: api.Head}),
-        Route("GET", "/v1/campaigns/{campaign}/figures/{metric}/events", audit.provenance,
-              "The events behind one figure, with effective contributions", responses={200: api.Provenance},
-              query=[_REGION, _AFTER, _LIMIT, QueryParam("at_position", {"type": "integer", "minimum": 0})],
-              errors=[404, 422, 503]),
-        Route("GET", "/v1/campaigns/{campaign}/summary", summary.summary,
-              "Year-end summary: exact totals beside 概数 phrases (final after close, provisional before)",
-              responses={200: api.Summary},
-              query=[QueryParam("format", {"type": "string", "enum": ["json", "md", "html", "csv"]}),
-                     QueryParam("lang", {"type": "string", "enum": ["zh", "en"]})], errors=[404, 422, 503],
-              text_formats=("text/markdown", "text/html", "text/csv"),
-              dashboard_public=True),
-        Route("GET", "/v1/log/checkpoint", log.checkpoint,
-              "The latest signed checkpoint of the Merkle tree over the log (C2SP tlog-checkpoint, text/plain)",
-              responses={200: None}, produces="text/plain", errors=[404, 503], dashboard_public=True),
-        Route("GET", "/v1/log/key", log.verifier_key, "The signed-note verifier key of the log (text/plain)",
-              responses={200: None}, produces="text/plain", errors=[404, 503], dashboard_public=True),
-        Route("GET", "/v1/log/tile/{level}/{index}", log.tile,
-              "A tile of the tree (C2SP tlog-tiles: index as x001/x234/067, partial tiles as …/067.p/W)",
-              responses={200: None}, produces="application/octet-stream", errors=[404, 503],
-              dashboard_public=True, pattern="/v1/log/tile/{level}/{index:.+}"),
-        Route("GET", "/v1/events/{event_id}/proof", log.event_proof,
-              "Inclusion proof of an event in a signed checkpoint (JSON; format=tlog-proof or Accept: text/plain "
-              "for a C2SP tlog-proof receipt)", responses={200: InclusionProofOut},
-              query=[QueryParam("tree_size", {"type": "integer", "minimum": 0},
-                                "a tree size with a signed checkpoint (default: the latest)"),
-                     QueryParam("format", {"type": "string", "enum": ["json", "tlog-proof"]})],
-              errors=[403, 404, 409, 422, 503], text_formats=("text/plain",)),
-        Route("GET", "/v1/log/consistency", log.consistency,
-              "Consistency proof (RFC 9162 §2.1.4) from tree size `from` to `to` (default: the latest checkpoint)",
-              responses={200: ConsistencyProofOut},
-              query=[QueryParam("from", {"type": "integer", "minimum": 0}, "the older tree size", required=True),
-                     QueryParam("to", {"type": "integer", "minimum": 0}, "a tree size with a signed checkpoint")],
-              errors=[404, 422, 503]),
-        Route("GET", "/v1/catalogue", meta.catalogue, "Event types, metrics, units",
-              responses={200: api.Catalogue}, dashboard_public=True),
-        Route("GET", "/v1/regions", meta.regions, "Child regions of a region",
-              responses={200: api.RegionList},
-              query=[QueryParam("parent", {"type": "string", "pattern": REGION_CODE_PATTERN}),
-                     QueryParam("year", {"type": "integer"})], errors=[422]),
-        Route("GET", "/v1/openapi.json", openapi, "This document", responses={200: None}),
-        Route("GET", "/healthz", meta.healthz, "Liveness", responses={200: api.Health}),
-        Route("GET", "/readyz", meta.readyz, "Readiness", responses={200: api.Readiness, 503: api.Readiness}),
-        Route("GET", "/metrics", meta.metrics, "Prometheus metrics", responses={200: None},
-              produces="text/plain"),
+                              QueryParam("at_position", {"type": "integer", "minimum": 0},
+                                         "auditors: the figures as they stood at this position")],
+                       errors=[404, 422, 503]),
+              dashboard.dashboard, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}/series", "Daily values of one metric",
+                       responses={200: api.Series, 304: None},
+                       query=[QueryParam("metric", {"type": "string"}, required=True), _REGION],
+                       errors=[404, 422, 503]),
+              dashboard.series, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}/completeness",
+                       "Which child regions reported (on a day and so far)",
+                       responses={200: api.Completeness, 304: None},
+                       query=[QueryParam("date", {"type": "string", "format": "date"}), _REGION],
+                       errors=[404, 422, 503]),
+              dashboard.completeness, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/stream", "Server-Sent Events: one message per projection advance",
+                       responses={200: None}, produces="text/event-stream"),
+              dashboard.stream, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/events/{event_id}", "One event, its corrections, its effective payload",
+                       responses={200: api.EventHistory}, errors=[404, 503]),
+              audit.get_event),
+        Route(RouteDoc("GET", "/v1/audit/verify", "Recompute the hash chain", responses={200: api.ChainCheck},
+                       query=[_CAMPAIGN], errors=[404, 422, 503]),
+              audit.verify),
+        Route(RouteDoc("GET", "/v1/audit/head", "Head position and hash", responses={200: api.Head}),
+              audit.audit_head),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}/figures/{metric}/events",
+                       "The events behind one figure, with effective contributions", responses={200: api.Provenance},
+                       query=[_REGION, _AFTER, _LIMIT, QueryParam("at_position", {"type": "integer", "minimum": 0})],
+                       errors=[404, 422, 503]),
+              audit.provenance),
+        Route(RouteDoc("GET", "/v1/campaigns/{campaign}/summary",
+                       "Year-end summary: exact totals beside 概数 phrases (final after close, provisional before)",
+                       responses={200: api.Summary},
+                       query=[QueryParam("format", {"type": "string", "enum": ["json", "md", "html", "csv"]}),
+                              QueryParam("lang", {"type": "string", "enum": ["zh", "en"]})],
+                       errors=[404, 422, 503], text_formats=("text/markdown", "text/html", "text/csv")),
+              summary.summary, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/log/checkpoint",
+                       "The latest signed checkpoint of the Merkle tree over the log (C2SP tlog-checkpoint, "
+                       "text/plain)", responses={200: None}, errors=[404, 503], produces="text/plain"),
+              log.checkpoint, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/log/key", "The signed-note verifier key of the log (text/plain)",
+                       responses={200: None}, errors=[404, 503], produces="text/plain"),
+              log.verifier_key, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/log/tile/{level}/{index}",
+                       "A tile of the tree (C2SP tlog-tiles: index as x001/x234/067, partial tiles as …/067.p/W)",
+                       responses={200: None}, errors=[404, 503], produces="application/octet-stream"),
+              log.tile, dashboard_public=True, pattern="/v1/log/tile/{level}/{index:.+}"),
+        Route(RouteDoc("GET", "/v1/events/{event_id}/proof",
+                       "Inclusion proof of an event in a signed checkpoint (JSON; format=tlog-proof or "
+                       "Accept: text/plain for a C2SP tlog-proof receipt)", responses={200: InclusionProofOut},
+                       query=[QueryParam("tree_size", {"type": "integer", "minimum": 0},
+                                         "a tree size with a signed checkpoint (default: the latest)"),
+                              QueryParam("format", {"type": "string", "enum": ["json", "tlog-proof"]})],
+                       errors=[403, 404, 409, 422, 503], text_formats=("text/plain",)),
+              log.event_proof),
+        Route(RouteDoc("GET", "/v1/log/consistency",
+                       "Consistency proof (RFC 9162 §2.1.4) from tree size `from` to `to` (default: the latest "
+                       "checkpoint)", responses={200: ConsistencyProofOut},
+                       query=[QueryParam("from", {"type": "integer", "minimum": 0}, "the older tree size",
+                                         required=True),
+                              QueryParam("to", {"type": "integer", "minimum": 0},
+                                         "a tree size with a signed checkpoint")],
+                       errors=[404, 422, 503]),
+              log.consistency),
+        Route(RouteDoc("GET", "/v1/catalogue", "Event types, metrics, units", responses={200: api.Catalogue}),
+              meta.catalogue, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/regions", "Child regions of a region", responses={200: api.RegionList},
+                       query=[QueryParam("parent", {"type": "string", "pattern": REGION_CODE_PATTERN}),
+                              QueryParam("year", {"type": "integer"})], errors=[422]),
+              meta.regions),
+        Route(RouteDoc("GET", "/v1/openapi.json", "This document", responses={200: None}), openapi),
+        Route(RouteDoc("GET", "/healthz", "Liveness", responses={200: api.Health}), meta.healthz),
+        Route(RouteDoc("GET", "/readyz", "Readiness", responses={200: api.Readiness, 503: api.Readiness}),
+              meta.readyz),
+        Route(RouteDoc("GET", "/metrics", "Prometheus metrics", responses={200: None}, produces="text/plain"),
+              meta.metrics),
     ]
 
 
@@ -146,8 +168,7 @@ def roles_of(handler: Handler) -> list[str] | None:
 @cache
 def openapi_document() -> bytes:
     """The OpenAPI document, rendered once."""
-    docs = [RouteDoc(r.method, r.path, r.summary, roles_of(r.handler), r.request, r.responses, r.query, r.errors,
-                     r.produces, r.text_formats) for r in route_table()]
+    docs = [replace(r.doc, roles=roles_of(r.handler)) for r in route_table()]
     document: dict[str, Any] = build_openapi(docs, title="qmstats", version="1")
     return orjson.dumps(document)
 

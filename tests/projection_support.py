@@ -25,8 +25,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.projector_process import PROJECTOR_LOCK
-from services.regionlists import import_region_list, read_region_list
+from events.coordination import PROJECTOR_LOCK
+from events.region_store import import_region_list
+from services.regionlists import read_region_list
 from tests.factories import CAMPAIGN, correction, event, retraction
 from tests.shared_data import AREACODES
 

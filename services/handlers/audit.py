@@ -8,13 +8,13 @@ from aiohttp import web
 from events.catalogue import CATALOGUE, METRICS
 from events.errors import NotFound
 from events.regions import NATION
-from events.store import head, read_campaigns, record_columns, record_from_row, translated_errors
+from events.store import head, read_campaigns, translated_errors, with_changes
 from events.stored_chain import verify_campaign, verify_log
 from projections.fold import effective_fact
 from projections.history import BeyondLog, figures_at, region_view
 from projections.number_format import display
 from projections.provenance import contributions
-from projections.tables import checkpoint
+from projections.tables import checkpoint, figure_now
 from schemas.api import ChainCheck, ContributionItem, EventHistory, Head, Provenance, StoredEvent
 from services.appkeys import POOL
 from services.errors import InvalidParameter
@@ -31,14 +31,10 @@ async def get_event(request: web.Request) -> web.Response:
     except ValueError:
         raise NotFound(f"no event {request.match_info['event_id']!r}: event ids are UUIDs") from None
     async with translated_errors(), request.app[POOL].acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT {record_columns()} FROM events WHERE event_id = $1::uuid OR target_event_id = $1::uuid "
-            "ORDER BY position", event_id)
-    records = [record_from_row(r) for r in rows]
-    original = next((r for r in records if r.event_id == event_id), None)
-    if original is None:
+        found = (await with_changes(conn, [event_id])).get(event_id)
+    if found is None:
         raise NotFound(f"no event {event_id}")
-    later = [r for r in records if r is not original]
+    original, later = found.original, found.changes
     fact = effective_fact(original, later) if CATALOGUE[original.type].kind == "fact" else None
     effective = ({"region": fact.region, "day": fact.day.isoformat(), "data": dict(fact.data),
                   "effective_since": fact.changed_at} if fact is not None else None)
@@ -87,9 +83,7 @@ async def provenance(request: web.Request) -> web.Response:
         live = await checkpoint(conn)
         until = int_param(request, "at_position", live, low=0, high=2**62)
         if until == live:
-            value = await conn.fetchval("SELECT value FROM projection_totals WHERE campaign = $1 AND region = $2 "
-                                        "AND metric = $3", campaign, region, metric)
-            figure = Decimal(value or 0)
+            figure = await figure_now(conn, campaign, region, metric)
         else:
             try:
                 totals, _ = region_view(await figures_at(conn, campaign, until), campaign, region)

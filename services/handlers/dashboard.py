@@ -13,8 +13,9 @@ from events.campaigns import CampaignHistory
 from events.catalogue import METRICS
 from events.decide import CHINA_STANDARD_TIME
 from events.errors import NotFound, OutOfScope
+from events.region_store import expected_children, list_year, region_names
 from events.regions import NATION, is_within, level_of
-from events.store import Connection, read_campaigns, translated_errors
+from events.store import Connection, read_campaigns, recorded_at, translated_errors
 from projections import tables
 from projections.history import BeyondLog, children_view, figures_at, region_view
 from projections.number_format import display, ratio
@@ -30,7 +31,6 @@ from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
-from services.regionlists import expected_children, list_year, region_names
 
 ORDER = ("nation", "province", "prefecture", "county")
 LEVELS = ORDER[1:]
@@ -66,12 +66,11 @@ async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str
 
 
 async def _snapshot_header(conn: Connection, campaign: str) -> tuple[int, datetime | None, CampaignHistory]:
-    row = await conn.fetchrow("SELECT position, updated_at FROM projection_checkpoints WHERE name = $1",
-                              tables.CHECKPOINT)
+    status = await tables.checkpoint_status(conn)
     history = (await read_campaigns(conn, [campaign])).get(campaign)
     if history is None:
         raise NotFound(f"no campaign {campaign}")
-    return (int(row["position"]), row["updated_at"], history) if row else (0, None, history)
+    return status.position, status.updated_at, history
 
 
 def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
@@ -98,6 +97,7 @@ async def dashboard(request: web.Request) -> web.Response:
     async with translated_errors(), request.app[POOL].acquire() as conn, \
             conn.transaction(isolation="repeatable_read", readonly=True):
         position, updated_at, history = await _snapshot_header(conn, campaign)
+        year = await list_year(conn, history.starts_on.year)
         figures = await tables.region_totals(conn, campaign, region)
         if level:
             prefix = {"nation": "", "province": region[:2], "prefecture": region[:4]}[level_of(region)]
@@ -106,9 +106,8 @@ async def dashboard(request: web.Request) -> web.Response:
             expected: list[str] = []
         else:
             children = await tables.children_totals(conn, campaign, region)
-            expected = await expected_children(conn, await list_year(conn, history.starts_on.year), region) or []
-        names = await region_names(conn, await list_year(conn, history.starts_on.year),
-                                   sorted({region, *children, *expected}))
+            expected = await expected_children(conn, year, region) or []
+        names = await region_names(conn, year, sorted({region, *children, *expected}))
     body = render_dashboard(
         campaign=campaign, region=region, position=position, updated_at=updated_at,
         lag_events=max(0, head - position), lag_seconds=state.lag_seconds, totals=figures.totals,
@@ -136,14 +135,14 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
                 deltas = await figures_at(conn, campaign, position)
             except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
-            recorded_at = await conn.fetchval("SELECT recorded_at FROM events WHERE position = $1", position)
+            updated_at = await recorded_at(conn, position)
             year = await list_year(conn, history.starts_on.year)
             expected = [] if level else (await expected_children(conn, year, region) or [])
             children = children_view(deltas, campaign, region, level or None)
             names = await region_names(conn, year, sorted({region, *children, *expected}))
         totals, categories = region_view(deltas, campaign, region)
         cached = render_dashboard(
-            campaign=campaign, region=region, position=position, updated_at=recorded_at, lag_events=0,
+            campaign=campaign, region=region, position=position, updated_at=updated_at, lag_events=0,
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)

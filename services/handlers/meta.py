@@ -2,12 +2,13 @@
 
 import asyncio
 from functools import cache
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.catalogue import CATALOGUE
+from events.coordination import ping
+from events.region_store import latest_list_year, province_codes
 from events.regions import NATION, PROVINCES, level_of, parent_of
 from events.store import translated_errors
 from schemas.api import (
@@ -37,7 +38,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2), request.app[POOL].acquire() as conn:
-            await conn.fetchval("SELECT 1")
+            await ping(conn)
             checks["database"] = "ok"
             todo = await migrate.pending(conn)
             checks["migrations"] = "ok" if not todo else f"{len(todo)} pending"
@@ -111,12 +112,8 @@ async def regions(request: web.Request) -> web.Response:
     # Bounded: "²" passes str.isdigit() but not int(), and a 5000-digit year does not fit the column.
     asked = int_param(request, "year", 0, low=1, high=9999) if request.query.get("year") else None
     async with translated_errors(), request.app[POOL].acquire() as conn:
-        year: int | None = asked if asked is not None else await conn.fetchval("SELECT max(year) FROM region_lists")
-        rows: list[Any] = []
-        if year is not None and parent != NATION:
-            rows = await conn.fetch("SELECT code, name FROM region_codes WHERE year = $1 AND code LIKE $2",
-                                    year, parent[:2] + "%")
-    names = {r["code"]: r["name"] for r in rows}
+        year = asked if asked is not None else await latest_list_year(conn)
+        names = await province_codes(conn, year, parent) if year is not None and parent != NATION else {}
     children = sorted(PROVINCES) if parent == NATION else sorted(c for c in names if parent_of(c) == parent)
     return json_response(RegionList(parent=_info(parent, names), year=year,
                                     regions=[_info(code, names) for code in children]))

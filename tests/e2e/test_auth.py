@@ -6,9 +6,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from events.key_store import revoke_key
 from services.app import create_app
 from services.appkeys import LIMITER
-from services.keyring import create_key, revoke_key
+from services.keyring import create_key
 from services.ratelimit import RateLimiter
 from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings

@@ -11,8 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from events.canonical import content_hash, format_timestamp
+from events.coordination import APPEND_LOCK
 from events.records import RecordedEvent
-from events.store import APPEND_LOCK, head, insert_records
+from events.store import head, insert_records
 from tests.conftest import Keys
 from tests.factories import event
 from tests.projection_support import (

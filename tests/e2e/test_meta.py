@@ -8,8 +8,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from events.catalogue import CATALOGUE
+from events.region_store import import_region_list
 from events.regions import PROVINCES
-from services.regionlists import import_region_list, read_region_list
+from services.regionlists import read_region_list
 from services.routes import route_table
 from tests.conftest import Keys
 from tests.e2e.wire import eventually, expect_problem

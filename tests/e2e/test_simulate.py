@@ -16,9 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from typer.testing import CliRunner
 
 from events.catalogue import METRICS
+from events.region_store import import_region_list
 from events.regions import EXPECTED_PROVINCES
 from services.cli import app
-from services.regionlists import import_region_list, read_region_list
+from services.regionlists import read_region_list
 from services.simulate.budget import Budget
 from services.simulate.client import RetryPolicy
 from services.simulate.ledger import Expected

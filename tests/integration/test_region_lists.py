@@ -5,7 +5,8 @@ import asyncpg
 import pytest
 
 from events.errors import ValidationFailed
-from services.regionlists import import_region_list, read_region_list
+from events.region_store import import_region_list
+from services.regionlists import read_region_list
 from tests.factories import event
 from tests.integration.appending import count_events, open_campaign, request, running_writer
 from tests.shared_data import AREACODES
