@@ -156,6 +156,59 @@ METRICS: Final[dict[str, Metric]] = {m.name: m for t in CATALOGUE.values() for m
 RATIOS: Final[dict[str, Ratio]] = {r.name: r for t in CATALOGUE.values() for r in t.ratios}
 
 
+
+@dataclass(frozen=True, slots=True)
+class StandardLabel:
+    """A standard value of a free-text label field (product category, media channel), with zh/en labels."""
+
+    code: str
+    label_zh: str
+    label_en: str
+
+
+# The categories the national spot checks and raids report most (SAMR's product classes, simplified).
+# Free text is still accepted; a standard code is shown as its label in the reader's language.
+PRODUCT_CATEGORIES: Final[tuple[StandardLabel, ...]] = (
+    StandardLabel("mooncake", "月饼", "mooncakes"),
+    StandardLabel("liquor", "白酒", "liquor"),
+    StandardLabel("food", "食品", "food"),
+    StandardLabel("infant_formula", "婴幼儿配方乳粉", "infant formula"),
+    StandardLabel("fertilizer", "化肥", "fertilizer"),
+    StandardLabel("agricultural_inputs", "农资（种子、农药）", "seeds and pesticides"),
+    StandardLabel("building_materials", "建筑材料", "building materials"),
+    StandardLabel("wires_cables", "电线电缆", "wires and cables"),
+    StandardLabel("auto_parts", "汽车配件", "auto parts"),
+    StandardLabel("electrical_appliances", "家用电器", "household appliances"),
+    StandardLabel("toys", "儿童玩具", "toys"),
+    StandardLabel("children_products", "儿童用品", "children's products"),
+    StandardLabel("cosmetics", "化妆品", "cosmetics"),
+    StandardLabel("textiles", "纺织服装", "textiles and clothing"),
+    StandardLabel("footwear", "鞋类", "footwear"),
+    StandardLabel("fire_safety", "消防产品", "fire safety products"),
+    StandardLabel("daily_goods", "日用消费品", "everyday consumer goods"),
+    StandardLabel("other", "其他", "other"),
+)
+MEDIA_CHANNELS: Final[tuple[StandardLabel, ...]] = (
+    StandardLabel("television", "电视", "television"),
+    StandardLabel("newspaper", "报纸", "newspapers"),
+    StandardLabel("radio", "广播", "radio"),
+    StandardLabel("online", "网络", "online"),
+    StandardLabel("wechat", "微信", "WeChat"),
+    StandardLabel("weibo", "微博", "Weibo"),
+    StandardLabel("short_video", "短视频", "short video"),
+)
+_STANDARD_LABELS: Final = {key: s for s in (*PRODUCT_CATEGORIES, *MEDIA_CHANNELS)
+                           for key in (s.code, s.label_zh, s.label_en)}
+
+
+def label_in(value: str, lang: Literal["zh", "en"]) -> str:
+    """How a category or channel reads in ``lang``: a standard code (or label) as its label, free text as sent."""
+    standard = _STANDARD_LABELS.get(value)
+    if standard is None:
+        return value
+    return standard.label_zh if lang == "zh" else standard.label_en
+
+
 def _check_unique_metric_names() -> None:
     names = [m.name for t in CATALOGUE.values() for m in t.metrics]
     duplicated = {n for n in names if names.count(n) > 1}

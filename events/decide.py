@@ -43,6 +43,7 @@ from events.errors import (
 from events.intake import DraftEvent, validate_payload
 from events.records import RecordedEvent
 from events.regions import NATION, is_within, level_of
+from events.validation_messages import explain
 
 Role = Literal["reporter", "viewer", "auditor", "admin"]
 ItemStatus = Literal["created", "duplicate"]
@@ -252,7 +253,7 @@ class GroupDecider:
         try:
             replacement = validate_payload(target_type, target.schema_version, draft.data["replacement"])
         except ValidationError as exc:
-            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), e["msg"])
+            errors.extend(ItemError(draft.index, draft.event_id, ("data", "replacement", *e["loc"]), explain(e))
                           for e in exc.errors())
             return None
         return {**draft.data, "replacement": replacement}

@@ -15,30 +15,31 @@ _CENT: Final = Decimal("0.01")
 def _parse_money(value: Any) -> Decimal:
     # JSON is parsed with parse_float=Decimal, so a number never passes through a float here.
     if isinstance(value, bool | float):
-        raise ValueError("money must be a decimal string or an exact JSON number, never a float")
+        raise ValueError("must be yuan as a decimal string such as \"152000.50\" or an exact JSON number, "
+                         "never a float")
     if isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, Decimal):
         if not value.is_finite():
-            raise ValueError("money must be finite")
+            raise ValueError("must be a finite amount of yuan")
         amount = value
     elif isinstance(value, str):
         if not _MONEY_TEXT.match(value):
-            raise ValueError("money must look like 152000.50: digits, at most 2 decimal places")
+            raise ValueError("must be yuan written like \"152000.50\": digits, at most 2 decimal places")
         amount = Decimal(value)
     else:
-        raise ValueError("money must be a decimal string or number")
+        raise ValueError("must be yuan as a decimal string such as \"152000.50\" or a JSON number")
     try:
         exponent = amount.as_tuple().exponent
     except InvalidOperation as exc:  # pragma: no cover - Decimal(str) above already validated
-        raise ValueError("money is not a number") from exc
+        raise ValueError("is not a number") from exc
     # Bounds first: quantizing a number with more than 28 digits raises InvalidOperation.
     if amount < 0:
-        raise ValueError("money cannot be negative")
+        raise ValueError("cannot be negative")
     if amount > MAX_YUAN:
-        raise ValueError(f"money above {MAX_YUAN} yuan in one event")
+        raise ValueError(f"must be at most {MAX_YUAN:,} yuan in one event")
     if not isinstance(exponent, int) or (exponent < -2 and amount != amount.quantize(_CENT)):
-        raise ValueError("money has more than 2 decimal places")
+        raise ValueError("must have at most 2 decimal places (whole fen)")
     return amount.quantize(_CENT).copy_abs()  # copy_abs: a JSON -0.0 is stored as "0.00", not "-0.00"
 
 

@@ -18,6 +18,7 @@ from events.catalogue import CATALOGUE, EventType
 from events.errors import BatchTooLarge, ItemError, MalformedRequest, ValidationFailed
 from events.fields import CampaignId, RegionCode
 from events.regions import is_structurally_valid
+from events.validation_messages import explain
 
 MAX_BATCH: Final = 1000
 
@@ -58,7 +59,7 @@ _RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
 def _require_text_timestamp(value: Any) -> Any:
     # pydantic would also read numbers, and strings of digits, as Unix times.
     if not isinstance(value, str) or not _RFC3339_DATE.match(value):
-        raise ValueError("occurred_at must be an RFC 3339 string with a UTC offset")
+        raise ValueError("must be an RFC 3339 date and time with its UTC offset, such as 2017-09-08T10:00:00+08:00")
     return value
 
 
@@ -66,7 +67,7 @@ def _in_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+08:00 is before the first UTC instant
-        raise ValueError("occurred_at is out of range") from exc
+        raise ValueError("is out of range") from exc
 
 
 class Envelope(BaseModel):
@@ -105,7 +106,7 @@ class DraftEvent:
 
 def _errors_of(exc: ValidationError, index: int, event_id: str | None,
                prefix: tuple[str | int, ...] = ()) -> list[ItemError]:
-    return [ItemError(index, event_id, prefix + tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+    return [ItemError(index, event_id, prefix + tuple(e["loc"]), explain(e)) for e in exc.errors()]
 
 
 def validate_payload(event_type: EventType, version: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 else:  # asyncpg's classes are not subscriptable at run time
     Connection = asyncpg.Connection | PoolConnectionProxy
 
-P = ParamSpec("P")
-R = TypeVar("R")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 LIFECYCLE_TYPES: Final = ("campaign_opened", "campaign_closed", "campaign_reopened")
 # Spelled out in the SQL text so the planner can use the partial index events_campaign_lifecycle.
 _LIFECYCLE_SQL: Final = "(" + ", ".join(f"'{t}'" for t in LIFECYCLE_TYPES) + ")"
@@ -67,10 +67,10 @@ async def translated_errors() -> AsyncIterator[None]:
         raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
 
 
-def translating(query: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def translating(query: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
     """Mark a store function: a lost or refused connection surfaces from it as StoreUnavailable."""
     @functools.wraps(query)
-    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+    async def translated(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await query(*args, **kwargs)
         except UNAVAILABLE_ERRORS as exc:

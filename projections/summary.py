@@ -88,13 +88,25 @@ class SummaryFigure:
 
 
 @dataclass(frozen=True, slots=True)
+class CategoryPassRate:
+    """Σpassed ÷ Σsampled within one product category."""
+
+    category: str
+    ratio: str | None
+    percent: str | None
+    passed: int
+    sampled: int
+
+
+@dataclass(frozen=True, slots=True)
 class SummaryPassRate:
-    """Σpassed ÷ Σsampled, exact and as the report's percentage."""
+    """Σpassed ÷ Σsampled, exact and as the report's percentage, overall and by product category."""
 
     ratio: str | None
     percent_zh: str | None
     passed: int
     sampled: int
+    by_category: tuple[CategoryPassRate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +128,34 @@ class CampaignSummary:
     provinces: dict[str, dict[str, Decimal]]
     text_zh: str
     text_en: str
+    note_zh: str = ""
+    """Status and provenance (final or provisional, close number, log position): kept out of the text."""
+    note_en: str = ""
+    reopened: bool = False
+    """Provisional because the campaign was reopened after a close (not because it never closed)."""
 
 
 def _date_zh(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _window_zh(starts_on: date, ends_on: date) -> str:
+    """"2017年9月1日至9月30日": the year is not repeated within one year."""
+    end = f"{ends_on.month}月{ends_on.day}日" if ends_on.year == starts_on.year else _date_zh(ends_on)
+    return f"{_date_zh(starts_on)}至{end}"
+
+
+_MONTHS_EN: Final = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                     "October", "November", "December")
+
+
+def _window_en(starts_on: date, ends_on: date) -> str:
+    """"1 to 30 September 2017", "25 August to 30 September 2017", "1 December 2017 to 5 January 2018"."""
+    def day(d: date, *, year: bool = True, month: bool = True) -> str:
+        return " ".join([str(d.day)] + ([_MONTHS_EN[d.month - 1]] if month else []) + ([str(d.year)] if year else []))
+    if starts_on.year != ends_on.year:
+        return f"{day(starts_on)} to {day(ends_on)}"
+    return f"{day(starts_on, year=False, month=starts_on.month != ends_on.month)} to {day(ends_on)}"
 
 
 def percent(numerator: Decimal, denominator: Decimal) -> str | None:
@@ -162,34 +198,86 @@ def _text_zh(figures: dict[str, SummaryFigure], rate: SummaryPassRate, head: str
             continue
         sentences.append(("全国共" if not opened else "") + "，".join(clauses) + "。")
         opened = True
-    if not opened:
-        sentences.append("尚无活动数据报送。")
     return "".join(sentences)
 
 
 def _text_en(figures: dict[str, SummaryFigure], rate: SummaryPassRate, head: str) -> str:
     parts = [figures[m].sentence_en for group in SENTENCES for m in group if figures[m].value != 0]
-    body = ("Nationwide, " + "; ".join(parts) + ".") if parts else "No activity has been reported yet."
-    if rate.ratio is not None:
-        body += f" The spot-check pass rate was {rate.passed:,} of {rate.sampled:,} batches ({rate.ratio})."
+    if not parts:
+        return head  # the coverage sentence already says nothing was reported
+    body = "Nationwide, " + "; ".join(parts) + "."
+    if rate.percent_zh is not None:
+        body += f" The spot-check pass rate was {rate.percent_zh}."
     return head + " " + body
+
+
+def _coverage_zh(reported: int, expected: int) -> str:
+    if reported == 0:
+        return "各省（区、市）尚未报送活动数据。"
+    if reported == expected:
+        return f"全国{expected}个省（区、市）均报送了活动数据。"
+    return f"全国{expected}个省（区、市）中有{reported}个报送了活动数据。"
+
+
+def _coverage_en(reported: int, expected: int) -> str:
+    if reported == 0:
+        return "No province has reported yet."
+    if reported == expected:
+        return f"All {expected} provinces reported."
+    return f"{reported} of {expected} provinces reported."
+
+
+def status_notes(*, final: bool, reopened: bool, position: int, close_number: int | None,
+                 closes: int) -> tuple[str, str]:
+    """The note beside the text (zh, en): whether the figures are final, and which log position they reflect."""
+    if final:
+        return (f"数据说明：最终数据，于活动第{close_number}次结束时冻结，依据事件日志第1至{position}条记录，"
+                "此后不再变化；每个数字均可由回放事件日志复核。",
+                f"About these figures: final, frozen at close number {close_number} (event log positions 1 to "
+                f"{position}); they no longer change, and every figure can be re-derived by replaying the log.")
+    if reopened:
+        return (f"数据说明：临时数据。活动结束后已重新开启以更正数据（此前已结束{closes}次），"
+                f"数字在再次结束前仍可能变化；依据事件日志第1至{position}条记录。",
+                f"About these figures: provisional. The campaign was reopened after close number {closes} to "
+                f"correct data, so the figures may change until it is closed again (event log positions 1 to "
+                f"{position}).")
+    return (f"数据说明：临时数据。活动尚未结束，数字还会变化；依据事件日志第1至{position}条记录。",
+            f"About these figures: provisional. The campaign has not been closed yet and the figures will change "
+            f"(event log positions 1 to {position}).")
+
+
+def _category_rates(categories: dict[str, dict[str, Decimal]]) -> tuple[CategoryPassRate, ...]:
+    spec = RATIOS["pass_rate"]
+    passed, sampled = categories.get(spec.numerator, {}), categories.get(spec.denominator, {})
+    rates = [CategoryPassRate(c, ratio(passed.get(c, Decimal(0)), n), percent(passed.get(c, Decimal(0)), n),
+                              int(passed.get(c, Decimal(0))), int(n))
+             for c, n in sampled.items() if n > 0]
+    return tuple(sorted(rates, key=lambda r: (-r.sampled, r.category)))
 
 
 def summarise(*, campaign: str, theme: str, starts_on: date, ends_on: date, final: bool, position: int,
               close_number: int | None, national: dict[str, Decimal], provinces: dict[str, dict[str, Decimal]],
-              reported: list[str], expected: list[str]) -> CampaignSummary:
-    """Build the summary from exact national and per-province totals at one position."""
+              reported: list[str], expected: list[str], closes: int | None = None,
+              categories: dict[str, dict[str, Decimal]] | None = None) -> CampaignSummary:
+    """Build the summary from exact national and per-province totals at one position.
+
+    ``closes`` is how often the campaign has been closed so far (a provisional summary after a close is a
+    reopened campaign's); ``categories`` is metric → category → national value, for the pass rate by category.
+    """
     figures = {m: _figure(m, national.get(m, Decimal(0))) for m in METRICS}
     spec = RATIOS["pass_rate"]
     passed, sampled = national.get(spec.numerator, Decimal(0)), national.get(spec.denominator, Decimal(0))
-    rate = SummaryPassRate(ratio(passed, sampled), percent(passed, sampled), int(passed), int(sampled))
-    status_zh = f"最终数据，第{close_number}次结束活动时冻结" if final else f"临时数据，截至第{position}条事件"
-    head_zh = (f"{starts_on.year}年全国“质量月”活动以“{theme}”为主题，于{_date_zh(starts_on)}至"
-               f"{_date_zh(ends_on)}举行（{status_zh}）。全国{len(expected)}个省（区、市）中有"
-               f"{len([r for r in reported if r in expected])}个报送了活动数据。")
-    status_en = (f"final figures, frozen at close number {close_number}" if final
-                 else f"provisional figures as of event {position}")
-    head_en = (f"Quality Month {starts_on.year} (theme: {theme}) ran from {starts_on} to {ends_on} ({status_en}). "
-               f"{len([r for r in reported if r in expected])} of {len(expected)} provinces reported.")
+    rate = SummaryPassRate(ratio(passed, sampled), percent(passed, sampled), int(passed), int(sampled),
+                           _category_rates(categories or {}))
+    times_closed = closes if closes is not None else (close_number or 0)
+    reopened = not final and times_closed > 0
+    note_zh, note_en = status_notes(final=final, reopened=reopened, position=position, close_number=close_number,
+                                    closes=times_closed)
+    count = len([r for r in reported if r in expected])
+    head_zh = (f"{starts_on.year}年全国“质量月”活动以“{theme}”为主题，于{_window_zh(starts_on, ends_on)}举行。"
+               + _coverage_zh(count, len(expected)))
+    head_en = (f"Quality Month {starts_on.year}, on the theme “{theme}”, ran from {_window_en(starts_on, ends_on)}. "
+               + _coverage_en(count, len(expected)))
     return CampaignSummary(campaign, theme, starts_on, ends_on, final, position, close_number, reported, expected,
-                           figures, rate, provinces, _text_zh(figures, rate, head_zh), _text_en(figures, rate, head_en))
+                           figures, rate, provinces, _text_zh(figures, rate, head_zh), _text_en(figures, rate, head_en),
+                           note_zh, note_en, reopened)

@@ -111,10 +111,22 @@ class EventTypeInfo(BaseModel):
     data_schema: dict[str, Any] = Field(description="JSON Schema of data for the latest version")
 
 
+class StandardLabelInfo(BaseModel):
+    """A standard value of a label field, with how it reads in zh and en."""
+
+    code: str
+    label_zh: str
+    label_en: str
+
+
 class Catalogue(BaseModel):
     """GET /v1/catalogue: every event type and the metrics it feeds."""
 
     types: list[EventTypeInfo]
+    categories: list[StandardLabelInfo] = Field(
+        default_factory=list, description="standard product categories (free text is still accepted)")
+    channels: list[StandardLabelInfo] = Field(
+        default_factory=list, description="standard media channels (free text is still accepted)")
 
 
 class RegionInfo(BaseModel):
@@ -306,11 +318,23 @@ class Coverage(BaseModel):
     provinces_missing: list[str]
 
 
-class SummaryPassRateOut(BaseModel):
+class CategoryPassRateOut(BaseModel):
+    """The pass rate within one product category; the labels are the standard category's, else the text sent."""
+
+    label_zh: str
+    label_en: str
     ratio: str | None
     percent: str | None
     passed: int
     sampled: int
+
+
+class SummaryPassRateOut(BaseModel):
+    ratio: str | None
+    percent: str | None = Field(description="half-even to one decimal, more only where one would be false")
+    passed: int
+    sampled: int
+    by_category: dict[str, CategoryPassRateOut] = Field(default_factory=dict)
 
 
 class Summary(BaseModel):
@@ -323,11 +347,14 @@ class Summary(BaseModel):
     final: bool
     position: int = Field(description="the log position the figures reflect (the close event when final)")
     close_number: int | None = Field(description="which close this reflects: 1 for the first, 2 after a reopen…")
+    reopened: bool = Field(False, description="provisional because the campaign was reopened after a close")
     coverage: Coverage
     figures: dict[str, SummaryFigureOut]
     checkpoint: CheckpointRef | None = Field(
         default=None, description="the first signed log checkpoint whose tree holds `position` (null until signed)")
     pass_rate: SummaryPassRateOut
     provinces: dict[str, dict[str, int | str]]
-    text_zh: str
+    text_zh: str = Field(description="the publishable paragraph; status and provenance are in note_zh")
     text_en: str
+    note_zh: str = Field("", description="final or provisional, close number and log position, apart from the text")
+    note_en: str = ""

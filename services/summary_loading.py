@@ -19,7 +19,7 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
         final = history.status == "closed"
         position = history.closed_at[-1] if final else await checkpoint(conn)
         deltas = await figures_at(conn, campaign, position)
-    national, _ = region_view(deltas, campaign, NATION)
+    national, categories = region_view(deltas, campaign, NATION)
     provinces = children_view(deltas, campaign, NATION, None)
     reporting: dict[str, int] = {}
     for (c, region, _day), count in deltas.reports.items():
@@ -29,4 +29,4 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
     return summarise(campaign=campaign, theme=history.theme, starts_on=history.starts_on, ends_on=history.ends_on,
                      final=final, position=position, close_number=len(history.closed_at) if final else None,
                      national={m: Decimal(v) for m, v in national.items()}, provinces=provinces, reported=reported,
-                     expected=sorted(EXPECTED_PROVINCES))
+                     expected=sorted(EXPECTED_PROVINCES), closes=len(history.closed_at), categories=categories)

@@ -12,6 +12,7 @@ from events.decide import Accepted, AppendRequest
 from events.errors import CampaignConflict, ItemError, NotFound, ValidationFailed
 from events.intake import parse_json
 from events.store import find_event, read_campaigns, translated_errors
+from events.validation_messages import explain
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
 from services.appkeys import POOL, WRITER, api_key, request_id
 from services.handlers.events import read_body, require_json
@@ -30,7 +31,7 @@ async def _body(request: web.Request, model: type[M], *, optional: bool = False)
     try:
         return model.model_validate(parse_json(raw))
     except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e)) for e in exc.errors()]) from None
 
 
 def _view(history: CampaignHistory, result: EventResult) -> CampaignView:

@@ -6,7 +6,7 @@ from functools import cache
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from events.catalogue import CATALOGUE
+from events.catalogue import CATALOGUE, MEDIA_CHANNELS, PRODUCT_CATEGORIES, StandardLabel
 from events.coordination import ping
 from events.region_store import latest_list_year, province_codes
 from events.regions import NATION, PROVINCES, level_of, parent_of
@@ -20,6 +20,7 @@ from schemas.api import (
     Readiness,
     RegionInfo,
     RegionList,
+    StandardLabelInfo,
 )
 from services import migrate
 from services.appkeys import INTEGRATION, POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
@@ -91,7 +92,11 @@ def catalogue_body() -> bytes:
             ratios=[RatioInfo(name=r.name, numerator=r.numerator, denominator=r.denominator, label_zh=r.label_zh,
                               label_en=r.label_en, by=r.by) for r in t.ratios],
             data_schema=model.model_json_schema()))
-    return Catalogue(types=types).model_dump_json().encode()
+    def labels(values: tuple[StandardLabel, ...]) -> list[StandardLabelInfo]:
+        return [StandardLabelInfo(code=v.code, label_zh=v.label_zh, label_en=v.label_en) for v in values]
+
+    return Catalogue(types=types, categories=labels(PRODUCT_CATEGORIES),
+                     channels=labels(MEDIA_CHANNELS)).model_dump_json().encode()
 
 
 @allow("reporter", "viewer", "auditor")

@@ -42,12 +42,12 @@ CATEGORIES: Final[dict[str, tuple[float, float]]] = {
     "mooncake": (0.14, 0.945),
     "liquor": (0.10, 0.92),
     "fertilizer": (0.10, 0.865),
-    "building materials": (0.12, 0.89),
-    "auto parts": (0.10, 0.93),
+    "building_materials": (0.12, 0.89),
+    "auto_parts": (0.10, 0.93),
     "toys": (0.10, 0.90),
     "cosmetics": (0.10, 0.95),
-    "electrical appliances": (0.14, 0.905),
-    "infant formula": (0.05, 0.985),
+    "electrical_appliances": (0.14, 0.905),
+    "infant_formula": (0.05, 0.985),
     "textiles": (0.05, 0.87),
 }
 

@@ -18,10 +18,10 @@ const SAFETY_POLL_MS = 15000;  // also poll while streaming, in case a proxy buf
 
 const TEXT = {
   zh: {
-    title: "全国质量月", live: "实时统计", sse: "实时推送", polling: "轮询更新", connecting: "连接中",
-    position: "投影位置", updated: "更新于", lag: "待处理", events: "条",
+    title: "全国质量月", live: "实时统计", sse: "实时连接", polling: "每秒刷新", connecting: "连接中",
+    updated: "数据更新于", pending: (n) => `另有 ${n} 条新报送正在汇总`,
     justNow: "刚刚", secondsAgo: (n) => `${n} 秒前`, minutesAgo: (n) => `${n} 分钟前`,
-    hoursAgo: (n) => `${n} 小时前`, caughtUp: "已同步",
+    hoursAgo: (n) => `${n} 小时前`, caughtUp: "已是最新",
     window: (a, b) => `活动时间 ${a} 至 ${b}`, open: "进行中", closed: "已结束（数据已冻结）",
     figures: "主要数据", phrase: "概数", exact: "精确值",
     childrenOf: { nation: "各省（区、市）", province: "各地市", prefecture: "各区县", county: "" },
@@ -38,11 +38,18 @@ const TEXT = {
     tokenLabel: "密钥", submit: "进入", badKey: "密钥无效或已被吊销。", forgetKey: "更换密钥",
     footer: "数据来自 qmstats 事件日志，每个数字均可由事件回放复核。概数依 GB/T 15835 表述，精确值见旁注。",
     error: "加载失败：", noCampaign: "尚未开启任何活动。", nation: "全国",
+    problems: {
+      "not-found": (what) => `找不到${what ? "“" + what + "”" : "所请求的内容"}：活动编号或地区代码可能有误。`,
+      "forbidden": "此密钥无权查看这些数据。", "rate-limited": "请求过于频繁，稍后会自动重试。",
+      "unavailable": "服务暂时无法连接数据库，正在自动重试。", "invalid-parameter": "地址中的参数有误。",
+      "unauthenticated": "密钥无效或已被吊销。",
+    },
+    serverError: (status) => `服务器出错（${status}），稍后会自动重试。`, offline: "无法连接服务器，正在自动重试。",
   },
   en: {
-    title: "National Quality Month", live: "live figures", sse: "Live (stream)", polling: "Polling",
-    connecting: "Connecting", position: "Position", updated: "updated",
-    lag: "pending", events: "events", justNow: "just now", secondsAgo: (n) => `${n} s ago`,
+    title: "National Quality Month", live: "live figures", sse: "Live", polling: "Refreshing every second",
+    connecting: "Connecting", updated: "Figures updated", pending: (n) => `${n} new reports still being added`,
+    justNow: "just now", secondsAgo: (n) => `${n} s ago`,
     minutesAgo: (n) => `${n} min ago`, hoursAgo: (n) => `${n} h ago`, caughtUp: "up to date",
     window: (a, b) => `Campaign window ${a} – ${b}`, open: "in progress", closed: "closed (figures frozen)",
     figures: "Key figures", phrase: "round figure", exact: "exact",
@@ -62,11 +69,30 @@ const TEXT = {
     forgetKey: "Change key",
     footer: "Figures come from the qmstats event log; every number can be re-derived by replaying it. Round figures follow GB/T 15835; exact values are shown beside them.",
     error: "Could not load: ", noCampaign: "No campaign has been opened yet.", nation: "China",
+    problems: {
+      "not-found": (what) => `${what ? "“" + what + "”" : "What was asked for"} was not found: the campaign or region code may be wrong.`,
+      "forbidden": "This key may not read these figures.", "rate-limited": "Too many requests; retrying shortly.",
+      "unavailable": "The service cannot reach its database right now; retrying.",
+      "invalid-parameter": "The address has a parameter that is not valid.",
+      "unauthenticated": "The key is unknown or has been revoked.",
+    },
+    serverError: (status) => `The server failed (${status}); retrying shortly.`,
+    offline: "Cannot reach the server; retrying.",
   },
 };
 const UNITS_EN = { "元": "yuan" };
 
 class AuthError extends Error {}
+
+// A problem+json answer: shown in the page's language from its stable type, never its English detail.
+class ProblemError extends Error {
+  constructor(status, type, subject) {
+    super(`${status} ${type}`);
+    this.status = status;
+    this.slug = String(type || "").replace("urn:qmstats:problem:", "");
+    this.subject = subject;
+  }
+}
 
 const state = {
   lang: initialLanguage(),
@@ -82,6 +108,7 @@ const state = {
   sort: { metric: "dens_busted", descending: true },
   transport: "connecting",
   names: new Map([[NATION, null]]),
+  labels: null,            // standard category/channel code (or label) → {zh, en}, from GET /v1/catalogue
   lastEventId: "",
 };
 const cache = { etags: new Map(), bodies: new Map() };
@@ -129,19 +156,54 @@ function unitOf(unit) {
   return state.lang === "zh" ? unit : (UNITS_EN[unit] ?? "");
 }
 
-function percent(ratio) {
-  // "0.915" → "91.5%" by moving the decimal point in the string (exact, no float rounding).
+function percent(numerator, denominator) {
+  // numerator ÷ denominator as a percentage, half-even to one decimal, like the year-end summary: more
+  // decimals only where one would state something false (never "100%" while a batch failed, never "0%"
+  // while one passed). Exact integer arithmetic on BigInt, no float rounding.
+  const n = BigInt(numerator), d = BigInt(denominator);
+  if (d === 0n) return "—";
+  for (let places = 1; ; places += 1) {
+    const scale = 10n ** BigInt(places);
+    const scaled = n * 100n * scale;
+    let q = scaled / d;
+    const r = scaled % d;
+    if (2n * r > d || (2n * r === d && q % 2n === 1n)) q += 1n;
+    const full = 100n * scale;
+    if ((q === full && n < d) || (q === 0n && n > 0n)) continue;
+    const whole = q / scale;
+    const fraction = (q % scale).toString().padStart(places, "0").replace(/0+$/, "");
+    return `${whole}${fraction ? "." + fraction : ""}%`;
+  }
+}
+
+function ratioPercent(ratio) {
+  // A ratio string the API computed ("0.9337") shown with the same one-decimal precision.
   if (ratio === null || ratio === undefined) return "—";
   const [whole, fraction = ""] = String(ratio).split(".");
-  const padded = (fraction + "0000").slice(0, 4);
-  const integer = String(Number(whole) * 100 + Number(padded.slice(0, 2)));
-  const rest = padded.slice(2).replace(/0+$/, "");
-  return `${integer}${rest ? "." + rest : ""}%`;
+  return percent(BigInt(whole + fraction), 10n ** BigInt(fraction.length));
 }
 
 function label(figure) {
   if (state.lang === "zh") return figure.label_zh;
   return figure.label_en.charAt(0).toUpperCase() + figure.label_en.slice(1);
+}
+
+// ---- standard labels: a category sent as a standard code reads in the page's language ---------------
+
+async function loadLabels() {
+  if (state.labels) return;
+  try {
+    const { body } = await getJSON("/v1/catalogue");
+    state.labels = new Map();
+    for (const item of [...(body.categories || []), ...(body.channels || [])]) {
+      const names = { zh: item.label_zh, en: item.label_en };
+      for (const key of [item.code, item.label_zh, item.label_en]) state.labels.set(key, names);
+    }
+  } catch { /* labels are cosmetic: the category is shown as sent */ }
+}
+
+function categoryLabel(value) {
+  return state.labels?.get(value)?.[state.lang] ?? value;
 }
 
 // ---- regions --------------------------------------------------------------------------------------
@@ -170,9 +232,24 @@ function lineage(code) {
   return chain;
 }
 
+// The provincial-level divisions in English (lower levels have Chinese names only, from the region list).
+const PROVINCES_EN = {
+  110000: "Beijing", 120000: "Tianjin", 130000: "Hebei", 140000: "Shanxi", 150000: "Inner Mongolia",
+  210000: "Liaoning", 220000: "Jilin", 230000: "Heilongjiang", 310000: "Shanghai", 320000: "Jiangsu",
+  330000: "Zhejiang", 340000: "Anhui", 350000: "Fujian", 360000: "Jiangxi", 370000: "Shandong",
+  410000: "Henan", 420000: "Hubei", 430000: "Hunan", 440000: "Guangdong", 450000: "Guangxi", 460000: "Hainan",
+  500000: "Chongqing", 510000: "Sichuan", 520000: "Guizhou", 530000: "Yunnan", 540000: "Tibet",
+  610000: "Shaanxi", 620000: "Gansu", 630000: "Qinghai", 640000: "Ningxia", 650000: "Xinjiang",
+  710000: "Taiwan", 810000: "Hong Kong", 820000: "Macao",
+};
+
+function localName(code, name) {
+  return (state.lang === "en" && PROVINCES_EN[code]) || name || code;
+}
+
 function regionName(code) {
   if (code === NATION) return t("nation");
-  return state.names.get(code) || code;
+  return localName(code, state.names.get(code));
 }
 
 // ---- the URL is the state: /campaigns/{c}?region=XXXXXX -------------------------------------------
@@ -216,7 +293,7 @@ async function getJSON(path) {
   if (response.status === 401) throw new AuthError(t("badKey"));
   if (!response.ok) {
     const problem = await response.json().catch(() => null);
-    throw new Error(problem?.detail || `${response.status} ${path}`);
+    throw new ProblemError(response.status, problem?.type, state.campaign);
   }
   const body = await response.json();
   const tag = response.headers.get("ETag");
@@ -276,7 +353,10 @@ function refresh() {
       return true;
     } catch (error) {
       if (error instanceof AuthError) showLogin(error.message);
-      else showError(error);
+      else {
+        hideLogin();  // the key was accepted; what failed is shown in the banner
+        showError(error);
+      }
       return false;
     } finally {
       running = null;
@@ -287,6 +367,7 @@ function refresh() {
 
 async function load() {
   await chooseCampaign();
+  await loadLabels();
   const completenessPath = (...parts) => withQuery(`${base()}/completeness`, regionQuery(), ...parts);
   const [dashboard, series, completeness] = await Promise.all([
     getJSON(dashboardPath()),
@@ -522,7 +603,7 @@ function renderTable() {
     onkeydown: child.level !== "county" ? (e) => { if (e.key === "Enter") drillTo(child.code); } : null,
   },
   el("td", { class: "rank", text: String(i + 1) }),
-  el("td", { class: "name", text: child.name || child.code }),
+  el("td", { class: "name", text: localName(child.code, child.name) }),
   ...columns.map((m) => el("td", { class: `num${m === state.sort.metric ? " sorted" : ""}`, "data-metric": m,
     "data-value": child.metrics[m], text: grouped(child.metrics[m]) }))));
   $("regions").querySelector("tbody").replaceChildren(...rows);
@@ -604,7 +685,8 @@ function renderChart() {
 
 function chip(region, status) {
   return el("li", { class: `chip ${status}`, "data-region": region.code, "data-status": status,
-    title: `${region.name || region.code} · ${region.code}`, text: shortName(region.name || region.code) });
+    title: `${localName(region.code, region.name)} · ${region.code}`,
+    text: state.lang === "en" ? localName(region.code, region.name) : shortName(region.name || region.code) });
 }
 
 function shortName(name) {
@@ -653,20 +735,20 @@ function renderPassRate() {
   }
   const bar = (name, ratio, key) => {
     const fill = el("span", { class: "fill" });
-    fill.style.width = ratio === null ? "0" : percent(ratio);
+    fill.style.width = ratio === null ? "0" : `${Math.min(100, Number(ratio) * 100)}%`;
     return el("li", { class: "rate", "data-category": key, "data-value": ratio ?? "" },
       el("span", { class: "rate-name", text: name }),
       el("span", { class: "rate-bar" }, fill),
-      el("span", { class: "rate-value", text: percent(ratio) }));
+      el("span", { class: "rate-value", text: ratioPercent(ratio) }));
   };
   const categories = Object.entries(rate.by_category);
   fill(body,
     el("div", { class: "overall" },
-      el("span", { id: "pass-rate", class: "overall-value", "data-value": rate.overall, text: percent(rate.overall) }),
+      el("span", { id: "pass-rate", class: "overall-value", "data-value": rate.overall, text: percent(rate.passed, rate.sampled) }),
       el("span", { class: "overall-detail",
         text: `${t("overall")} · ${t("passed")} ${grouped(rate.passed)} / ${t("sampled")} ${grouped(rate.sampled)} ${t("batches")}` })),
     categories.length ? el("h4", { text: t("byCategory") }) : null,
-    el("ul", { class: "rates" }, ...categories.map(([name, ratio]) => bar(name, ratio, name))));
+    el("ul", { class: "rates" }, ...categories.map(([name, ratio]) => bar(categoryLabel(name), ratio, name))));
 }
 
 function ago(date) {
@@ -682,9 +764,9 @@ function renderStatus() {
   const d = state.dashboard;
   if (!d) return;
   document.body.dataset.position = String(d.position);
-  const parts = [`${t("position")} #${d.position}`];
+  const parts = [];
   if (d.updated_at) parts.push(`${t("updated")} ${ago(new Date(d.updated_at))}`);
-  parts.push(d.lag_events ? `${t("lag")} ${d.lag_events} ${t("events")}` : t("caughtUp"));
+  parts.push(d.lag_events ? t("pending")(d.lag_events) : t("caughtUp"));
   $("freshness").textContent = parts.join(" · ");
   $("freshness").dataset.position = String(d.position);
 }
@@ -692,6 +774,7 @@ function renderStatus() {
 // ---- errors and the key form ----------------------------------------------------------------------
 
 function showError(error) {
+  state.error = error;  // kept, so switching the language redraws it
   let banner = $("error-banner");
   if (!error) {
     banner?.remove();
@@ -701,7 +784,17 @@ function showError(error) {
     banner = el("p", { id: "error-banner", class: "error-banner", role: "alert" });
     $("main").prepend(banner);
   }
-  banner.textContent = `${t("error")}${error.message}`;
+  banner.textContent = `${t("error")}${describeError(error)}`;
+}
+
+function describeError(error) {
+  if (error instanceof ProblemError) {
+    const known = t("problems")[error.slug];
+    if (typeof known === "function") return known(error.subject);
+    return known || t("serverError")(error.status);
+  }
+  if (error instanceof TypeError) return t("offline");  // fetch() could not reach the server
+  return error.message;  // the page's own messages are already in its language
 }
 
 function showLogin(message) {
@@ -740,6 +833,7 @@ $("lang-toggle").addEventListener("click", () => {
   state.lang = state.lang === "zh" ? "en" : "zh";
   localStorage.setItem(LANG_KEY, state.lang);
   render();
+  if (state.error) showError(state.error);
   if (!$("login").hidden) showLogin($("login-error").textContent);
 });
 

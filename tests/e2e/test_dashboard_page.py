@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Page, expect
 
+from projections.summary import percent as summary_percent
 from tests.conftest import Keys
 from tests.e2e.browser import artifact, chromium
 from tests.e2e.wire import expect_problem
@@ -117,9 +118,11 @@ def grouped(value: int | str) -> str:
     return f"{int(whole):,}{dot}{fraction}"
 
 
-def percent(ratio: str) -> str:
-    shown = (Decimal(ratio) * 100).normalize()
-    return f"{shown:f}%"
+def percent(passed: int, sampled: int) -> str:
+    """The page shows the summary's precision: half-even to one decimal (more only where one would be false)."""
+    shown = summary_percent(Decimal(passed), Decimal(sampled))
+    assert shown is not None
+    return shown
 
 
 async def open_dashboard(page: Page, client: TestClient, token: str | None, path: str = "/") -> None:
@@ -179,7 +182,8 @@ async def test_the_page_shows_the_api_figures_follows_events_drills_down_and_spe
         assert await page.locator("#regions tbody tr").count() == len(national["children"])
         rate = national["pass_rate"]["overall"]
         await expect(page.locator("#pass-rate")).to_have_attribute("data-value", rate)
-        await expect(page.locator("#pass-rate")).to_have_text(percent(rate))
+        await expect(page.locator("#pass-rate")).to_have_text(
+            percent(national["pass_rate"]["passed"], national["pass_rate"]["sampled"]))
         for category, ratio in national["pass_rate"]["by_category"].items():
             await expect(page.locator(f'#pass-rate-panel [data-category="{category}"]')).to_have_attribute(
                 "data-value", ratio or "")

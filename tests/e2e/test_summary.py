@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from projections.summary import percent
 from services.app import create_app
 from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings
@@ -94,8 +95,7 @@ FIGURES: dict[str, tuple[int | str, str, str | None, list[str], str]] = {
     "awarded_products": (0, "0", None, ["0", "0"], "全国共名牌产品0个"),
 }
 REPORTED = ["110000", "330000", "440000", "510000", "650000"]
-ZH_HEAD = ("2017年全国“质量月”活动以“全面提升质量 推动高质量发展”为主题，于2017年9月1日至2017年9月30日举行"
-           "（最终数据，第1次结束活动时冻结）。")
+ZH_HEAD = "2017年全国“质量月”活动以“全面提升质量 推动高质量发展”为主题，于2017年9月1日至9月30日举行。"
 ZH_BODY = [
     "全国31个省（区、市）中有5个报送了活动数据。",
     "全国共捣毁黑窝点上千个，查获假冒伪劣产品货值3.5亿元，出动执法人员近10万人次，出动执法车辆13000余台次，"
@@ -281,22 +281,22 @@ async def test_before_close_the_summary_is_provisional_at_the_dashboards_positio
     assert summary["position"] == dashboard["position"] == month.position
     assert {m: f["value"] for m, f in summary["figures"].items()} == {
         m: f["value"] for m, f in dashboard["metrics"].items()}
-    assert _sentences(summary["text_zh"])[0] == (
-        "2017年全国“质量月”活动以“全面提升质量 推动高质量发展”为主题，于2017年9月1日至2017年9月30日举行"
-        f"（临时数据，截至第{month.position}条事件）。")
-    assert _sentences(summary["text_zh"])[1:] == ZH_BODY
-    assert f"(provisional figures as of event {month.position})" in summary["text_en"]
+    assert _sentences(summary["text_zh"]) == [ZH_HEAD, *ZH_BODY]
+    assert summary["note_zh"] == ("数据说明：临时数据。活动尚未结束，数字还会变化；"
+                                  f"依据事件日志第1至{month.position}条记录。")
+    assert f"(event log positions 1 to {month.position})" in summary["note_en"]
+    assert summary["reopened"] is False
 
     md_zh, md_en = await _text(client, keys, "md"), await _text(client, keys, "md", "en")
     assert md_zh.splitlines()[0] == "# 2017年全国质量月活动总结（临时）"
-    assert f"临时数据：活动尚未结束，截至日志第{month.position}条" in md_zh
-    assert "PROVISIONAL" in md_en
+    assert f"> {summary['note_zh']}" in md_zh.splitlines()
+    assert "(provisional)" in md_en.splitlines()[0]
     html_zh, html_en = await _text(client, keys, "html"), await _text(client, keys, "html", "en")
     assert "<title>2017年全国质量月活动总结（临时）</title>" in html_zh
     assert "临时数据" in html_zh
-    assert "PROVISIONAL" in html_en
-    rows = list(csv.DictReader(io.StringIO(await _text(client, keys, "csv"))))
-    assert {(r["final"].lower(), r["position"]) for r in rows} == {("false", str(month.position))}
+    assert "About these figures: provisional." in html_en
+    rows = _csv(await _text(client, keys, "csv", "en"))
+    assert {(r["status"], r["log position"]) for r in rows} == {("provisional", str(month.position))}
 
 
 # --- Closed: final, frozen at the close. ---
@@ -314,14 +314,18 @@ async def test_close_freezes_the_final_summary_at_the_close_position(
     # Gansu's only report was retracted and Jiangsu's corrected into Sichuan: neither has reported.
     assert summary["coverage"] == {"reported": 5, "expected": 31, "provinces_reported": REPORTED,
                                    "provinces_missing": [p for p in MAINLAND if p not in REPORTED]}
-    assert summary["pass_rate"] == {"ratio": "0.915", "percent": "91.5%", "passed": 18476, "sampled": 20192}
+    rate = summary["pass_rate"]
+    assert {k: rate[k] for k in ("ratio", "percent", "passed", "sampled")} == {
+        "ratio": "0.915", "percent": "91.5%", "passed": 18476, "sampled": 20192}
+    assert sum(c["sampled"] for c in rate["by_category"].values()) == 20192
     md_zh = await _text(client, keys, "md")
     assert md_zh.splitlines()[0] == "# 2017年全国质量月活动总结"
-    assert f"> 最终数据：第1次结束活动时冻结，截至日志第{closed.position}条。" in md_zh.splitlines()
+    assert (f"> 数据说明：最终数据，于活动第1次结束时冻结，依据事件日志第1至{closed.position}条记录，此后不再变化；"
+            "每个数字均可由回放事件日志复核。") in md_zh.splitlines()
     assert "临时" not in md_zh
     md_en = await _text(client, keys, "md", "en")
-    assert f"> Final figures, frozen at close number 1 (log position {closed.position})." in md_en.splitlines()
-    assert "PROVISIONAL" not in md_en
+    assert f"final, frozen at close number 1 (event log positions 1 to {closed.position})" in md_en
+    assert "provisional" not in md_en
 
 
 async def test_the_zh_text_reads_like_the_report_sentence_by_sentence(
@@ -348,44 +352,52 @@ async def test_every_figure_has_its_exact_value_beside_its_phrase(
 async def test_the_en_text_states_the_same_facts_with_exact_numbers(
         client: TestClient, keys: Keys, closed: Closed) -> None:
     en = (await _json(client, keys))["text_en"]
-    assert en.startswith("Quality Month 2017 (theme: 全面提升质量 推动高质量发展) ran from 2017-09-01 to "
-                         "2017-09-30 (final figures, frozen at close number 1). 5 of 31 provinces reported. "
-                         "Nationwide, ")
+    assert en.startswith("Quality Month 2017, on the theme “全面提升质量 推动高质量发展”, ran from 1 to 30 September "
+                         "2017. 5 of 31 provinces reported. Nationwide, ")
     for number in ("1,032 dens", "350,000,000.00 yuan", "98,765 enforcement officer", "13,150 enforcement vehicle",
                    "13,000 cases", "193,500,000.00 yuan", "20,192 product batches", "18,476 batches passed",
                    "19,124 enterprise inspections", "2,030,000 times", "352,400,000 consultations",
                    "2,968,000 copies", "35 laboratories", "100,500 visits",
-                   "pass rate was 18,476 of 20,192 batches (0.915)"):
+                   "The spot-check pass rate was 91.5%."):
         assert number in en, number
     for absent in ("quality workers", "booths", "news reports", "pledges", "awards", "brand"):
         assert absent not in en, absent
 
 
+def _csv(text: str) -> list[dict[str, str]]:
+    assert text.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+
+
 async def test_the_csv_numbers_equal_our_own_sums(client: TestClient, keys: Keys, closed: Closed) -> None:
-    rows = list(csv.DictReader(io.StringIO(await _text(client, keys, "csv"))))
+    rows = _csv(await _text(client, keys, "csv", "en"))
     national, provinces = _sums(closed.facts)
-    assert {(r["final"].lower(), r["position"]) for r in rows} == {("true", str(closed.position))}
+    assert {(r["status"], r["log position"]) for r in rows} == {("final", str(closed.position))}
 
     nation = [r for r in rows if r["scope"] == "national"]
-    assert [r["metric"] for r in nation] == [*METRICS, "pass_rate"]
+    assert [r["metric code"] for r in nation] == [*METRICS, "pass_rate"]
     for row in nation[:-1]:
-        metric = row["metric"]
-        assert (row["region"], row["region_name"], row["unit"]) == ("000000", "全国", UNITS[metric]), metric
+        metric = row["metric code"]
+        assert (row["region code"], row["region"]) == ("000000", "China"), metric
         assert row["value"] == _shown(metric, national[metric]), metric
-        assert row["phrase_zh"] == FIGURES[metric][1], metric
-    assert (nation[-1]["value"], nation[-1]["phrase_zh"]) == ("0.915", "91.5%")
+        assert row["round figure (zh)"] == FIGURES[metric][1], metric
+    assert (nation[-1]["value"], nation[-1]["unit"]) == ("91.5", "%")
 
-    by_province = [r for r in rows if r["scope"] == "province"]
-    assert len(rows) == len(nation) + len(by_province)
-    assert sorted({r["region"] for r in by_province}) == MAINLAND
+    by_province = [r for r in rows if r["scope"] == "province" and r["metric code"] != "pass_rate"]
+    categories = [r for r in rows if r["scope"] == "product category"]
+    assert len(rows) == len(nation) + len(categories) + len(by_province) + len(MAINLAND)
+    assert sorted({r["region code"] for r in by_province}) == MAINLAND
     assert len(by_province) == len(MAINLAND) * len(METRICS)
     for row in by_province:
-        assert row["value"] == _shown(row["metric"], provinces[row["region"]][row["metric"]]), row
-    zhejiang = {r["metric"]: r["value"] for r in by_province if r["region"] == "330000"}
+        assert row["value"] == _shown(row["metric code"], provinces[row["region code"]][row["metric code"]]), row
+    zhejiang = {r["metric code"]: r["value"] for r in by_province if r["region code"] == "330000"}
     assert (zhejiang["seized_value_yuan"], zhejiang["destroyed_value_yuan"]) == ("100000000.50", "93500000.10")
-    sichuan = {r["metric"]: r["value"] for r in by_province if r["region"] == "510000"}
+    sichuan = {r["metric code"]: r["value"] for r in by_province if r["region code"] == "510000"}
     assert (sichuan["participants"], sichuan["consultations"]) == ("1030000", "152400000")
-    assert {r["value"] for r in by_province if r["region"] in ("320000", "620000")} == {"0", "0.00"}
+    assert {r["value"] for r in by_province if r["region code"] in ("320000", "620000")} == {"0", "0.00"}
+    zh = _csv(await _text(client, keys, "csv", "zh"))
+    assert [r["数值"] for r in zh] == [r["value"] for r in rows]
+    assert zh[0]["地区"] == "全国"
 
 
 async def test_the_json_provinces_equal_our_own_sums(client: TestClient, keys: Keys, closed: Closed) -> None:
@@ -470,10 +482,17 @@ async def test_md_and_html_carry_the_province_table_and_the_html_stands_alone(
         assert phrase in hovers, metric
         assert str(value) in hovers[phrase], (metric, hovers[phrase])
     assert len(parsed.hovers) == len(shown)
-    province_rows = parsed.tables[-1][1:]
-    assert len(province_rows) == len(MAINLAND)
-    zhejiang = next(row for row in province_rows if row[0] == "浙江省")
-    assert zhejiang[1:] == [_shown(m, provinces["330000"][m]) for m in METRICS]
+    province_tables = [table for table in parsed.tables if len(table) == 1 + len(MAINLAND)]
+    assert len(province_tables) == 3
+    zhejiang = [next(row for row in table if row[0] == "浙江省")[1:] for table in province_tables]
+    heads = [table[0][1:] for table in province_tables]
+    shown_values = dict(zip([h for head in heads for h in head], [v for row in zhejiang for v in row], strict=True))
+    assert shown_values["捣毁窝点个"] == f"{provinces['330000']['dens_busted']:,}"
+    assert shown_values["查获货值万元"] == f"{provinces['330000']['seized_value_yuan'] / 10000:,.2f}"
+    zj = provinces["330000"]
+    assert shown_values["合格率"] == (percent(Decimal(zj["batches_passed"]), Decimal(zj["batches_sampled"])) or "—")
+    national_table = parsed.tables[0]
+    assert national_table[-1][:2] == ["抽检合格率", "91.5%"]
 
 
 # --- While closed: nothing for the campaign is stored; the summary never changes. ---
@@ -558,7 +577,10 @@ async def test_reopening_makes_it_provisional_and_a_second_close_freezes_a_new_p
     assert (provisional["final"], provisional["close_number"], provisional["position"]) == (False, None, position)
     assert _sentences(provisional["text_zh"])[-1] == "2100余家企业签署质量诚信承诺。"
     assert "临时" in await _text(client, keys, "md")
-    assert "PROVISIONAL" in await _text(client, keys, "html", "en")
+    assert provisional["reopened"] is True
+    assert "重新开启以更正数据（此前已结束1次）" in provisional["note_zh"]
+    assert "活动尚未结束" not in provisional["note_zh"]
+    assert "reopened after close number 1" in await _text(client, keys, "html", "en")
 
     again = await client.post("/v1/campaigns/2017/close", headers=keys.admin)
     assert again.status == 201, await again.text()
@@ -566,17 +588,17 @@ async def test_reopening_makes_it_provisional_and_a_second_close_freezes_a_new_p
     assert second > closed.position
     final = await _json(client, keys)
     assert (final["final"], final["close_number"], final["position"]) == (True, 2, second)
-    head_after_second_close = ZH_HEAD.replace("第1次结束活动时冻结", "第2次结束活动时冻结")
-    assert _sentences(final["text_zh"]) == [head_after_second_close, *ZH_BODY, "2100余家企业签署质量诚信承诺。"]
+    assert _sentences(final["text_zh"]) == [ZH_HEAD, *ZH_BODY, "2100余家企业签署质量诚信承诺。"]
+    assert "于活动第2次结束时冻结" in final["note_zh"]
     figure = final["figures"]["pledged_enterprises"]
     assert (figure["value"], figure["phrase_zh"], figure["qualifier"]) == (2150, "2100余", "余")
     assert "2,150 enterprises signed quality pledges" in final["text_en"]
     md = await _text(client, keys, "md")
-    assert f"> 最终数据：第2次结束活动时冻结，截至日志第{second}条。" in md.splitlines()
+    assert f"> {final['note_zh']}" in md.splitlines()
     assert "临时" not in md
-    assert f"frozen at close number 2 (log position {second})" in await _text(client, keys, "html", "en")
-    rows = list(csv.DictReader(io.StringIO(await _text(client, keys, "csv"))))
-    assert {(r["final"].lower(), r["position"]) for r in rows} == {("true", str(second))}
+    assert f"frozen at close number 2 (event log positions 1 to {second})" in await _text(client, keys, "html", "en")
+    rows = _csv(await _text(client, keys, "csv"))
+    assert {(r["数据状态"], r["日志位置"]) for r in rows} == {("最终", str(second))}
 
 
 # --- Who may ask, and what. ---

@@ -495,3 +495,31 @@ def test_lifecycle_events_are_admin_only(change: dict[str, Any]) -> None:
 
 def test_an_admin_may_send_anywhere() -> None:
     check_scope(drafts(event(region="340102"), event(region="000000"), event(region="650000")), ADMIN)
+
+
+# --- the refusal policy: request refusals answer alone, item refusals are collected -------------------------
+
+
+def test_a_request_refusal_answers_alone_even_after_item_problems_were_found() -> None:
+    state, [anhui] = stored(event(region="340102"))
+    late = event(occurred_at="2017-10-09T10:00:00+08:00")  # an item problem: outside the window
+    outcome = decider(state).decide(request(late, retraction(anhui.event_id)))  # then one outside the scope
+    assert isinstance(outcome, OutOfScope)
+    assert "340102" in outcome.detail
+
+
+def test_a_closed_campaign_refuses_the_request_before_its_items_are_checked() -> None:
+    state = fresh_state(replace(CAMPAIGN_2017, status="closed"))
+    outcome = decider(state).decide(request(event(occurred_at="2017-10-09T10:00:00+08:00"), event()))
+    assert isinstance(outcome, CampaignClosedError)
+
+
+def test_item_refusals_of_different_checks_are_all_listed_in_item_order() -> None:
+    state, [anhui] = stored(event(region="340102"), campaigns=(CAMPAIGN_2017, CAMPAIGN_2018))
+    outcome = decider(state).decide(request(
+        event(occurred_at="2017-10-09T10:00:00+08:00"),                    # window
+        event(campaign="2016"),                                             # campaign never opened
+        # in the future (NOW is 2017-10-15) and aimed at a fact of another campaign: both are listed
+        retraction(anhui.event_id, campaign="2018", occurred_at="2018-09-08T10:00:00+08:00"),
+        actor=ADMIN))
+    assert locs(outcome) == [(0, ("occurred_at",)), (1, ("campaign",)), (2, ("occurred_at",)), (2, ("campaign",))]
