@@ -38,6 +38,8 @@ def _hash(text: str) -> bytes:
         raw = base64.b64decode(text, validate=True)
     except ValueError:
         raise ProofError(f"not a base64 hash: {text[:60]!r}") from None
+    if base64.b64encode(raw).decode() != text:
+        raise ProofError(f"not a canonical base64 hash: {text[:60]!r}")
     if len(raw) != HASH_SIZE:
         raise ProofError("a hash is 32 bytes")
     return raw

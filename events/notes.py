@@ -37,9 +37,14 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def _b64decode(text: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise NoteError("not valid base64") from None
+    # Only the canonical spelling: unused low bits before '=' would otherwise let one signature be
+    # written several ways (a changed note that still verifies).
+    if base64.b64encode(raw).decode() != text:
+        raise NoteError("not canonical base64")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
