@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from events.canonical import canonical_bytes
 from events.merkle import consistency_proof, inclusion_proof, leaf_hash
 from events.records import RecordedEvent
-from events.store import Connection, LogFilter, read_page, translating
+from events.store import Connection, translating
 from events.tiles import (
     TILE_WIDTH,
     FullTile,
@@ -56,15 +57,34 @@ def event_leaf(record: RecordedEvent) -> bytes:
     return leaf_hash(canonical_bytes(record.canonical_fields()))
 
 
+# The members of the canonical form (docs/canonical-form.md), read straight from the row: timestamps are
+# formatted by PostgreSQL exactly as events.canonical.format_timestamp writes them, and nothing else the
+# row holds is fetched. The integrator reads every event once, beside the projector, so this read is kept
+# narrow; tests/integration/test_log_tree.py holds its bytes equal to RecordedEvent.canonical_fields', on odd
+# timestamps and payloads and on every tile the integrator stores.
+_CANONICAL_TIME = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+_LEAF_SQL = ("SELECT position, campaign, data::text AS data, event_id::text AS event_id, "
+             f"{_CANONICAL_TIME.format('occurred_at')} AS occurred_at, "
+             f"{_CANONICAL_TIME.format('recorded_at')} AS recorded_at, recorded_by, region, request_id, "
+             "schema_version, type FROM events WHERE position > $1 ORDER BY position LIMIT $2")
+
+
+def canonical_row_leaf(row: asyncpg.Record) -> bytes:
+    """The leaf hash of an event read with ``_LEAF_SQL``."""
+    fields = dict(row)
+    fields["data"] = orjson.loads(fields["data"])
+    return leaf_hash(canonical_bytes(fields))
+
+
 @translating
 async def read_leaves(conn: Connection, after: int, limit: int) -> list[bytes]:
     """Leaf hashes of the events at positions after+1 … after+limit (fewer at the head).
 
     Leaf i is position i + 1 only while positions have no gap; a missing row stops the tree here."""
-    records = await read_page(conn, LogFilter(after=after), limit)
-    if records and records[-1].position != after + len(records):
-        raise LogGap(next(after + i + 1 for i, r in enumerate(records) if r.position != after + i + 1))
-    return [event_leaf(r) for r in records]
+    rows = await conn.fetch(_LEAF_SQL, after, limit)
+    if rows and rows[-1]["position"] != after + len(rows):
+        raise LogGap(next(after + i + 1 for i, r in enumerate(rows) if r["position"] != after + i + 1))
+    return [canonical_row_leaf(r) for r in rows]
 
 
 @translating

@@ -3,6 +3,7 @@ stay consistent, proofs hold while events are appended, and a tampered row fails
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -21,6 +22,7 @@ from events.treestore import (
     latest_checkpoint,
     prove_consistency,
     prove_inclusion,
+    read_leaves,
     read_tiles,
 )
 from events.writer import GroupCommitWriter
@@ -236,3 +238,26 @@ async def test_a_deleted_row_stops_the_tree_at_its_position(
         report = await verify_tree(conn)
         assert (report.ok, report.first_bad_position) == (False, 120)
         assert await conn.fetchval("SELECT count(*) FROM log_tiles") == 0  # nothing past the gap was stored
+
+
+async def test_the_narrow_leaf_read_gives_the_bytes_the_chain_hashes(admin_conn: asyncpg.Connection) -> None:
+    # Rows written directly, with timestamps and payloads the canonical form must get exactly right.
+    rows = [
+        (1, "0999-01-02T03:04:05.000007+00:00", "2017-09-08T10:00:00+08:00", {"participants": 1, "booths": 0}),
+        (2, "2017-09-08T23:59:59.999999+08:00", "2017-09-09T00:00:00.000001Z",
+         {"corrects": "6f1c2a4e-0d1b-4a57-9d6e-5b0f3c9a7e11", "replacement": {"category": "月饼 \"quoted\" \\ tab\t",
+                                                                             "seized_value_yuan": "0.10"}}),
+        (3, "2017-09-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", {"channel": "电视台", "reports": 10**9}),
+    ]
+    await admin_conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+    for position, occurred, recorded, data in rows:
+        await admin_conn.execute(
+            "INSERT INTO events (position, event_id, type, schema_version, campaign, region, occurred_at, "
+            "recorded_at, recorded_by, request_id, data, content_hash, prev_hash, hash) VALUES "
+            "($1, gen_random_uuid(), 'publicity_held', 1, '2017', '330102', $2::text::timestamptz, "
+            "$3::text::timestamptz, 'k.1', 'req ü', $4::jsonb, '\\x00', '\\x00', '\\x00')",
+            position, occurred, recorded, json.dumps(data, ensure_ascii=False))
+    await admin_conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+    expected = [event_leaf(r) for r in await read_page(admin_conn, LogFilter(after=0), 10)]
+    assert await read_leaves(admin_conn, 0, 10) == expected
+    assert await read_leaves(admin_conn, 1, 1) == expected[1:2]
