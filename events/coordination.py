@@ -29,6 +29,8 @@ PROJECTION_CHANNEL: Final = "qmstats_projection"
 """Sent when a projector batch commits; the payload is the new checkpoint position."""
 KEYS_CHANNEL: Final = "qmstats_keys"
 """Sent when an API key is created or revoked; the payload is the key id."""
+REGIONS_CHANNEL: Final = "qmstats_regions"
+"""Sent when a region list is imported; the payload is the lists' new version (cached reads key on it)."""
 
 
 async def lock_transaction(conn: Connection, key: int, *, shared: bool = False) -> None:

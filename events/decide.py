@@ -66,6 +66,9 @@ class AppendRequest:
     drafts: list[DraftEvent]
     actor: Actor
     request_id: str
+    server_stamped: bool = False
+    """The server set ``occurred_at`` (a lifecycle call): a retry is the same event_id, type and campaign,
+    since a retry's own timestamp must not make it look like different content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +205,10 @@ class GroupDecider:
             stored = self._state.events.get(draft.event_id)
             earlier = in_request.get(draft.event_id)
             if stored is not None or earlier is not None:
-                if (stored.content_hash if stored is not None else earlier) != digest:
+                same = (stored.content_hash if stored is not None else earlier) == digest
+                if not same and request.server_stamped and stored is not None:
+                    same = (stored.type, stored.campaign) == (draft.type.name, draft.campaign)
+                if not same:
                     raise EventIdConflict(draft.event_id, draft.index)
                 statuses.append((draft.event_id, "duplicate", stored.position if stored else None))
                 continue

@@ -36,7 +36,26 @@ class ValidationFailed(DomainError):
     errors: list[ItemError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        DomainError.__init__(self, f"{len(self.errors)} invalid item(s); nothing was stored")
+        DomainError.__init__(self, validation_detail(self.errors))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def validation_detail(errors: list[ItemError]) -> str:
+    """What a person needs first: how many events are invalid (not how many errors), and the first reason."""
+    if not errors:
+        return "the request is invalid; nothing was stored"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.loc)
+    reason = f"{where}: {first.msg}" if where else first.msg
+    more = f" (and {_plural(len(errors) - 1, 'more error')})" if len(errors) > 1 else ""
+    events = {e.index for e in errors if e.index is not None}
+    if not events:  # a request body that is not a batch of events (a campaign, a review)
+        return f"invalid request: {reason}{more}; nothing was stored"
+    count = f"{_plural(len(events), 'invalid event')} ({_plural(len(errors), 'error')})"
+    return f"{count}; nothing was stored. First: item {first.index} {reason}"
 
 
 class EventIdConflict(DomainError):

@@ -1,7 +1,10 @@
 """The imported official region code lists (one per year) in PostgreSQL: replace, choose, name, enumerate."""
 
+from events.coordination import REGIONS_CHANNEL, notify
 from events.regions import EXPECTED_PROVINCES, NATION, PROVINCES, parent_of
 from events.store import Connection, translating
+
+_VERSION_SQL = "SELECT coalesce((extract(epoch FROM max(imported_at)) * 1000000)::bigint, 0) FROM region_lists"
 
 
 @translating
@@ -16,7 +19,31 @@ async def import_region_list(conn: Connection, year: int, codes: list[tuple[str,
             year, len(codes), source)
         await conn.copy_records_to_table("region_codes", records=[(year, c, n) for c, n in codes],
                                          columns=["year", "code", "name"])
+        # Cached dashboards name and count regions from the lists: tell every service (at commit).
+        await notify(conn, REGIONS_CHANNEL, str(await conn.fetchval(_VERSION_SQL)))
     return len(codes)
+
+
+@translating
+async def lists_version(conn: Connection) -> int:
+    """The version of the imported lists: moves with every import (the services' cache keys carry it)."""
+    return int(await conn.fetchval(_VERSION_SQL))
+
+
+@translating
+async def list_codes(conn: Connection, year: int) -> list[str]:
+    """Every code of the list imported for ``year``."""
+    return [r["code"] for r in await conn.fetch("SELECT code FROM region_codes WHERE year = $1", year)]
+
+
+@translating
+async def listed_anywhere(conn: Connection, code: str) -> tuple[list[int], bool]:
+    """The years of every imported list, and whether any of them holds ``code``."""
+    row = await conn.fetchrow(
+        "SELECT coalesce((SELECT array_agg(year ORDER BY year) FROM region_lists), '{}') AS years, "
+        "EXISTS (SELECT FROM region_codes WHERE code = $1) AS known", code)
+    assert row is not None
+    return list(row["years"]), bool(row["known"])
 
 
 @translating

@@ -1,11 +1,12 @@
 """Turning exact totals into the values the API shows. Pure."""
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Final
 
 from events.catalogue import METRICS
 
-RATIO_PLACES: Final = Decimal("0.0001")
+RATIO_PLACES: Final = 10
+"""Ratios are exact when the quotient terminates within this many decimal places, else rounded to them."""
 
 
 def display(metric: str, value: Decimal) -> int | str:
@@ -16,8 +17,15 @@ def display(metric: str, value: Decimal) -> int | str:
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> str | None:
-    """numerator ÷ denominator, half-even to 4 decimals, trailing zeros dropped; None when undefined."""
+    """numerator ÷ denominator as a decimal string; None when the denominator is 0.
+
+    The one rule for every ratio the service shows (dashboard, summary, CSV, page): exact when the
+    quotient terminates within 10 decimal places (18301/20000 → "0.91505"), otherwise rounded half-even
+    to 10 places (2/3 → "0.6666666667"); trailing zeros dropped. The counts are always shown beside it.
+    """
     if denominator == 0:
         return None
-    rounded = (numerator / denominator).quantize(RATIO_PLACES, rounding=ROUND_HALF_EVEN)
+    with localcontext() as exact:
+        exact.prec = 80  # ample for any numerator and denominator the catalogue allows
+        rounded = (numerator / denominator).quantize(Decimal(1).scaleb(-RATIO_PLACES), rounding=ROUND_HALF_EVEN)
     return format(rounded.normalize(), "f")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from events.coordination import TABLES_LOCK, lock_transaction
-from events.store import Connection
+from events.store import Connection, head
 from projections.projector import apply_batch
 from projections.tables import CHECKPOINT, LIVE, TABLES, TableSet, checkpoint
 
@@ -80,7 +80,9 @@ async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progres
     """Rebuild from position 0 and swap the result in; reports whether it equals the live figures."""
     started = time.perf_counter()
     await create_shadow(conn)
-    events = await fill(conn, SHADOW, await checkpoint(conn, LIVE), batch_size=batch_size, progress=progress)
+    # Up to the head of the log, not the live checkpoint: live tables that are behind (after `import`, or with
+    # no projector running) are brought up to it too, rather than "rebuilt 0 events … identical".
+    events = await fill(conn, SHADOW, (await head(conn))[0], batch_size=batch_size, progress=progress)
     async with conn.transaction():
         await lock_transaction(conn, TABLES_LOCK)
         target = max(await checkpoint(conn, LIVE), await checkpoint(conn, SHADOW))

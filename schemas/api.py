@@ -171,13 +171,18 @@ class MetricFigure(BaseModel):
     phrase_zh: str = Field(description="the 概数 phrase of the exact value (SPEC §5): 上千, 近300万, 约3.5亿…")
 
 
+RATIO_RULE = ("a decimal string: exact when the quotient terminates within 10 decimal places "
+              "(18301/20000 → \"0.91505\"), otherwise rounded half-even to 10 decimal places "
+              "(2/3 → \"0.6666666667\"); trailing zeros dropped; null when the denominator is 0")
+
+
 class PassRate(BaseModel):
     """Σbatches_passed ÷ Σbatches_sampled (never an average of rates); null when nothing was sampled."""
 
-    overall: str | None
+    overall: str | None = Field(description="passed ÷ sampled, " + RATIO_RULE)
     passed: int
     sampled: int
-    by_category: dict[str, str | None]
+    by_category: dict[str, str | None] = Field(description="per product category, the same rule")
 
 
 class ChildFigures(BaseModel):
@@ -186,6 +191,17 @@ class ChildFigures(BaseModel):
     code: str
     name: str | None
     level: Literal["nation", "province", "prefecture", "county"]
+    metrics: dict[str, int | str]
+
+
+class OwnLevel(BaseModel):
+    """本级: what was reported at the region itself (with ``level``: above the rows' level), so that the
+    rows of ``children`` plus this one add up to the region's totals."""
+
+    code: str
+    name: str | None
+    label_zh: str = "本级"
+    label_en: str = "own level"
     metrics: dict[str, int | str]
 
 
@@ -201,6 +217,8 @@ class Dashboard(BaseModel):
     metrics: dict[str, MetricFigure]
     pass_rate: PassRate
     children: list[ChildFigures]
+    own_level: OwnLevel = Field(description="本级: reported at the region itself, not in any row of children; "
+                                            "children plus own_level add up to metrics")
 
 
 class SeriesPoint(BaseModel):
@@ -226,7 +244,7 @@ class ReportingSet(BaseModel):
 
     reported: list[RegionRef]
     not_reported: list[RegionRef]
-    rate: str | None
+    rate: str | None = Field(description="reported ÷ expected, " + RATIO_RULE)
 
 
 Day = date  # Completeness has a field named ``date``, which hides the type inside its class body
@@ -318,20 +336,24 @@ class Coverage(BaseModel):
     provinces_missing: list[str]
 
 
+PERCENT_RULE = ("the ratio as a percentage, half-even to one decimal (more decimals only where one would state "
+                "something false: 99.995%, never 100%)")
+
+
 class CategoryPassRateOut(BaseModel):
     """The pass rate within one product category; the labels are the standard category's, else the text sent."""
 
     label_zh: str
     label_en: str
-    ratio: str | None
-    percent: str | None
+    ratio: str | None = Field(description="passed ÷ sampled, " + RATIO_RULE)
+    percent: str | None = Field(description=PERCENT_RULE)
     passed: int
     sampled: int
 
 
 class SummaryPassRateOut(BaseModel):
-    ratio: str | None
-    percent: str | None = Field(description="half-even to one decimal, more only where one would be false")
+    ratio: str | None = Field(description="passed ÷ sampled, " + RATIO_RULE)
+    percent: str | None = Field(description=PERCENT_RULE)
     passed: int
     sampled: int
     by_category: dict[str, CategoryPassRateOut] = Field(default_factory=dict)

@@ -9,13 +9,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL
+from events.coordination import EVENTS_CHANNEL, KEYS_CHANNEL, PROJECTION_CHANNEL, REGIONS_CHANNEL
+from events.region_store import lists_version
 from events.store import head, translated_errors
 from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
 from projections.tables import checkpoint_status
 from services.appkeys import (
     DASHBOARD_CACHE,
+    DIRECTORY,
     INTEGRATION,
     INTEGRATOR,
     KEYRING,
@@ -25,11 +27,13 @@ from services.appkeys import (
     PROJECTOR,
     SETTINGS,
     STATE,
+    STREAMS,
     TELEMETRY,
     WRITER,
 )
 from services.cache import ResponseCache
 from services.database import create_pool
+from services.directory import Directory
 from services.integrator import IntegratorState, IntegratorWorker
 from services.keyring import KeyRing
 from services.listener import Listener
@@ -41,6 +45,7 @@ from services.routes import setup_routes
 from services.settings import Settings
 from services.signingkey import load_signer
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 log = structlog.get_logger("qmstats.app")
@@ -69,12 +74,43 @@ async def poll_projection(app: web.Application) -> None:
             async with translated_errors(), pool.acquire() as conn:
                 status = await checkpoint_status(conn)
                 log_head, _ = await head(conn)  # after the checkpoint, so never behind it
+                lists = await lists_version(conn)
+            app[DIRECTORY].lists_changed(lists)
             state.tables = status.tables
             state.saw_head(log_head)
             state.advance(status.position, status.updated_at)
         except Exception as exc:  # the poll is a fallback: report and keep polling
             log.warning("projection poll failed", error=str(exc))
         await asyncio.sleep(every)
+
+
+def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
+    """On NOTIFY qmstats_keys (payload: the key id): reload the keys, and end the open streams of a revoked key."""
+    revocations: set[asyncio.Task[None]] = set()
+
+    async def end_if_revoked(key_id: str) -> None:
+        if not await ring.is_active(key_id):
+            streams.close_key(key_id)
+
+    def changed(key_id: str) -> None:
+        ring.invalidate()
+        if streams.holds(key_id):  # a revoked viewer must not keep watching a quiet campaign
+            task = asyncio.create_task(end_if_revoked(key_id))
+            revocations.add(task)
+            task.add_done_callback(revocations.discard)
+    return changed
+
+
+def integrator_context(settings: Settings, database_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The log's integrator (Merkle tree and checkpoints) as a cleanup context, where the projector runs."""
+    async def integrator(app: web.Application) -> AsyncIterator[None]:
+        worker = IntegratorWorker(app[POOL], database_url, load_signer(settings), state=app[INTEGRATION],
+                                  interval_seconds=settings.log_checkpoint_interval_seconds)
+        app[INTEGRATOR] = worker
+        task = asyncio.create_task(worker.run(), name="integrator")
+        yield
+        await _cancel(task)
+    return integrator
 
 
 def create_app(settings: Settings, database_url: str) -> web.Application:
@@ -86,8 +122,17 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[STREAMS] = OpenStreams()
     app[INTEGRATION] = IntegratorState()
     setup_routes(app)
+
+    async def end_streams(app: web.Application) -> None:
+        # Runs before aiohttp waits for in-flight handlers: an open page must not hold up shutdown.
+        ended = app[STREAMS].close_all()
+        if ended:
+            log.info("shutting down: ended open event streams", streams=ended)
+
+    app.on_shutdown.append(end_streams)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
@@ -95,6 +140,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                                  command_timeout=settings.statement_timeout_seconds)
         app[POOL] = pool
         app[KEYRING] = KeyRing(pool)
+        app[DIRECTORY] = Directory(pool)
         yield
         await pool.close()
 
@@ -126,17 +172,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         yield
         await _cancel(task)
 
-    async def integrator(app: web.Application) -> AsyncIterator[None]:
-        worker = IntegratorWorker(app[POOL], database_url, load_signer(settings), state=app[INTEGRATION],
-                                  interval_seconds=settings.log_checkpoint_interval_seconds)
-        app[INTEGRATOR] = worker
-        task = asyncio.create_task(worker.run(), name="integrator")
-        yield
-        await _cancel(task)
-
     async def listener(app: web.Application) -> AsyncIterator[None]:
         ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        worker, tree = app.get(PROJECTOR), app.get(INTEGRATOR)
+        followers = [w for w in (app.get(PROJECTOR), app.get(INTEGRATOR)) if w is not None]
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -144,13 +182,12 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
         def appended(payload: str) -> None:
             projection.saw_head(int(payload))
-            if worker is not None:
-                worker.wake()
-            if tree is not None:
-                tree.wake()
+            for follower in followers:
+                follower.wake()
 
-        channels = {KEYS_CHANNEL: lambda _payload: ring.invalidate(), EVENTS_CHANNEL: appended,
-                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload))}
+        channels = {KEYS_CHANNEL: _keys_changed(ring, app[STREAMS]), EVENTS_CHANNEL: appended,
+                    PROJECTION_CHANNEL: lambda payload: projection.advance(int(payload)),
+                    REGIONS_CHANNEL: lambda payload: app[DIRECTORY].lists_changed(int(payload))}
         task = asyncio.create_task(Listener(database_url, channels, on_connect=connected).run(), name="listener")
         yield
         await _cancel(task)
@@ -159,7 +196,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     if settings.run_projector:
         contexts.append(projector)
         if settings.run_integrator:
-            contexts.append(integrator)
+            contexts.append(integrator_context(settings, database_url))
     contexts.append(listener)
     app.cleanup_ctx.extend(contexts)
     return app

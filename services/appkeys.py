@@ -6,6 +6,7 @@ from aiohttp import web
 from events.key_store import ApiKey
 from events.writer import GroupCommitWriter
 from services.cache import ResponseCache
+from services.directory import Directory
 from services.errors import Unauthenticated
 from services.integrator import IntegratorState, IntegratorWorker
 from services.keyring import KeyRing
@@ -14,6 +15,7 @@ from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.settings import Settings
 from services.state import ServiceState
+from services.streams import OpenStreams
 from services.telemetry import Telemetry
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,6 +28,8 @@ STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+DIRECTORY = web.AppKey("directory", Directory)
+STREAMS = web.AppKey("streams", OpenStreams)
 INTEGRATOR = web.AppKey("integrator", IntegratorWorker)
 INTEGRATION = web.AppKey("integration", IntegratorState)
 

@@ -2,26 +2,39 @@
 
 import asyncio
 import logging
+import shutil
+import socket
 import sys
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from events.errors import DomainError, StoreUnavailable
 from events.key_store import list_keys, revoke_key
 from events.store import Connection
 from services import migrate as migrations
 from services.database import DatabaseUrls, resolve_database
-from services.embedded import ensure_service_role
+from services.embedded import NoCluster, ensure_service_role
 from services.keyring import KeyRequestError, create_key
+from services.lifecycle import (
+    CLI_ACTOR,
+    Change,
+    ConnectionLog,
+    LifecycleResult,
+    change_campaign,
+    open_campaign,
+    read_body,
+)
 from services.logs import configure_logging
 from services.settings import Settings
 from services.simulate.command import simulate
@@ -66,24 +79,44 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+# Exit codes (README, "Command line"): every error is one line on stderr and one of these.
+EXIT_REFUSED: Final = 1
+"""The input or the request was refused (invalid, conflicting, not found); nothing was changed."""
+EXIT_UNAVAILABLE: Final = 2
+"""The command could not run: bad arguments, no database (or none in the data directory), a busy port."""
+EXIT_DIFFERENT: Final = 3
+"""`rebuild`: the rebuilt figures differ from the live ones."""
+EXIT_BROKEN: Final = 4
+"""`verify`, `replay`: the hash chain is broken."""
+
+
+class Refused(Exception):
+    """A command refuses what it was asked to do, in one sentence."""
+
+
+def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
+    """Say what is wrong on one line of stderr and exit with ``code``."""
+    err.print(Text.assemble(("error: ", "red"), message.replace("\n", " ")), soft_wrap=True)
+    raise typer.Exit(code)
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except StoreUnavailable as exc:
-        err.print(f"[red]database error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except (DomainError, KeyRequestError, migrations.MigrationError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(f"the database is unavailable: {exc}", EXIT_UNAVAILABLE)
+    except (DomainError, KeyRequestError, migrations.MigrationError, Refused) as exc:
+        fail(str(exc))
+    except NoCluster as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
     except (OSError, asyncpg.PostgresError) as exc:
-        err.print(f"[red]database error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(f"database error: {exc}", EXIT_UNAVAILABLE)
 
 
 @asynccontextmanager
 async def owner_connection(settings: Settings) -> AsyncIterator[Connection]:
-    """A connection as the schema owner, on the same database ``serve`` uses, migrated."""
-    urls = await resolve_database(settings)
+    """A connection as the schema owner, on the same database ``serve`` uses (which must exist), migrated."""
+    urls = await resolve_database(settings, create=False)
     conn = await asyncpg.connect(urls.admin)
     try:
         await migrations.migrate(conn)
@@ -92,9 +125,10 @@ async def owner_connection(settings: Settings) -> AsyncIterator[Connection]:
         await conn.close()
 
 
-async def prepare_database(settings: Settings, *, verbose: bool = True) -> DatabaseUrls:
-    """Find or start the database and apply pending migrations; ``verbose=False`` reports it in one line."""
-    urls = await resolve_database(settings)
+async def prepare_database(settings: Settings, *, create: bool = True, verbose: bool = True) -> DatabaseUrls:
+    """Find or start the database (creating an embedded one only when ``create``) and apply pending migrations;
+    ``verbose=False`` reports it in one line."""
+    urls = await resolve_database(settings, create=create)
     conn = await asyncpg.connect(urls.admin)
     try:
         done = await migrations.migrate(conn)
@@ -129,12 +163,28 @@ def serve(
     settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None)
     configure_logging(settings.log_format, settings.log_level)
     quiet_database_setup(verbose)
+    # Bind before touching the database: a busy port must not leave a new cluster behind.
+    sock = _listen(settings.host, settings.port)
     urls = _run(prepare_database(settings, verbose=verbose))
     loop = _new_loop()
     err.print(f"qmstats listening on http://{settings.host}:{settings.port} "
               f"({'embedded PostgreSQL in ' + str(settings.data_dir) if urls.embedded else 'external PostgreSQL'})")
-    web.run_app(create_app(settings, urls.service), host=settings.host, port=settings.port, access_log=None,
-                print=None, loop=loop, shutdown_timeout=30)
+    web.run_app(create_app(settings, urls.service), sock=sock, access_log=None, print=None, loop=loop,
+                shutdown_timeout=30)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another qmstats running? use --port)",
+             EXIT_UNAVAILABLE)
+    sock.setblocking(False)
+    return sock
 
 
 def quiet_database_setup(verbose: bool) -> None:
@@ -157,7 +207,7 @@ def project(data_dir: DataDir = None) -> None:
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
-    urls = _run(prepare_database(settings))
+    urls = _run(prepare_database(settings, create=False))
     loop = _new_loop()
     try:
         loop.run_until_complete(run_projector(settings, urls.service))
@@ -233,17 +283,22 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an NDJSON export of a whole log")],
     data_dir: DataDir = None,
 ) -> None:
-    """Load an exported log into an empty database, verifying the hash chain; refuses a broken chain."""
+    """Load an exported log into an empty database, verifying the hash chain, then project it (dashboards current)."""
     from events.exchange import import_lines
+    from projections.rebuild import fill
+    from projections.tables import LIVE
 
-    async def run() -> tuple[int, int, str]:
+    async def run() -> tuple[int, int, str, int]:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
             with file.open("rb") as handle:
                 report = await import_lines(conn, handle)
-        return report.events, report.head_position, report.head_hash.hex()
+            err.print(f"imported {report.events} events; head {report.head_position}:{report.head_hash.hex()}")
+            # Leave the service consistent: the read tables reach the imported head before we say done.
+            projected = await fill(conn, LIVE, report.head_position, batch_size=5000)
+        return report.events, report.head_position, report.head_hash.hex(), projected
 
-    count, position, digest = _run(run())
-    err.print(f"imported {count} events; head {position}:{digest}")
+    _, position, _, projected = _run(run())
+    err.print(f"projected {projected} events: dashboards and `qmstats report` are current at position {position}")
 
 
 @app.command()
@@ -293,7 +348,7 @@ def verify(
 
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an NDJSON export")],
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="an NDJSON export; '-' or a pipe reads stdin")],
     campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
     region: Annotated[str, typer.Option(help="the region whose dashboard to print")] = "000000",
 ) -> None:
@@ -305,7 +360,15 @@ def replay(
     from projections.replay import replay as run_replay
     from services.dashboard_render import render_dashboard
 
-    result = run_replay(file)
+    with _read_once(file) as path:
+        size = path.stat().st_size
+        try:
+            result = run_replay(path)
+        except ValueError as exc:
+            fail(f"{file}: {exc}")
+    if result.chain.checked == 0:
+        fail(f"{file} is empty: nothing was checked (a pipe can be read only once)" if size == 0 else
+             f"{file} holds no exported events ({size} bytes): nothing was checked")
     chain = {"ok": result.chain.ok, "checked": result.chain.checked,
              "first_bad_position": result.chain.first_bad_position, "complete": result.complete,
              "last_position": result.last_position, "last_hash": result.chain.last_hash.hex(),
@@ -326,6 +389,24 @@ def replay(
         raise typer.Exit(4)
 
 
+@contextmanager
+def _read_once(file: Path) -> Iterator[Path]:
+    """A regular file as it is; stdin, a pipe or a device copied once to a temporary file (bounded memory)."""
+    if str(file) != "-" and file.is_file():
+        yield file
+        return
+    if str(file) != "-" and not file.exists():
+        fail(f"{file} does not exist")
+    with tempfile.NamedTemporaryFile(prefix="qmstats-replay-", suffix=".ndjson") as spool:
+        if str(file) == "-":
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+        else:
+            with file.open("rb") as source:
+                shutil.copyfileobj(source, spool)
+        spool.flush()
+        yield Path(spool.name)
+
+
 @app.command()
 def report(
     campaign: Annotated[str, typer.Option(help="campaign id, e.g. 2017")],
@@ -342,15 +423,23 @@ def report(
         err.print("[red]error:[/red] --format is json, md, html or csv; --lang is zh or en")
         raise typer.Exit(1)
 
-    async def run() -> str:
+    from events.store import head
+
+    async def run() -> tuple[str, int | None, int]:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
             loaded = await load_summary(conn, campaign)
+            log_head, _ = await head(conn)
             text = render(fmt, lang, loaded)
-            if fmt == "json":
+            if fmt == "json":  # the signed log checkpoint the figures came from, as the API answers
                 text = with_checkpoint(text.encode(), await covering(conn, loaded.position)).decode()
-            return text
+        return text, None if loaded.final else loaded.position, log_head
 
-    sys.stdout.write(_run(run()))
+    text, projected, log_head = _run(run())
+    sys.stdout.write(text)
+    if projected is not None and projected < log_head:
+        err.print(f"note: the projections are at position {projected} and the log at {log_head}: this provisional "
+                  f"summary leaves out {log_head - projected} events. Run `qmstats serve` (or `qmstats project`) "
+                  "to bring the projections up to date.", soft_wrap=True)
 
 
 @app.command()
@@ -408,6 +497,58 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id from `key
     err.print(f"revoked key {key_id}")
 
 
+LifecycleCall = Callable[[Connection], Awaitable[LifecycleResult]]
+
+
+def _opening(campaign_id: str, theme: str, starts_on: str, ends_on: str) -> LifecycleCall:
+    """Opening a campaign, its options checked as POST /v1/campaigns checks its body."""
+    from schemas.api import OpenCampaign
+
+    body = read_body(OpenCampaign, {"id": campaign_id, "theme": theme, "starts_on": starts_on, "ends_on": ends_on})
+
+    async def call(conn: Connection) -> LifecycleResult:
+        now = datetime.now(UTC)
+        return await open_campaign(ConnectionLog(conn, now), CLI_ACTOR, "cli", body, now=now)
+    return call
+
+
+def _changing(type_: Change, campaign_id: str, note: str | None, event_id: str | None) -> LifecycleCall:
+    """Closing or reopening, its options checked as POST /v1/campaigns/{c}/close and /reopen check theirs."""
+    import re
+
+    from events.fields import CAMPAIGN_ID_PATTERN
+    from schemas.api import CampaignChange
+
+    if not re.fullmatch(CAMPAIGN_ID_PATTERN, campaign_id):
+        raise Refused(f"no campaign {campaign_id!r}: campaign ids are 1–32 letters, digits, '-' or '_'")
+    body = read_body(CampaignChange, {"note": note, "event_id": event_id})
+
+    async def call(conn: Connection) -> LifecycleResult:
+        now = datetime.now(UTC)
+        return await change_campaign(ConnectionLog(conn, now), CLI_ACTOR, "cli", type_, campaign_id, body, now=now)
+    return call
+
+
+def _lifecycle(data_dir: Path | None, build: Callable[[], LifecycleCall]) -> None:
+    """Run a lifecycle call as the CLI and say what happened, as the HTTP API answers it (201 or 200)."""
+    try:
+        call = build()
+    except (DomainError, Refused) as exc:
+        fail(str(exc))
+
+    async def run() -> LifecycleResult:
+        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+            return await call(conn)
+
+    result = _run(run())
+    history = result.history
+    what = "closed" if history.status == "closed" else "reopened" if history.closed_at else "opened"
+    if result.created:
+        err.print(f"campaign {history.id} {what} at position {result.position}")
+    else:
+        err.print(f"campaign {history.id} was already {what}, at position {result.position}; nothing changed")
+
+
 @campaigns_app.command("open")
 def campaigns_open(
     campaign_id: Annotated[str, typer.Option("--id", help="campaign id, normally the year")],
@@ -416,17 +557,31 @@ def campaigns_open(
     ends_on: Annotated[str, typer.Option(help="last day, YYYY-MM-DD")],
     data_dir: DataDir = None,
 ) -> None:
-    """Open a campaign: appends campaign_opened to the log, recorded by 'cli'."""
-    from services.lifecycle import append_lifecycle
+    """Open a campaign (appends campaign_opened, recorded by 'cli'); the same opening again changes nothing."""
+    _lifecycle(data_dir, lambda: _opening(campaign_id, theme, starts_on, ends_on))
 
-    async def run() -> int:
-        async with owner_connection(_settings(data_dir=data_dir)) as conn:
-            return await append_lifecycle(conn, "campaign_opened", campaign_id, {
-                "id": campaign_id, "theme": theme, "starts_on": date.fromisoformat(starts_on).isoformat(),
-                "ends_on": date.fromisoformat(ends_on).isoformat()}, now=datetime.now(UTC))
 
-    position = _run(run())
-    err.print(f"campaign {campaign_id} opened at position {position}")
+@campaigns_app.command("close")
+def campaigns_close(
+    campaign_id: Annotated[str, typer.Option("--id", help="campaign id")],
+    note: Annotated[str | None, typer.Option(help="a note kept with the close")] = None,
+    event_id: Annotated[str | None, typer.Option("--event-id", help="idempotency key (a UUID): a retry with "
+                                                 "the same one changes nothing")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Close a campaign: its figures freeze here and later events are refused (as POST …/close)."""
+    _lifecycle(data_dir, lambda: _changing("campaign_closed", campaign_id, note, event_id))
+
+
+@campaigns_app.command("reopen")
+def campaigns_reopen(
+    campaign_id: Annotated[str, typer.Option("--id", help="campaign id")],
+    note: Annotated[str, typer.Option(help="why the campaign is reopened (required)")],
+    event_id: Annotated[str | None, typer.Option("--event-id", help="idempotency key (a UUID)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Reopen a closed campaign, saying why (as POST …/reopen)."""
+    _lifecycle(data_dir, lambda: _changing("campaign_reopened", campaign_id, note, event_id))
 
 
 @regions_app.command("import")
@@ -437,9 +592,14 @@ def regions_import(
 ) -> None:
     """Load an official region code list; events of campaigns in that year must then use its codes."""
     from events.region_store import import_region_list
-    from services.regionlists import read_region_list
+    from services.regionlists import RegionListError, read_region_list
 
-    codes = read_region_list(file.read_text("utf-8-sig"))
+    try:
+        codes = read_region_list(file.read_text("utf-8-sig"))
+    except UnicodeDecodeError:
+        fail(f"{file} is not UTF-8 text; nothing was imported")
+    except RegionListError as exc:
+        fail(f"{file}: {exc}; nothing was imported")
 
     async def run() -> int:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:

@@ -7,7 +7,7 @@ from events.catalogue import METRICS, RATIOS
 from events.regions import level_of
 from projections.number_format import display, ratio
 from projections.phrasing import phrase_approx
-from schemas.api import ChildFigures, Dashboard, MetricFigure, PassRate, RegionRef
+from schemas.api import ChildFigures, Dashboard, MetricFigure, OwnLevel, PassRate, RegionRef
 
 Totals = dict[str, Decimal]
 Categories = dict[str, dict[str, Decimal]]
@@ -41,10 +41,13 @@ def render_dashboard(*, campaign: str, region: str, position: int, updated_at: d
                      children: dict[str, Totals], expected: list[str], names: dict[str, str]) -> Dashboard:
     """The dashboard body: the region's totals, pass rates, and every child (expected or reporting)."""
     codes = sorted(set(children) | set(expected))
+    own = {m: totals.get(m, Decimal(0)) - sum((row.get(m, Decimal(0)) for row in children.values()), Decimal(0))
+           for m in METRICS}
     return Dashboard(
         campaign=campaign, region=region_ref(region, names), position=position,
         updated_at=updated_at.isoformat() if updated_at else None, lag_events=lag_events,
         lag_seconds=round(lag_seconds, 3), metrics=metric_figures(totals), pass_rate=pass_rate(totals, categories),
         children=[ChildFigures(code=c, name=names.get(c), level=level_of(c),
                                metrics={m: display(m, children.get(c, {}).get(m, Decimal(0))) for m in METRICS})
-                  for c in codes])
+                  for c in codes],
+        own_level=OwnLevel(code=region, name=names.get(region), metrics={m: display(m, v) for m, v in own.items()}))

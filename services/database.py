@@ -23,11 +23,15 @@ class DatabaseUrls:
     embedded: bool
 
 
-async def resolve_database(settings: Settings, *, stop_embedded_on_exit: bool = True) -> DatabaseUrls:
-    """Use QMSTATS_DATABASE_URL when set, else start or join the embedded server in data_dir."""
+async def resolve_database(settings: Settings, *, stop_embedded_on_exit: bool = True,
+                           create: bool = True) -> DatabaseUrls:
+    """Use QMSTATS_DATABASE_URL when set, else start or join the embedded server in data_dir.
+
+    ``create=False``: refuse a data directory that holds no cluster yet (every command but serve and migrate).
+    """
     if settings.database_url:
         return DatabaseUrls(settings.database_url, settings.migration_database_url or settings.database_url, False)
-    urls = await start_embedded(settings.data_dir, stop_on_exit=stop_embedded_on_exit)
+    urls = await start_embedded(settings.data_dir, stop_on_exit=stop_embedded_on_exit, create=create)
     return DatabaseUrls(urls.service, urls.admin, True)
 
 

@@ -45,8 +45,26 @@ def socket_url(server: Any, user: str, database: str) -> str:
     return f"postgresql://{quote(user)}@/{quote(database)}?host={info.socket_dir}&port={info.port}"
 
 
-async def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> EmbeddedUrls:
-    """Start (or join) the embedded server and make sure the qmstats database and service role exist."""
+class NoCluster(Exception):
+    """The data directory holds no embedded server, and this command must not create one."""
+
+
+def require_cluster(data_dir: Path) -> None:
+    """Refuse (NoCluster) a data directory that holds no embedded PostgreSQL cluster, naming it."""
+    if not (data_dir.expanduser() / "pgdata" / "PG_VERSION").is_file():
+        where = data_dir.expanduser().resolve()
+        raise NoCluster(f"no qmstats database in {where}: run this where `qmstats serve` runs, or pass "
+                        "--data-dir (QMSTATS_DATA_DIR) naming its data directory, or set QMSTATS_DATABASE_URL")
+
+
+async def start_embedded(data_dir: Path, *, stop_on_exit: bool = True, create: bool = True) -> EmbeddedUrls:
+    """Start (or join) the embedded server and make sure the qmstats database and service role exist.
+
+    With ``create=False`` a data directory without a cluster is refused (NoCluster) instead of
+    silently becoming a second, empty database.
+    """
+    if not create:
+        require_cluster(data_dir)
     server = await asyncio.to_thread(_server, data_dir, stop_on_exit)
     conn = await asyncpg.connect(socket_url(server, "postgres", "postgres"))
     try:

@@ -32,6 +32,15 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class WrongRole(DomainError):
+    """A valid key whose role may not call this route (403); says which role it is and which would do."""
+
+    def __init__(self, role: str, allowed: list[str], what: str) -> None:
+        super().__init__(f"this is a {role} key, which may not call {what}; it is for {', '.join(allowed)} keys")
+        self.role = role
+        self.allowed = allowed
+
+
 class UnsupportedMediaType(DomainError):
     """The body is not declared as JSON."""
 
@@ -85,6 +94,7 @@ _DOMAIN: dict[type[DomainError], p.ProblemType] = {
     RateLimited: p.RATE_LIMITED,
     UnsupportedMediaType: p.UNSUPPORTED_MEDIA,
     NotAcceptable: p.NOT_ACCEPTABLE,
+    WrongRole: p.FORBIDDEN,
     InvalidParameter: p.INVALID_PARAMETER,
     BodyTimeout: p.REQUEST_TIMEOUT,
     NotInTree: p.NOT_IN_TREE,
@@ -109,6 +119,8 @@ def map_exception(exc: BaseException) -> Mapped:
                                for e in exc.errors]
         elif isinstance(exc, EventIdConflict):
             extra.update(event_id=exc.event_id, index=exc.index)
+        elif isinstance(exc, WrongRole):
+            extra.update(key_role=exc.role, allowed_roles=exc.allowed)
         elif isinstance(exc, RateLimited):
             headers["Retry-After"] = exc.retry_after
         elif isinstance(exc, NoCheckpoint):

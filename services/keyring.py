@@ -16,7 +16,8 @@ import asyncpg
 
 from events.decide import Role
 from events.key_store import ApiKey, insert_key, list_keys
-from events.regions import is_structurally_valid
+from events.region_store import listed_anywhere
+from events.regions import NATION, PROVINCES, is_structurally_valid
 from events.store import Connection, translated_errors
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -46,6 +47,12 @@ async def create_key(conn: Connection, *, name: str, role: str,
     if role == "reporter":
         if region is None or not is_structurally_valid(region):
             raise KeyRequestError("a reporter key needs --region, a GB/T 2260 code (e.g. 330000)")
+        if region != NATION and region not in PROVINCES:
+            # With official lists imported, a scope must be a region one of them names.
+            years, known = await listed_anywhere(conn, region)
+            if years and not known:
+                raise KeyRequestError(f"region {region} is in none of the imported region lists "
+                                      f"({years[0]}–{years[-1]}); check the code")
     elif region is not None:
         raise KeyRequestError("only reporter keys are scoped to a region")
     key_id = secrets.token_hex(6)
@@ -105,3 +112,9 @@ class KeyRing:
         if key is None or key.revoked_at is not None:
             return None
         return key if hmac.compare_digest(key.token_hash, hash_token(token)) else None
+
+    async def is_active(self, key_id: str) -> bool:
+        """Whether the key exists and is not revoked, as of every change notified so far."""
+        await self.ensure_loaded()
+        key = self._keys.get(key_id)
+        return key is not None and key.revoked_at is None

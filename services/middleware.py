@@ -10,7 +10,7 @@ from aiohttp import web
 
 from events.decide import Role
 from services.appkeys import KEYRING, LIMITER, REQUEST_ID, REQUEST_KEY, SETTINGS, TELEMETRY
-from services.errors import RateLimited, Unauthenticated, map_exception
+from services.errors import RateLimited, Unauthenticated, WrongRole, map_exception
 from services.responses import problem_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,6 +26,24 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+CLIENT_CLOSED = 499  # nginx's "client closed request": neither a success nor a server error
+
+
+class ClientGone(web.StreamResponse):
+    """What a request whose client disconnected mid-answer is recorded as; nothing more is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(status=CLIENT_CLOSED)
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        """Nothing to send: the client is gone (aiohttp calls this after the handler)."""
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """Nothing to send."""
+        return None
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, map any error to problem+json, log one line, count it."""
@@ -35,6 +53,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     try:
         response = await handler(request)
+    except ConnectionResetError:
+        # A browser tab closed, a client that read what it wanted: normal for a streamed answer.
+        # Counted apart (status 499 and qmstats_http_client_disconnects), logged quietly, no traceback.
+        request.app[TELEMETRY].client_disconnects.labels(_route_name(request)).inc()
+        response = ClientGone()
     except Exception as exc:
         mapped = map_exception(exc)
         if mapped.kind.status == 500:
@@ -96,7 +119,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         raise Unauthenticated("the key is unknown or has been revoked")
     request[REQUEST_KEY] = key
     if key.role not in roles:
-        raise web.HTTPForbidden(text=f"a {key.role} key may not call {request.method} {_route_name(request)}")
+        raise WrongRole(key.role, sorted(roles), f"{request.method} {_route_name(request)}")
     wait = request.app[LIMITER].check(key.id)
     if wait > 0:
         raise RateLimited(request.app[LIMITER].retry_after(wait))

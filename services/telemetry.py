@@ -33,6 +33,9 @@ class Telemetry:
                                      ["method", "route", "status"], registry=r)
         self.http_seconds = Histogram("qmstats_http_request_seconds", "HTTP request duration by route",
                                       ["route"], registry=r)
+        self.client_disconnects = Counter(
+            "qmstats_http_client_disconnects", "Responses the client stopped reading (closed tab, dropped stream); "
+            "counted as status 499 in qmstats_http_requests, never as a 5xx", ["route"], registry=r)
 
     @classmethod
     def for_service(cls, projection: ProjectionState) -> "Telemetry":

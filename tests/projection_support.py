@@ -16,7 +16,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -107,10 +108,12 @@ def cst_day(occurred_at: str) -> date:
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> str:
-    """numerator ÷ denominator rounded half-even to 4 decimals, trailing zeros dropped."""
-    rounded = (numerator / denominator).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
-    text = f"{rounded:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """numerator ÷ denominator as docs/decisions.md says: exact within 10 decimals, else half-even to 10."""
+    exact = Fraction(numerator) / Fraction(denominator)
+    scaled = exact * 10**10
+    rounded = round(scaled)  # round() of a Fraction is half-even
+    text = f"{rounded // 10**10}.{rounded % 10**10:010d}".rstrip("0")
+    return text.rstrip(".")
 
 
 def shown(metric: str, value: Decimal) -> int | str:

@@ -16,7 +16,7 @@ from projections.number_format import display
 from projections.provenance import contributions
 from projections.tables import checkpoint, figure_now
 from schemas.api import ChainCheck, ContributionItem, EventHistory, Head, Provenance, StoredEvent
-from services.appkeys import POOL
+from services.appkeys import DIRECTORY, POOL
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_param, campaign_path, int_param, region_param
 from services.middleware import allow
@@ -76,6 +76,7 @@ async def provenance(request: web.Request) -> web.Response:
     region = region_param(request) or NATION
     after = int_param(request, "after", 0, low=0, high=2**62)
     limit = int_param(request, "limit", 1000, low=1, high=10000)
+    await request.app[DIRECTORY].check_region(campaign, region)  # 404: no such campaign, or region not in its list
     async with translated_errors(), request.app[POOL].acquire() as conn, \
             conn.transaction(isolation="repeatable_read", readonly=True):
         if campaign not in await read_campaigns(conn, [campaign]):

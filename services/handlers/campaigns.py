@@ -1,19 +1,19 @@
 """Campaign lifecycle: open, close, reopen (each an event in the log) and read campaigns."""
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from events.campaigns import CampaignHistory, lifecycle_draft
+from events.campaigns import CampaignHistory
 from events.decide import Accepted, AppendRequest
-from events.errors import CampaignConflict, ItemError, NotFound, ValidationFailed
+from events.errors import NotFound
 from events.intake import parse_json
+from events.records import RecordedEvent
 from events.store import find_event, read_campaigns, translated_errors
-from events.validation_messages import explain
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
+from services import lifecycle
 from services.appkeys import POOL, WRITER, api_key, request_id
 from services.handlers.events import read_body, require_json
 from services.handlers.params import campaign_path
@@ -23,84 +23,58 @@ from services.responses import json_response
 M = TypeVar("M", bound=BaseModel)
 
 
+class PooledLog:
+    """The API's CampaignLog: reads from the pool, appends through the group-commit writer."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._pool = request.app[POOL]
+        self._writer = request.app[WRITER]
+
+    async def history(self, campaign_id: str) -> CampaignHistory | None:
+        """The campaign's history, or None."""
+        async with translated_errors(), self._pool.acquire() as conn:
+            return (await read_campaigns(conn, [campaign_id])).get(campaign_id)
+
+    async def find(self, event_id: str) -> RecordedEvent | None:
+        """An event by id."""
+        async with translated_errors(), self._pool.acquire() as conn:
+            return await find_event(conn, event_id)
+
+    async def append(self, request: AppendRequest) -> Accepted:
+        """Queue for the writer; decided under the append lock."""
+        return await self._writer.append(request)
+
+
 async def _body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
     raw = await read_body(request)
     if optional and not raw.strip():
         return model()
     require_json(request)
-    try:
-        return model.model_validate(parse_json(raw))
-    except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e)) for e in exc.errors()]) from None
+    return lifecycle.read_body(model, parse_json(raw))
 
 
-def _view(history: CampaignHistory, result: EventResult) -> CampaignView:
-    return CampaignView(id=history.id, theme=history.theme, starts_on=history.starts_on, ends_on=history.ends_on,
-                        status=history.status, event=result)
-
-
-async def _history(request: web.Request, campaign_id: str) -> CampaignHistory | None:
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        return (await read_campaigns(conn, [campaign_id])).get(campaign_id)
-
-
-async def _append_lifecycle(request: web.Request, type_: str, campaign_id: str, data: dict[str, Any],
-                            event_id: str | None = None) -> EventResult:
-    try:
-        drafts = [lifecycle_draft(type_, campaign_id, data, event_id=event_id or str(uuid.uuid4()),
-                                  now=datetime.now(UTC))]
-    except ValidationFailed as exc:
-        # The client sent a body, not a batch item: no index, no server-made event_id, fields as in the body.
-        raise ValidationFailed([ItemError(None, None, e.loc[1:] if e.loc[:1] == ("data",) else e.loc, e.msg)
-                                for e in exc.errors]) from None
-    accepted: Accepted = await request.app[WRITER].append(AppendRequest(drafts, api_key(request).actor,
-                                                                        request_id(request)))
-    item = accepted.results[0]
-    return EventResult(event_id=item.event_id, status=item.status, position=item.position)
+def _answer(result: lifecycle.LifecycleResult) -> web.Response:
+    history = result.history
+    view = CampaignView(id=history.id, theme=history.theme, starts_on=history.starts_on, ends_on=history.ends_on,
+                        status=history.status, event=EventResult(
+                            event_id=result.event_id, status="created" if result.created else "duplicate",
+                            position=result.position))
+    return json_response(view, status=201 if result.created else 200)
 
 
 @allow()
 async def open_campaign(request: web.Request) -> web.Response:
     """Open a campaign. Opening the same campaign again with the same content answers 200."""
     body = await _body(request, OpenCampaign)
-    existing = await _history(request, body.id)
-    if existing is not None:
-        same = (existing.theme, existing.starts_on, existing.ends_on) == (body.theme.strip(), body.starts_on,
-                                                                         body.ends_on)
-        if not same:
-            raise CampaignConflict(f"campaign {body.id} has already been opened with a different theme or window")
-        return json_response(_view(existing, EventResult(event_id=existing.opened_event_id, status="duplicate",
-                                                         position=existing.opened_position)))
-    result = await _append_lifecycle(request, "campaign_opened", body.id, body.model_dump(mode="json"))
-    history = await _history(request, body.id)
-    assert history is not None
-    return json_response(_view(history, result), status=201)
+    return _answer(await lifecycle.open_campaign(PooledLog(request), api_key(request).actor, request_id(request),
+                                                 body, now=datetime.now(UTC)))
 
 
-async def _change(request: web.Request, type_: str) -> web.Response:
+async def _change(request: web.Request, type_: lifecycle.Change) -> web.Response:
     campaign_id = campaign_path(request)
     body = await _body(request, CampaignChange, optional=True)
-    if body.event_id is not None:
-        async with translated_errors(), request.app[POOL].acquire() as conn:
-            earlier = await find_event(conn, body.event_id)
-        if earlier is not None and earlier.type == type_ and earlier.campaign == campaign_id:
-            history = await _history(request, campaign_id)
-            assert history is not None
-            return json_response(_view(history, EventResult(event_id=earlier.event_id, status="duplicate",
-                                                            position=earlier.position)))
-    if await _history(request, campaign_id) is None:
-        raise NotFound(f"no campaign {campaign_id}")
-    data: dict[str, Any] = {"id": campaign_id}
-    if type_ == "campaign_reopened":
-        if not body.note:
-            raise ValidationFailed([ItemError(None, None, ("note",), "say why the campaign is reopened")])
-        data["reason"] = body.note
-    elif body.note:
-        data["note"] = body.note
-    result = await _append_lifecycle(request, type_, campaign_id, data, body.event_id)
-    history = await _history(request, campaign_id)
-    assert history is not None
-    return json_response(_view(history, result), status=201)
+    return _answer(await lifecycle.change_campaign(PooledLog(request), api_key(request).actor, request_id(request),
+                                                   type_, campaign_id, body, now=datetime.now(UTC)))
 
 
 @allow()
@@ -113,6 +87,10 @@ async def close_campaign(request: web.Request) -> web.Response:
 async def reopen_campaign(request: web.Request) -> web.Response:
     """Reopen a closed campaign (with a reason in ``note``)."""
     return await _change(request, "campaign_reopened")
+
+
+async def _history(request: web.Request, campaign_id: str) -> CampaignHistory | None:
+    return await PooledLog(request).history(campaign_id)
 
 
 def _summary(history: CampaignHistory) -> dict[str, Any]:

@@ -25,12 +25,13 @@ from schemas.api import (
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION, api_key
+from services.appkeys import DASHBOARD_CACHE, DIRECTORY, KEYRING, POOL, PROJECTION, REQUEST_KEY, STREAMS, api_key
 from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
+from services.projection_state import ProjectionState
 
 ORDER = ("nation", "province", "prefecture", "county")
 LEVELS = ORDER[1:]
@@ -52,8 +53,21 @@ def _cached_response(body: bytes, etag: str) -> web.Response:
     return response
 
 
+async def _known(request: web.Request, campaign: str, region: str) -> str:
+    """404 before any precondition or cache: the campaign must exist and the region be in its year's list.
+
+    Returns the region lists' version, which every cached body and ETag of these routes depends on.
+    """
+    directory = request.app[DIRECTORY]
+    await directory.check_region(campaign, region)
+    return str(directory.version)
+
+
 async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str, web.Response | None]:
-    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build."""
+    """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build.
+
+    Call only after ``_known``: a precondition applies to a resource that exists (RFC 9110 §13.2.1).
+    """
     position = request.app[PROJECTION].position
     etag = _etag(kind, position, *parts)
     if _not_modified(request, etag):
@@ -86,11 +100,12 @@ async def dashboard(request: web.Request) -> web.Response:
     level = request.query.get("level") or ""
     if level and (level not in ORDER or ORDER.index(level) <= ORDER.index(level_of(region))):
         raise InvalidParameter(f"level must be one of {', '.join(LEVELS)} and below the region's own level")
+    lists = await _known(request, campaign, region)
     if request.query.get("at_position"):  # empty, like absent, means the live figures
-        return await _dashboard_at(request, campaign, region, level)
+        return await _dashboard_at(request, campaign, region, level, lists)
     state = request.app[PROJECTION]
     # The body shows the lag, so a cached body is only good while the log head is where it was too.
-    head, tables_id = state.head, str(state.tables)
+    head, tables_id = state.head, str(state.tables) + "." + lists
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
@@ -117,14 +132,17 @@ async def dashboard(request: web.Request) -> web.Response:
                   _etag("dashboard", position, campaign, region, level, str(head), tables_id))
 
 
-async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str) -> web.Response:
-    """The dashboard as it stood when the projection was at ``at_position`` (auditors). Immutable, so cached."""
+async def _dashboard_at(request: web.Request, campaign: str, region: str, level: str, lists: str) -> web.Response:
+    """The dashboard as it stood when the projection was at ``at_position`` (auditors). Cached per region lists."""
     if api_key(request).role not in ("auditor", "admin"):
         raise OutOfScope("only auditor and admin keys may ask for figures at a past position")
     position = int_param(request, "at_position", 0, low=0, high=2**62)
-    key = ("at", position, campaign, region, level)
-    etag = _etag("at", position, campaign, region, level)
-    if _not_modified(request, etag):
+    # Computed partly from the live tables (backward from them when that is shorter): their identity is in the key.
+    tables_id = f"{request.app[PROJECTION].tables}.{lists}"
+    key = ("at", position, campaign, region, level, tables_id)
+    etag = _etag("at", position, campaign, region, level, tables_id)
+    # Beyond the log head this process has seen, the answer may be 422: no precondition before finding out.
+    if position <= request.app[PROJECTION].head and _not_modified(request, etag):
         return web.Response(status=304, headers={"ETag": f'"{etag}"'})
     cached = request.app[DASHBOARD_CACHE].get(key)
     if cached is None:
@@ -167,7 +185,7 @@ async def series(request: web.Request) -> web.Response:
     if metric not in METRICS:
         raise InvalidParameter(f"metric must be one of the catalogue's metrics (GET /v1/catalogue), not {metric!r}")
     region = region_param(request) or NATION
-    tables_id = str(request.app[PROJECTION].tables)
+    tables_id = str(request.app[PROJECTION].tables) + "." + await _known(request, campaign, region)
     _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
@@ -203,7 +221,7 @@ async def completeness(request: web.Request) -> web.Response:
         day = date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
         raise InvalidParameter("date must be YYYY-MM-DD") from None
-    tables_id = str(request.app[PROJECTION].tables)
+    tables_id = str(request.app[PROJECTION].tables) + "." + await _known(request, campaign, region)
     _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready
@@ -227,23 +245,40 @@ async def completeness(request: web.Request) -> web.Response:
 
 @allow("viewer", "auditor")
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: one message each time the projection advances, ``id`` = its position."""
-    state = request.app[PROJECTION]
-    async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
-        last = sse.last_event_id
-        seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
-        while sse.is_connected():
-            if state.position > seen:
-                seen = state.position
-                payload = {"position": seen, "head": state.head, "lag_events": state.lag_events,
-                           "at": datetime.now(CHINA_STANDARD_TIME).isoformat()}
-                await sse.send(json_dumps(payload), id=str(seen), event="projection")
-            try:
-                async with asyncio.timeout(15):
-                    await state.wait_beyond(seen)
-            except TimeoutError:
-                continue
+    """Server-Sent Events: one message each time the projection advances, ``id`` = its position.
+
+    The stream ends when the service shuts down and when its key is revoked (the page then reconnects,
+    to another instance or to a 401 that asks for a new key).
+    """
+    state, ring = request.app[PROJECTION], request.app[KEYRING]
+    key = request.get(REQUEST_KEY)
+    key_id = key.id if key is not None else None
+    with request.app[STREAMS].opened(key_id) as closing:
+        async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
+            last = sse.last_event_id
+            seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
+            while sse.is_connected() and not closing.is_set():
+                if state.position > seen:
+                    seen = state.position
+                    payload = {"position": seen, "head": state.head, "lag_events": state.lag_events,
+                               "at": datetime.now(CHINA_STANDARD_TIME).isoformat()}
+                    await sse.send(json_dumps(payload), id=str(seen), event="projection")
+                quiet = not await _advanced_or_closed(state, seen, closing, seconds=15)
+                # Quiet for a while: a revocation whose NOTIFY was lost still ends the stream here.
+                if quiet and key_id is not None and not await ring.is_active(key_id):
+                    break
     return sse
+
+
+async def _advanced_or_closed(state: ProjectionState, seen: int, closing: asyncio.Event, *, seconds: float) -> bool:
+    """Wait until the projection moves past ``seen`` or the stream must close; False after ``seconds`` of neither."""
+    waits = [asyncio.ensure_future(state.wait_beyond(seen)), asyncio.ensure_future(closing.wait())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return bool(done)
 
 
 def json_dumps(value: dict[str, Any]) -> str:

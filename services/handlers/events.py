@@ -15,6 +15,7 @@ from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
 from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
 from services.handlers.params import campaign_param, int_param, region_param
 from services.middleware import allow
+from services.negotiation import negotiate
 from services.responses import json_response
 
 NDJSON = "application/x-ndjson"
@@ -72,7 +73,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     """A page of the log in position order, or (Accept: application/x-ndjson) everything after ``after``."""
     flt, region = log_filter(request)
     limit = int_param(request, "limit", 1000, low=1, high=10000)
-    if NDJSON in request.headers.get("Accept", ""):
+    if negotiate(request, ("application/json", NDJSON)) == NDJSON:
         return await _stream_ndjson(request, flt, region)
     async with translated_errors(), request.app[POOL].acquire() as conn:
         records = await read_page(conn, flt, limit)

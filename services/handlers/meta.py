@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.catalogue import CATALOGUE, MEDIA_CHANNELS, PRODUCT_CATEGORIES, StandardLabel
 from events.coordination import ping
+from events.errors import NotFound
 from events.region_store import latest_list_year, province_codes
 from events.regions import NATION, PROVINCES, level_of, parent_of
 from events.store import translated_errors
@@ -119,6 +120,8 @@ async def regions(request: web.Request) -> web.Response:
     async with translated_errors(), request.app[POOL].acquire() as conn:
         year = asked if asked is not None else await latest_list_year(conn)
         names = await province_codes(conn, year, parent) if year is not None and parent != NATION else {}
+    if names and level_of(parent) != "province" and parent not in names:
+        raise NotFound(f"region {parent} is not in the {year} region list")
     children = sorted(PROVINCES) if parent == NATION else sorted(c for c in names if parent_of(c) == parent)
     return json_response(RegionList(parent=_info(parent, names), year=year,
                                     regions=[_info(code, names) for code in children]))

@@ -7,7 +7,6 @@ with it agrees with an implementation that shares no code with the projector. Pu
 
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
 from events.catalogue import CATALOGUE, METRICS
@@ -15,7 +14,6 @@ from events.regions import EXPECTED_PROVINCES, PROVINCES
 from services.simulate.plan import Submission
 
 Figure = int | str
-_RATIO_PLACES: Final = Decimal("0.0001")
 # type → [(metric, payload field, is money)], and the field holding the category, if any.
 _FIELDS: Final = {t.name: [(m.name, m.field, m.kind == "money") for m in t.metrics]
                   for t in CATALOGUE.values() if t.kind == "fact"}
@@ -29,11 +27,15 @@ def cents(text: str) -> int:
 
 
 def ratio(numerator: int, denominator: int) -> str | None:
-    """numerator ÷ denominator, half-even to four places, trailing zeros dropped (as the API shows ratios)."""
+    """numerator ÷ denominator as the API shows ratios: exact within 10 decimals, else half-even to 10."""
     if denominator == 0:
         return None
-    value = (Decimal(numerator) / Decimal(denominator)).quantize(_RATIO_PLACES, rounding=ROUND_HALF_EVEN)
-    return format(value.normalize(), "f")
+    scaled, rest = divmod(numerator * 10**10, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and scaled % 2):
+        scaled += 1
+    whole, fraction = divmod(scaled, 10**10)
+    digits = f"{fraction:010d}".rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,11 @@ const TEXT = {
     batches: "批次", noSamples: "尚无抽检数据。",
     loginTitle: "输入查看密钥", loginHelp: "请输入管理员发放的 viewer 密钥（qmstats keys create --role viewer）。密钥只保存在本浏览器中。",
     tokenLabel: "密钥", submit: "进入", badKey: "密钥无效或已被吊销。", forgetKey: "更换密钥",
+    wrongRole: (role) => `这是 ${role} 密钥，不能查看仪表盘。请使用 viewer（查看）、auditor 或 admin 密钥（qmstats keys create --role viewer）。`,
+    reconnecting: "连接中断，正在重连", offline: "无法连接服务器，正在重试",
+    serverError: (status) => `服务器出错（${status}），正在重试`,
+    dataFrom: (time) => `显示的是 ${time} 的数据`, unreachable: "无法连接服务器。",
+    ownLevel: (name) => `${name}本级`, ownLevelHint: "本级：直接报在该地区（不属于下列任何下级）的数据；各行加本级等于合计。",
     footer: "数据来自 qmstats 事件日志，每个数字均可由事件回放复核。概数依 GB/T 15835 表述，精确值见旁注。",
     error: "加载失败：", noCampaign: "尚未开启任何活动。", nation: "全国",
     problems: {
@@ -66,6 +71,11 @@ const TEXT = {
     sampled: "sampled", passed: "passed", batches: "batches", noSamples: "No spot checks reported yet.",
     loginTitle: "Enter a viewer key", loginHelp: "Paste the viewer key issued by the administrator (qmstats keys create --role viewer). It is kept in this browser only.",
     tokenLabel: "Key", submit: "Open dashboard", badKey: "The key is unknown or has been revoked.",
+    wrongRole: (role) => `This is a ${role} key: it cannot view the dashboard. Use a viewer, auditor or admin key (qmstats keys create --role viewer).`,
+    reconnecting: "Connection lost, reconnecting", offline: "Server unreachable, retrying",
+    serverError: (status) => `Server error (${status}), retrying`,
+    dataFrom: (time) => `showing figures from ${time}`, unreachable: "The server cannot be reached.",
+    ownLevel: (name) => `${name} (own level)`, ownLevelHint: "Own level: reported at this region itself, not in any row above; the rows plus the own level add up to the total.",
     forgetKey: "Change key",
     footer: "Figures come from the qmstats event log; every number can be re-derived by replaying it. Round figures follow GB/T 15835; exact values are shown beside them.",
     error: "Could not load: ", noCampaign: "No campaign has been opened yet.", nation: "China",
@@ -82,13 +92,16 @@ const TEXT = {
 };
 const UNITS_EN = { "元": "yuan" };
 
-class AuthError extends Error {}
+class AuthError extends Error {}             // 401 (unknown or revoked key) and 403 (a key of the wrong role)
+class HttpError extends Error {              // any other answer that is not 2xx/304
+  constructor(status, message) { super(message); this.status = status; }
+}
+class NetworkError extends Error {}          // no answer at all: the server is down or unreachable
 
 // A problem+json answer: shown in the page's language from its stable type, never its English detail.
-class ProblemError extends Error {
+class ProblemError extends HttpError {
   constructor(status, type, subject) {
-    super(`${status} ${type}`);
-    this.status = status;
+    super(status, `${status} ${type}`);
     this.slug = String(type || "").replace("urn:qmstats:problem:", "");
     this.subject = subject;
   }
@@ -110,6 +123,8 @@ const state = {
   names: new Map([[NATION, null]]),
   labels: null,            // standard category/channel code (or label) → {zh, en}, from GET /v1/catalogue
   lastEventId: "",
+  lastOk: null,            // when the server last answered (the figures shown are from then)
+  failure: null,           // {kind: "network" | "http", status, since} while requests fail
 };
 const cache = { etags: new Map(), bodies: new Map() };
 
@@ -288,13 +303,14 @@ async function getJSON(path) {
   const headers = { Accept: "application/json", ...authHeaders() };
   const etag = cache.etags.get(path);
   if (etag) headers["If-None-Match"] = etag;
-  const response = await fetch(path, { headers, cache: "no-store" });
-  if (response.status === 304 && cache.bodies.has(path)) return { body: cache.bodies.get(path), changed: false };
-  if (response.status === 401) throw new AuthError(t("badKey"));
-  if (!response.ok) {
-    const problem = await response.json().catch(() => null);
-    throw new ProblemError(response.status, problem?.type, state.campaign);
+  let response;
+  try {
+    response = await fetch(path, { headers, cache: "no-store" });
+  } catch {
+    throw new NetworkError(t("unreachable"));
   }
+  if (response.status === 304 && cache.bodies.has(path)) return { body: cache.bodies.get(path), changed: false };
+  await refuse(response, path);
   const body = await response.json();
   const tag = response.headers.get("ETag");
   if (tag) {
@@ -303,6 +319,28 @@ async function getJSON(path) {
     cache.bodies.set(path, body);
   }
   return { body, changed: true };
+}
+
+async function refuse(response, path) {
+  // Say what is wrong in words a person uses: a bad key, a key of the wrong role, or a server problem.
+  if (response.status === 401) throw new AuthError(t("badKey"));
+  if (response.ok) return;
+  const problem = await response.json().catch(() => null);
+  if (response.status === 403 && problem?.key_role) throw new AuthError(t("wrongRole")(problem.key_role));
+  throw new ProblemError(response.status, problem?.type, state.campaign);
+}
+
+function answered() {
+  state.lastOk = new Date();
+  state.failure = null;
+  renderStatus();
+}
+
+function failed(error) {
+  const kind = error instanceof NetworkError ? "network" : "http";
+  const since = state.failure?.since ?? Date.now();
+  state.failure = { kind, status: error.status, since };
+  renderStatus();
 }
 
 const base = () => `/v1/campaigns/${encodeURIComponent(state.campaign)}`;
@@ -350,12 +388,14 @@ function refresh() {
         await load();
       } while (again);
       showError(null);
+      answered();
       return true;
     } catch (error) {
       if (error instanceof AuthError) showLogin(error.message);
       else {
         hideLogin();  // the key was accepted; what failed is shown in the banner
         showError(error);
+        if (error instanceof NetworkError || error instanceof HttpError) failed(error);
       }
       return false;
     } finally {
@@ -451,12 +491,13 @@ async function listen() {
       const headers = { Accept: "text/event-stream", ...authHeaders() };
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
       const response = await fetch("/v1/stream", { headers, cache: "no-store", signal: controller.signal });
-      if (response.status === 401) throw new AuthError(t("badKey"));
-      if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
+      await refuse(response, "/v1/stream");
+      if (!response.body) throw new Error("the stream has no body");
       setTransport("sse");
       backoff = 1000;
       await readEvents(response.body, (message) => {
         if (message.id) state.lastEventId = message.id;
+        if (!running) answered();  // the server just spoke: the figures are current
         if (message.event !== "projection") return;
         const { position } = JSON.parse(message.data.join("\n"));
         if (!state.dashboard || position !== state.dashboard.position) refresh();
@@ -468,6 +509,9 @@ async function listen() {
       }
     }
     if (streamController !== controller) return;  // replaced by a newer stream (new key)
+    // The stream ended (the server shut down, the key was revoked, a proxy cut it): poll at once,
+    // which tells a server that is gone from one that is still there.
+    lastPoll = 0;
     setTransport("polling");
     await sleep(backoff);
     backoff = Math.min(backoff * 2, 30000);
@@ -491,8 +535,10 @@ async function poll() {
   try {
     const { changed } = await getJSON(dashboardPath());
     if (changed) refresh();
+    else answered();
   } catch (error) {
     if (error instanceof AuthError) showLogin(error.message);
+    else failed(error);
   }
 }
 
@@ -607,6 +653,15 @@ function renderTable() {
   ...columns.map((m) => el("td", { class: `num${m === state.sort.metric ? " sorted" : ""}`, "data-metric": m,
     "data-value": child.metrics[m], text: grouped(child.metrics[m]) }))));
   $("regions").querySelector("tbody").replaceChildren(...rows);
+  // 本级: what was reported at this region itself, so that the rows add up to the totals above.
+  const own = state.dashboard.own_level;
+  let foot = $("regions").querySelector("tfoot");
+  if (!foot) foot = $("regions").appendChild(el("tfoot"));
+  foot.replaceChildren(...(own ? [el("tr", { class: "own-level", "data-region": own.code, title: t("ownLevelHint") },
+    el("td", { class: "rank", text: "" }),
+    el("td", { class: "name", text: t("ownLevel")(regionName(own.code)) }),
+    ...columns.map((m) => el("td", { class: "num", "data-metric": m, "data-value": own.metrics[m],
+      text: grouped(own.metrics[m]) })))] : []));
   $("regions-hint").textContent = !rows.length ? t("noChildren") : canDrill ? t("drillHint") : t("countyHint");
 }
 
@@ -759,14 +814,38 @@ function ago(date) {
   return t("hoursAgo")(Math.round(seconds / 3600));
 }
 
+const OFFLINE_MS = 10000;  // failing this long: say the server is unreachable, not just reconnecting
+
+function linkState() {
+  const failure = state.failure;
+  if (!failure) return "ok";
+  if (failure.kind === "http") return "server-error";
+  return Date.now() - failure.since > OFFLINE_MS ? "offline" : "reconnecting";
+}
+
+function clock(date) {
+  return date.toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false,
+    timeZone: "Asia/Shanghai" });
+}
+
 function renderStatus() {
-  $("transport").textContent = t(state.transport);
+  // Never "up to date" unless the server has just answered: while requests fail the header says so,
+  // and says when the figures on screen are from.
+  const link = linkState();
+  document.body.dataset.link = link;
+  const failure = state.failure;
+  $("transport").textContent = link === "ok" ? t(state.transport)
+    : link === "server-error" ? t("serverError")(failure.status) : t(link);
   const d = state.dashboard;
   if (!d) return;
   document.body.dataset.position = String(d.position);
   const parts = [];
-  if (d.updated_at) parts.push(`${t("updated")} ${ago(new Date(d.updated_at))}`);
-  parts.push(d.lag_events ? t("pending")(d.lag_events) : t("caughtUp"));
+  if (link !== "ok") {
+    if (state.lastOk) parts.push(t("dataFrom")(clock(state.lastOk)));
+  } else {
+    if (d.updated_at) parts.push(`${t("updated")} ${ago(new Date(d.updated_at))}`);
+    parts.push(d.lag_events ? t("pending")(d.lag_events) : t("caughtUp"));
+  }
   $("freshness").textContent = parts.join(" · ");
   $("freshness").dataset.position = String(d.position);
 }
