@@ -8,6 +8,8 @@ Steps, each a subprocess that starts and stops its own ``qmstats serve`` (full /
 * batch      bench_batch.py: 1000-event POSTs vs raw COPY of 1000-row batches (10 s × 3 / 3 s × 1)
 * dashboard  bench_dashboard.py: 304 and cached 200 polls vs a bare aiohttp handler (10 s × 3 / 3 s × 1)
 * lag        bench_lag.py: projection lag at 2000 events/s offered, in-process and split projector (20 s / 3 s)
+* replica    bench_replica.py: the same read mix from a streaming replica and from the primary under steady ingest,
+             and the replica's lag under steady and flat-out ingest (10 s × 3 / 3 s × 1)
 * load       load_log.py: 1,000,000 / 20,000 generated events through POST /v1/events into a kept data dir
 * replay     bench_replay.py on that log: rebuild (2 rounds), export, at_position, provenance, serve RSS (3 / 1 rounds)
 * log        bench_log.py: ingest with and without the integrator (same run, interleaved), then on the loaded log
@@ -37,9 +39,9 @@ import orjson
 from common import REPO, RESULTS_DIR, loadavg, markdown_table, profile_top
 
 BENCH = REPO / "bench"
-STEPS = ("ingest", "batch", "dashboard", "lag", "load", "replay", "log")
-STEP_TIMEOUT = {"ingest": 600, "batch": 900, "dashboard": 900, "lag": 600, "load": 2400, "replay": 2400,
-                "log": 1800}
+STEPS = ("ingest", "batch", "dashboard", "lag", "replica", "load", "replay", "log")
+STEP_TIMEOUT = {"ingest": 600, "batch": 900, "dashboard": 900, "lag": 600, "replica": 900, "load": 2400,
+                "replay": 2400, "log": 1800}
 
 
 def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
@@ -54,6 +56,8 @@ def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
                       "--events", "5000" if quick else "20000"],
         "lag": ["bench_lag.py", "--seconds", f"{args.seconds:g}" if args.seconds else ("3" if quick else "20"),
                 "--warmup", "1" if quick else "3"],
+        "replica": ["bench_replica.py", "--seconds", seconds, "--rounds", rounds,
+                    "--events", "5000" if quick else "20000", "--burst-seconds", "2" if quick else "5"],
         "load": ["load_log.py", "--events", events, "--data-dir", str(data_dir)],
         "replay": ["bench_replay.py", "--data-dir", str(data_dir), "--rounds", rounds,
                    "--rebuild-rounds", "1" if quick else "2"],

@@ -64,3 +64,9 @@ async def notify(conn: Connection, channel: str, payload: str) -> None:
 async def ping(conn: Connection) -> None:
     """One round trip: raises if the connection or the server is gone."""
     await conn.fetchval("SELECT 1")
+
+
+async def in_recovery(conn: Connection) -> bool:
+    """Whether the server is a hot standby (replaying a primary's WAL): it can be read, never written, locked for
+    the primary, or LISTENed on."""
+    return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))

@@ -151,6 +151,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, str]
+    replicas: dict[str, str] = Field(
+        default_factory=dict, description="each read replica (host:port/db) → ok, or why reads skip it; a replica "
+                                          "that is skipped does not make the service unready (the primary answers)")
 
 
 class RegionRef(BaseModel):

@@ -18,6 +18,7 @@ from projections.tables import checkpoint_status
 from services.appkeys import (
     DASHBOARD_CACHE,
     DIRECTORY,
+    FOLLOWERS,
     INTEGRATION,
     INTEGRATOR,
     KEYRING,
@@ -25,6 +26,7 @@ from services.appkeys import (
     POOL,
     PROJECTION,
     PROJECTOR,
+    REPLICAS,
     SETTINGS,
     STATE,
     STREAMS,
@@ -41,6 +43,7 @@ from services.middleware import authenticate, request_context
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet, following_replicas
 from services.routes import setup_routes
 from services.settings import Settings
 from services.signingkey import load_signer
@@ -101,16 +104,21 @@ def _keys_changed(ring: KeyRing, streams: OpenStreams) -> Callable[[str], None]:
     return changed
 
 
-def integrator_context(settings: Settings, database_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
+def integrator_contexts(settings: Settings, database_url: str) -> list[Callable[[web.Application],
+                                                                              AsyncIterator[None]]]:
     """The log's integrator (Merkle tree and checkpoints) as a cleanup context, where the projector runs."""
+    if not (settings.run_projector and settings.run_integrator):
+        return []
+
     async def integrator(app: web.Application) -> AsyncIterator[None]:
         worker = IntegratorWorker(app[POOL], database_url, load_signer(settings), state=app[INTEGRATION],
                                   interval_seconds=settings.log_checkpoint_interval_seconds)
         app[INTEGRATOR] = worker
+        app[FOLLOWERS] = [*app.get(FOLLOWERS, []), worker]
         task = asyncio.create_task(worker.run(), name="integrator")
         yield
         await _cancel(task)
-    return integrator
+    return [integrator]
 
 
 def create_app(settings: Settings, database_url: str) -> web.Application:
@@ -122,6 +130,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app[TELEMETRY] = Telemetry.for_service(app[PROJECTION])
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE] = ResponseCache()
+    app[REPLICAS] = ReplicaSet.configured(settings)
+    for replica in app[REPLICAS].replicas:
+        app[TELEMETRY].watch_replica(replica)
     app[STREAMS] = OpenStreams()
     app[INTEGRATION] = IntegratorState()
     setup_routes(app)
@@ -168,13 +179,14 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         worker = ProjectorWorker(app[POOL], database_url, app[PROJECTION], batch_size=settings.projector_batch_size,
                                  poll_seconds=settings.projector_poll_seconds, on_batch=applied)
         app[PROJECTOR] = worker
+        app[FOLLOWERS] = [*app.get(FOLLOWERS, []), worker]
         task = asyncio.create_task(worker.run(), name="projector")
         yield
         await _cancel(task)
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
         ring, state, projection = app[KEYRING], app[STATE], app[PROJECTION]
-        followers = [w for w in (app.get(PROJECTOR), app.get(INTEGRATOR)) if w is not None]
+        followers: list[ProjectorWorker | IntegratorWorker] = [*app.get(FOLLOWERS, [])]
 
         def connected(up: bool) -> None:
             state.listener_connected = up
@@ -182,6 +194,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
         def appended(payload: str) -> None:
             projection.saw_head(int(payload))
+            app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
             for follower in followers:
                 follower.wake()
 
@@ -192,11 +205,14 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         yield
         await _cancel(task)
 
-    contexts = [database, writer, _background("projection-poll", poll_projection)]
+    async def replicas(app: web.Application) -> AsyncIterator[None]:
+        async with following_replicas(app[REPLICAS], settings, app[PROJECTION]):
+            yield
+
+    contexts = [database, replicas, writer, _background("projection-poll", poll_projection)]
     if settings.run_projector:
         contexts.append(projector)
-        if settings.run_integrator:
-            contexts.append(integrator_context(settings, database_url))
+    contexts.extend(integrator_contexts(settings, database_url))
     contexts.append(listener)
     app.cleanup_ctx.extend(contexts)
     return app

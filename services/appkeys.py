@@ -13,6 +13,7 @@ from services.keyring import KeyRing
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
+from services.replicas import ReplicaSet
 from services.settings import Settings
 from services.state import ServiceState
 from services.streams import OpenStreams
@@ -28,13 +29,18 @@ STATE = web.AppKey("state", ServiceState)
 PROJECTION = web.AppKey("projection", ProjectionState)
 PROJECTOR = web.AppKey("projector", ProjectorWorker)
 DASHBOARD_CACHE = web.AppKey("dashboard_cache", ResponseCache)
+REPLICAS = web.AppKey("replicas", ReplicaSet)
 DIRECTORY = web.AppKey("directory", Directory)
 STREAMS = web.AppKey("streams", OpenStreams)
 INTEGRATOR = web.AppKey("integrator", IntegratorWorker)
 INTEGRATION = web.AppKey("integration", IntegratorState)
+FOLLOWERS = web.AppKey("followers", list[ProjectorWorker | IntegratorWorker])
+"""The workers that follow the log in this process (projector, integrator): woken on every append."""
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)
 REQUEST_ID = web.RequestKey("request_id", str)
+READ_POSITION = web.RequestKey("read_position", int)
+"""The position a read answer reflects (sent as X-Qmstats-Position)."""
 
 
 def api_key(request: web.Request) -> ApiKey:

@@ -23,7 +23,7 @@ from events.errors import DomainError, StoreUnavailable
 from events.key_store import list_keys, revoke_key
 from events.store import Connection
 from services import migrate as migrations
-from services.database import DatabaseUrls, resolve_database
+from services.database import DatabaseUrls, refuse_standby, resolve_database
 from services.embedded import NoCluster, ensure_service_role
 from services.keyring import KeyRequestError, create_key
 from services.lifecycle import (
@@ -131,6 +131,7 @@ async def prepare_database(settings: Settings, *, create: bool = True, verbose: 
     urls = await resolve_database(settings, create=create)
     conn = await asyncpg.connect(urls.admin)
     try:
+        await refuse_standby(conn)
         done = await migrations.migrate(conn)
         if settings.service_role_password and not urls.embedded:
             await ensure_service_role(conn, settings.service_role_password)
@@ -153,6 +154,9 @@ def serve(
     data_dir: DataDir = None,
     no_projector: Annotated[bool, typer.Option("--no-projector", help="serve only; run `qmstats project` apart")]
     = False,
+    replica: Annotated[list[str] | None, typer.Option(
+        "--replica", help="URL of a PostgreSQL hot standby to serve reads from (repeatable; replaces "
+                          "QMSTATS_REPLICA_URLS)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="show the database set-up step by step")] = False,
 ) -> None:
     """Run the HTTP API and the projector (embedded PostgreSQL unless QMSTATS_DATABASE_URL is set)."""
@@ -160,7 +164,8 @@ def serve(
 
     from services.app import create_app
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None)
+    settings = _settings(host=host, port=port, data_dir=data_dir, run_projector=False if no_projector else None,
+                         replica_urls=replica or None)
     configure_logging(settings.log_format, settings.log_level)
     quiet_database_setup(verbose)
     # Bind before touching the database: a busy port must not leave a new cluster behind.
@@ -203,7 +208,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 @app.command()
 def project(data_dir: DataDir = None) -> None:
     """Run only the projector. With several running, one is active and the others wait as hot standbys."""
-    from services.projector_process import run_projector
+    from services.projector_process import ProjectorStopped, run_projector
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
@@ -213,6 +218,9 @@ def project(data_dir: DataDir = None) -> None:
         loop.run_until_complete(run_projector(settings, urls.service))
     except KeyboardInterrupt:
         pass
+    except ProjectorStopped as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     finally:
         loop.close()
 

@@ -5,6 +5,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from events.coordination import in_recovery
+from events.errors import DomainError
+from events.store import Connection
 from services.embedded import start_embedded
 from services.settings import Settings
 
@@ -12,6 +15,21 @@ if TYPE_CHECKING:
     _Pool = asyncpg.Pool[asyncpg.Record]
 else:  # asyncpg's classes are not subscriptable at run time
     _Pool = asyncpg.Pool
+
+
+ON_STANDBY = ("the database is a hot standby (in recovery): migrations, appends and the projector need the "
+              "primary (a standby cannot write, hold the projector's leader lock for the primary, or LISTEN); point "
+              "QMSTATS_DATABASE_URL at the primary and list replicas in QMSTATS_REPLICA_URLS")
+
+
+class StandbyDatabase(DomainError):
+    """The primary's URL leads to a hot standby."""
+
+
+async def refuse_standby(conn: Connection) -> None:
+    """StandbyDatabase when ``conn`` is to a standby."""
+    if await in_recovery(conn):
+        raise StandbyDatabase(ON_STANDBY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from events.decide import Role
-from services.appkeys import KEYRING, LIMITER, REQUEST_ID, REQUEST_KEY, SETTINGS, TELEMETRY
+from services.appkeys import KEYRING, LIMITER, READ_POSITION, REQUEST_ID, REQUEST_KEY, SETTINGS, TELEMETRY
 from services.errors import RateLimited, Unauthenticated, WrongRole, map_exception
 from services.responses import problem_response
 
@@ -66,6 +66,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             log.warning("database unavailable", request_id=rid, error=str(exc))
         response = problem_response(mapped, instance=request.path, request_id=rid)
     response.headers["X-Request-ID"] = rid
+    position = request.get(READ_POSITION)
+    if position is not None and response.status < 400 and not response.prepared:
+        response.headers["X-Qmstats-Position"] = str(position)
     route = _route_name(request)
     seconds = time.perf_counter() - started
     telemetry = request.app[TELEMETRY]

@@ -8,13 +8,13 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from events.coordination import EVENTS_CHANNEL, PROJECTOR_LOCK, ping, try_lock_session
+from events.coordination import EVENTS_CHANNEL, PROJECTOR_LOCK, in_recovery, ping, try_lock_session
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.database import create_pool
+from services.database import ON_STANDBY, create_pool
 from services.integrator import IntegratorWorker
 from services.listener import Listener
 from services.projection_state import ProjectionState
@@ -45,11 +45,17 @@ class ProjectorWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: become leader when possible, then project."""
+        """Until cancelled: become leader when possible, then project. Returns at once, failed, on a standby."""
         while True:
             leader: Connection | None = None
             try:
                 leader = await asyncpg.connect(self._leader_url)
+                if await in_recovery(leader):
+                    # A standby grants advisory locks of its own, so the lock alone would not stop us.
+                    self._state.projector = "failed"
+                    self._state.error = ON_STANDBY
+                    log.error("projector refuses to run on a standby", error=ON_STANDBY)
+                    return
                 # Held for the whole session: the connection dying (process killed, network gone)
                 # releases it, and a standby polling for it takes over.
                 while not await try_lock_session(leader, PROJECTOR_LOCK):
@@ -109,9 +115,15 @@ class ProjectorWorker:
             await ping(leader)  # notice a dead leader connection promptly
 
 
+class ProjectorStopped(Exception):
+    """The projector gave up by itself (it refuses a standby): the message says why."""
+
 
 async def run_projector(settings: Settings, database_url: str) -> None:
-    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby."""
+    """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby.
+
+    Raises ProjectorStopped when the projector refuses to run (the database is a standby).
+    """
     pool = await create_pool(database_url, min_size=1, max_size=4, connect_timeout=settings.database_timeout_seconds,
                              command_timeout=settings.statement_timeout_seconds)
     state = ProjectionState()
@@ -132,11 +144,17 @@ async def run_projector(settings: Settings, database_url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(each.run(), name=type(each).__name__) for each in workers]
-    tasks.append(asyncio.create_task(listener.run(), name="listen"))
+    projecting = asyncio.create_task(worker.run(), name="projector")
+    tasks = [projecting, asyncio.create_task(listener.run(), name="listen")]
+    tasks += [asyncio.create_task(each.run(), name="integrator") for each in workers[1:]]
+    stopping = asyncio.create_task(stop.wait(), name="stop")
     try:
-        await stop.wait()
+        await asyncio.wait([projecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if projecting.done():
+            projecting.result()  # an unexpected error propagates as itself
+            raise ProjectorStopped(state.error or "the projector stopped")
     finally:
+        stopping.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -19,6 +19,17 @@ from services.middleware import ROLES_KEY, Handler, public_dashboard
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
 _LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 10000})
 _REGION = QueryParam("region", {"type": "string", "pattern": REGION_CODE_PATTERN}, "a region and its whole subtree")
+_MIN_POSITION = QueryParam(
+    "min_position", {"type": "integer", "minimum": 0},
+    "answer only as of this log position or later (read-your-writes: pass a POST's last_position); a replica "
+    "behind it is waited for up to 1 s, then the primary answers. The answer's X-Qmstats-Position header says "
+    "which position it reflects")
+# Routes that read through services.reads.snapshot: they take min_position and answer X-Qmstats-Position.
+_READS = frozenset({
+    "/v1/events", "/v1/campaigns", "/v1/campaigns/{campaign}", "/v1/campaigns/{campaign}/dashboard",
+    "/v1/campaigns/{campaign}/series", "/v1/campaigns/{campaign}/completeness", "/v1/stream",
+    "/v1/events/{event_id}", "/v1/audit/verify", "/v1/audit/head", "/v1/campaigns/{campaign}/figures/{metric}/events",
+    "/v1/campaigns/{campaign}/summary", "/v1/regions"})
 _CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
                        "only this campaign's events")
 
@@ -153,10 +164,17 @@ def _routes() -> list[Route]:
     ]
 
 
+def _with_min_position(route: Route) -> Route:
+    if route.method != "GET" or route.path not in _READS:
+        return route
+    doc = route.doc
+    return replace(route, doc=replace(doc, query=[*doc.query, _MIN_POSITION], errors=sorted({*doc.errors, 422, 503})))
+
+
 @cache
 def route_table() -> tuple[Route, ...]:
     """The routes, built once."""
-    return tuple(_routes())
+    return tuple(_with_min_position(r) for r in _routes())
 
 
 def roles_of(handler: Handler) -> list[str] | None:

@@ -1,10 +1,10 @@
 """All configuration, read once from QMSTATS_* environment variables (and CLI flags)."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = 1000
     projector_poll_seconds: float = Field(default=1.0, description="fallback poll when no NOTIFY arrives")
+    replica_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="PostgreSQL hot-standby replicas the read routes read from "
+                                          "(comma-separated in QMSTATS_REPLICA_URLS); writes stay on database_url")
+    replica_max_lag_seconds: float = Field(
+        default=5.0, gt=0, description="a replica further behind the primary than this is skipped "
+                                       "(the primary answers)")
+    replica_poll_seconds: float = Field(
+        default=0.2, gt=0, le=0.25, description="how often each process checks its replicas (lag, health, and the "
+                                                "replicated checkpoint that /v1/stream follows)")
+    min_position_wait_seconds: float = Field(
+        default=1.0, ge=0, description="how long a read with min_position waits for a replica before asking "
+                                       "the primary")
     run_integrator: bool = Field(default=True, description="build the Merkle tree and sign checkpoints wherever "
                                                             "the projector runs (`serve`, `qmstats project`)")
     log_origin: str = Field(default="qmstats.local/log", pattern=r"^[^\s+]+$",
@@ -60,3 +72,10 @@ class Settings(BaseSettings):
     public_dashboard: bool = Field(
         default=False, description="read-only public dashboard: the GET routes the dashboard page reads (dashboard, "
                                    "series, completeness, summary, stream, catalogue, campaigns) answer without a key")
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value

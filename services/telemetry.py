@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events.writer import GroupCommitted
 from services.projection_state import ProjectionState
+from services.replicas import Replica
 
 
 @dataclass
@@ -31,6 +32,20 @@ class Telemetry:
                                  registry=r)
         self.http_requests = Counter("qmstats_http_requests", "HTTP requests by route and status",
                                      ["method", "route", "status"], registry=r)
+        self.reads = Counter("qmstats_reads", "Snapshot reads by where they were answered (replica or primary)",
+                             ["source"], registry=r)
+        self.replica_fallbacks = Counter(
+            "qmstats_replica_fallbacks", "Reads a replica could not answer (behind min_position, or down) that went "
+            "to the primary", registry=r)
+        self.replica_lag_positions = Gauge("qmstats_replica_lag_positions", "Log positions the replica has not "
+                                           "replayed yet", ["replica"], registry=r)
+        self.replica_lag_seconds = Gauge("qmstats_replica_lag_seconds", "Age of the oldest position the replica "
+                                         "has not replayed yet", ["replica"], registry=r)
+        self.replica_projection_position = Gauge(
+            "qmstats_replica_projection_position", "Projection position replicated to the replica", ["replica"],
+            registry=r)
+        self.replica_in_use = Gauge("qmstats_replica_in_use", "1 when reads may go to the replica (up, a standby, "
+                                    "lag within the bound)", ["replica"], registry=r)
         self.http_seconds = Histogram("qmstats_http_request_seconds", "HTTP request duration by route",
                                       ["route"], registry=r)
         self.client_disconnects = Counter(
@@ -53,6 +68,14 @@ class Telemetry:
         Gauge("qmstats_projector_failed", "1 when the projector stopped on an event it cannot apply",
               registry=r).set_function(lambda: 1.0 if projection.projector == "failed" else 0.0)
         return telemetry
+
+    def watch_replica(self, replica: Replica) -> None:
+        """Export a replica's lag and state, read from it at scrape time."""
+        name = replica.name
+        self.replica_lag_positions.labels(name).set_function(lambda: replica.lag_positions)
+        self.replica_lag_seconds.labels(name).set_function(lambda: replica.lag_seconds)
+        self.replica_projection_position.labels(name).set_function(lambda: replica.projection)
+        self.replica_in_use.labels(name).set_function(lambda: 1.0 if replica.in_use else 0.0)
 
     def group_committed(self, group: GroupCommitted) -> None:
         """Writer callback: record one committed group."""

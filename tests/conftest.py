@@ -12,9 +12,18 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from events.notes import Signer
 from services.app import create_app
+from services.embedded import SERVICE_ROLE
 from services.keyring import create_key
 from services.settings import Settings
-from tests.pg import build_template, postgres_server, service_url, with_database
+from tests.pg import (
+    SERVICE_PASSWORD,
+    StreamingReplica,
+    build_template,
+    postgres_server,
+    service_url,
+    streaming_replica,
+    with_database,
+)
 
 
 @dataclass(frozen=True)
@@ -116,3 +125,32 @@ async def keys(admin_conn: asyncpg.Connection) -> Keys:
         headers[role] = {"Authorization": f"Bearer {token}"}
         ids[role] = key.id
     return Keys(headers["admin"], headers["reporter"], headers["viewer"], headers["auditor"], ids)
+
+
+@pytest.fixture(scope="session")
+def pg_standby(pg_server: str) -> Iterator[StreamingReplica]:
+    """A real streaming replica of the session's server, started once, only when a test asks for it."""
+    with streaming_replica(pg_server) as standby:
+        yield standby
+
+
+@dataclass(frozen=True)
+class Replica:
+    """This test's database on the streaming replica."""
+
+    standby: StreamingReplica
+    service_url: str
+    admin_url: str
+
+
+@pytest.fixture
+async def replica(pg_standby: StreamingReplica, database: Database) -> AsyncIterator[Replica]:
+    """The test database as seen on the standby; apply delay and running state are reset after the test."""
+    if not pg_standby.running:
+        pg_standby.start()
+    await pg_standby.wait_for_database(database.name)
+    yield Replica(pg_standby, pg_standby.url(database.name, user=SERVICE_ROLE, password=SERVICE_PASSWORD),
+                  pg_standby.url(database.name))
+    if not pg_standby.running:
+        pg_standby.start()
+    await pg_standby.set_apply_delay(0)

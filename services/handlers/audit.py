@@ -8,18 +8,19 @@ from aiohttp import web
 from events.catalogue import CATALOGUE, METRICS
 from events.errors import NotFound
 from events.regions import NATION
-from events.store import head, read_campaigns, translated_errors, with_changes
+from events.store import head, read_campaigns, with_changes
 from events.stored_chain import verify_campaign, verify_log
 from projections.fold import effective_fact
 from projections.history import BeyondLog, figures_at, region_view
 from projections.number_format import display
 from projections.provenance import contributions
-from projections.tables import checkpoint, figure_now
+from projections.tables import figure_now
 from schemas.api import ChainCheck, ContributionItem, EventHistory, Head, Provenance, StoredEvent
-from services.appkeys import DIRECTORY, POOL
+from services.appkeys import DIRECTORY, READ_POSITION
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_param, campaign_path, int_param, region_param
 from services.middleware import allow
+from services.reads import Basis, snapshot
 from services.responses import json_response
 
 
@@ -30,8 +31,8 @@ async def get_event(request: web.Request) -> web.Response:
         event_id = str(uuid.UUID(request.match_info["event_id"]))
     except ValueError:
         raise NotFound(f"no event {request.match_info['event_id']!r}: event ids are UUIDs") from None
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        found = (await with_changes(conn, [event_id])).get(event_id)
+    async with snapshot(request, Basis.LOG) as snap:
+        found = (await with_changes(snap.conn, [event_id])).get(event_id)
     if found is None:
         raise NotFound(f"no event {event_id}")
     original, later = found.original, found.changes
@@ -50,7 +51,8 @@ async def get_event(request: web.Request) -> web.Response:
 async def verify(request: web.Request) -> web.Response:
     """Recompute the hash chain (the whole log, or one campaign's events and their links)."""
     campaign = campaign_param(request)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         if campaign and campaign not in await read_campaigns(conn, [campaign]):
             raise NotFound(f"no campaign {campaign}")  # a typo must not read as "verified, all fine"
         report = await (verify_campaign(conn, campaign) if campaign else verify_log(conn))
@@ -62,8 +64,8 @@ async def verify(request: web.Request) -> web.Response:
 @allow("auditor")
 async def audit_head(request: web.Request) -> web.Response:
     """The last position and its hash."""
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        position, digest = await head(conn)
+    async with snapshot(request, Basis.LOG) as snap:
+        position, digest = await head(snap.conn)
     return json_response(Head(position=position, hash=digest.hex()))
 
 
@@ -77,11 +79,11 @@ async def provenance(request: web.Request) -> web.Response:
     after = int_param(request, "after", 0, low=0, high=2**62)
     limit = int_param(request, "limit", 1000, low=1, high=10000)
     await request.app[DIRECTORY].check_region(campaign, region)  # 404: no such campaign, or region not in its list
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
         if campaign not in await read_campaigns(conn, [campaign]):
             raise NotFound(f"no campaign {campaign}")
-        live = await checkpoint(conn)
+        live = snap.position
         until = int_param(request, "at_position", live, low=0, high=2**62)
         if until == live:
             figure = await figure_now(conn, campaign, region, metric)
@@ -91,6 +93,8 @@ async def provenance(request: web.Request) -> web.Response:
             except BeyondLog as exc:
                 raise InvalidParameter(str(exc)) from None
             figure = totals.get(metric, Decimal(0))
+        if until != live:
+            request[READ_POSITION] = until
         items, next_after, done = await contributions(conn, campaign, metric, region, after=after, until=until,
                                                 limit=limit)
     return json_response(Provenance(

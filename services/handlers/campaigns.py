@@ -11,33 +11,35 @@ from events.decide import Accepted, AppendRequest
 from events.errors import NotFound
 from events.intake import parse_json
 from events.records import RecordedEvent
-from events.store import find_event, read_campaigns, translated_errors
+from events.store import find_event, read_campaigns
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
 from services import lifecycle
-from services.appkeys import POOL, WRITER, api_key, request_id
+from services.appkeys import WRITER, api_key, request_id
 from services.handlers.events import read_body, require_json
 from services.handlers.params import campaign_path
 from services.middleware import allow
+from services.reads import Basis, primary, snapshot
 from services.responses import json_response
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class PooledLog:
-    """The API's CampaignLog: reads from the pool, appends through the group-commit writer."""
+    """The API's CampaignLog: reads from the primary (changes decide on, and answer with, the latest state),
+    appends through the group-commit writer."""
 
     def __init__(self, request: web.Request) -> None:
-        self._pool = request.app[POOL]
+        self._request = request
         self._writer = request.app[WRITER]
 
     async def history(self, campaign_id: str) -> CampaignHistory | None:
         """The campaign's history, or None."""
-        async with translated_errors(), self._pool.acquire() as conn:
+        async with primary(self._request) as conn:
             return (await read_campaigns(conn, [campaign_id])).get(campaign_id)
 
     async def find(self, event_id: str) -> RecordedEvent | None:
         """An event by id."""
-        async with translated_errors(), self._pool.acquire() as conn:
+        async with primary(self._request) as conn:
             return await find_event(conn, event_id)
 
     async def append(self, request: AppendRequest) -> Accepted:
@@ -89,10 +91,6 @@ async def reopen_campaign(request: web.Request) -> web.Response:
     return await _change(request, "campaign_reopened")
 
 
-async def _history(request: web.Request, campaign_id: str) -> CampaignHistory | None:
-    return await PooledLog(request).history(campaign_id)
-
-
 def _summary(history: CampaignHistory) -> dict[str, Any]:
     return {"id": history.id, "theme": history.theme, "starts_on": history.starts_on.isoformat(),
             "ends_on": history.ends_on.isoformat(), "status": history.status,
@@ -102,8 +100,8 @@ def _summary(history: CampaignHistory) -> dict[str, Any]:
 @allow("viewer", "auditor", "reporter")
 async def list_campaigns(request: web.Request) -> web.Response:
     """Every campaign and its status."""
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        histories = await read_campaigns(conn)
+    async with snapshot(request, Basis.LOG) as snap:
+        histories = await read_campaigns(snap.conn)
     return json_response({"campaigns": [_summary(h) for h in sorted(histories.values(), key=lambda h: h.id)]})
 
 
@@ -111,7 +109,8 @@ async def list_campaigns(request: web.Request) -> web.Response:
 async def get_campaign(request: web.Request) -> web.Response:
     """One campaign and its status."""
     campaign_id = campaign_path(request)
-    history = await _history(request, campaign_id)
+    async with snapshot(request, Basis.LOG) as snap:
+        history = (await read_campaigns(snap.conn, [campaign_id])).get(campaign_id)
     if history is None:
         raise NotFound(f"no campaign {campaign_id}")
     return json_response(_summary(history))

@@ -15,7 +15,7 @@ from events.decide import CHINA_STANDARD_TIME
 from events.errors import NotFound, OutOfScope
 from events.region_store import expected_children, list_year, region_names
 from events.regions import NATION, is_within, level_of
-from events.store import Connection, read_campaigns, recorded_at, translated_errors
+from events.store import Connection, read_campaigns, recorded_at
 from projections import tables
 from projections.history import BeyondLog, children_view, figures_at, region_view
 from projections.number_format import display, ratio
@@ -25,13 +25,24 @@ from schemas.api import (
     Series,
     SeriesPoint,
 )
-from services.appkeys import DASHBOARD_CACHE, DIRECTORY, KEYRING, POOL, PROJECTION, REQUEST_KEY, STREAMS, api_key
+from services.appkeys import (
+    DASHBOARD_CACHE,
+    DIRECTORY,
+    KEYRING,
+    PROJECTION,
+    READ_POSITION,
+    REPLICAS,
+    REQUEST_KEY,
+    STREAMS,
+    api_key,
+)
 from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
 from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
 from services.projection_state import ProjectionState
+from services.reads import Basis, Snapshot, min_position, position_headers, snapshot
 
 ORDER = ("nation", "province", "prefecture", "county")
 LEVELS = ORDER[1:]
@@ -66,10 +77,14 @@ async def _known(request: web.Request, campaign: str, region: str) -> str:
 async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str, web.Response | None]:
     """Answer 304 or a cached 200 from memory when the projection has not moved; else say which etag to build.
 
-    Call only after ``_known``: a precondition applies to a resource that exists (RFC 9110 §13.2.1).
+    Call only after ``_known``: a precondition applies to a resource that exists (RFC 9110 §13.2.1). Only when
+    the position known here is at least the request's ``min_position``: else a snapshot must wait for it.
     """
     position = request.app[PROJECTION].position
     etag = _etag(kind, position, *parts)
+    if position < min_position(request):
+        return etag, None
+    request[READ_POSITION] = position
     if _not_modified(request, etag):
         response = web.Response(status=304)
         response.etag = ETag(value=etag, is_weak=True)
@@ -79,12 +94,15 @@ async def _cheap_poll(request: web.Request, kind: str, *parts: str) -> tuple[str
     return etag, (_cached_response(cached, etag) if cached is not None else None)
 
 
-async def _snapshot_header(conn: Connection, campaign: str) -> tuple[int, datetime | None, CampaignHistory]:
-    status = await tables.checkpoint_status(conn)
+async def _campaign(conn: Connection, campaign: str) -> CampaignHistory:
     history = (await read_campaigns(conn, [campaign])).get(campaign)
     if history is None:
         raise NotFound(f"no campaign {campaign}")
-    return status.position, status.updated_at, history
+    return history
+
+
+async def _snapshot_header(snap: Snapshot, campaign: str) -> tuple[int, datetime | None, CampaignHistory]:
+    return snap.position, snap.updated_at, await _campaign(snap.conn, campaign)
 
 
 def _store(request: web.Request, key: tuple[Any, ...], body: bytes, etag: str) -> web.Response:
@@ -109,9 +127,9 @@ async def dashboard(request: web.Request) -> web.Response:
     _, ready = await _cheap_poll(request, "dashboard", campaign, region, level, str(head), tables_id)
     if ready is not None:
         return ready
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
-        position, updated_at, history = await _snapshot_header(conn, campaign)
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
+        position, updated_at, history = await _snapshot_header(snap, campaign)
         year = await list_year(conn, history.starts_on.year)
         figures = await tables.region_totals(conn, campaign, region)
         if level:
@@ -143,12 +161,13 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
     etag = _etag("at", position, campaign, region, level, tables_id)
     # Beyond the log head this process has seen, the answer may be 422: no precondition before finding out.
     if position <= request.app[PROJECTION].head and _not_modified(request, etag):
+        request[READ_POSITION] = position
         return web.Response(status=304, headers={"ETag": f'"{etag}"'})
     cached = request.app[DASHBOARD_CACHE].get(key)
     if cached is None:
-        async with translated_errors(), request.app[POOL].acquire() as conn, \
-                conn.transaction(isolation="repeatable_read", readonly=True):
-            _, _, history = await _snapshot_header(conn, campaign)
+        async with snapshot(request, Basis.LOG) as snap:
+            conn = snap.conn
+            history = await _campaign(conn, campaign)
             try:
                 deltas = await figures_at(conn, campaign, position)
             except BeyondLog as exc:
@@ -164,8 +183,9 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        signed = await covering(conn, position)
+    request[READ_POSITION] = position  # the figures are those at N, whichever snapshot computed them
+    async with snapshot(request, Basis.LOG) as snap:
+        signed = await covering(snap.conn, position)
     response = web.Response(body=with_checkpoint(cached, signed), content_type="application/json")
     if signed is not None:  # immutable from then on; before, the checkpoint is still to come
         response.headers["ETag"] = f'"{etag}"'
@@ -189,9 +209,9 @@ async def series(request: web.Request) -> web.Response:
     _, ready = await _cheap_poll(request, "series", campaign, region, metric, tables_id)
     if ready is not None:
         return ready
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
-        position, _, history = await _snapshot_header(conn, campaign)
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
+        position, _, history = await _snapshot_header(snap, campaign)
         values = await tables.daily_series(conn, campaign, region, metric)
         names = await region_names(conn, await list_year(conn, history.starts_on.year), [region])
     spec = METRICS[metric]
@@ -225,9 +245,9 @@ async def completeness(request: web.Request) -> web.Response:
     _, ready = await _cheap_poll(request, "completeness", campaign, region, str(day), tables_id)
     if ready is not None:
         return ready
-    async with translated_errors(), request.app[POOL].acquire() as conn, \
-            conn.transaction(isolation="repeatable_read", readonly=True):
-        position, _, history = await _snapshot_header(conn, campaign)
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        conn = snap.conn
+        position, _, history = await _snapshot_header(snap, campaign)
         year = await list_year(conn, history.starts_on.year)
         expected = await expected_children(conn, year, region)
         overall = await tables.reporting_children(conn, campaign, region, None)
@@ -248,15 +268,21 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: one message each time the projection advances, ``id`` = its position.
 
     The stream ends when the service shuts down and when its key is revoked (the page then reconnects,
-    to another instance or to a 401 that asks for a new key).
+    to another instance or to a 401 that asks for a new key). While replicas serve reads, it follows the
+    checkpoint replicated to them (polled, since a standby cannot LISTEN), so a client that reads after a
+    message finds that position wherever its read lands.
     """
-    state, ring = request.app[PROJECTION], request.app[KEYRING]
+    replicas, ring = request.app[REPLICAS], request.app[KEYRING]
+    state = replicas.followed if replicas else request.app[PROJECTION]
+    floor = min_position(request) - 1
+    request[READ_POSITION] = state.position
     key = request.get(REQUEST_KEY)
     key_id = key.id if key is not None else None
     with request.app[STREAMS].opened(key_id) as closing:
-        async with sse_response(request, headers={"Cache-Control": "no-cache"}) as sse:
+        async with sse_response(request, headers={"Cache-Control": "no-cache", **position_headers(request)}) as sse:
             last = sse.last_event_id
             seen = int(last) if last and last.isascii() and last.isdigit() else -1  # "²" is a digit to isdigit()
+            seen = max(seen, floor)
             while sse.is_connected() and not closing.is_set():
                 if state.position > seen:
                     seen = state.position

@@ -9,13 +9,14 @@ from events.decide import AppendRequest, check_scope
 from events.exchange import export_lines
 from events.intake import parse_json, read_events
 from events.regions import code_prefix, is_within
-from events.store import LogFilter, read_page, translated_errors
+from events.store import LogFilter, read_page
 from schemas.api import AppendResponse, EventResult, EventsPage, StoredEvent
-from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
+from services.appkeys import SETTINGS, WRITER, api_key, request_id
 from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
 from services.handlers.params import campaign_param, int_param, region_param
 from services.middleware import allow
 from services.negotiation import negotiate
+from services.reads import Basis, position_headers, snapshot
 from services.responses import json_response
 
 NDJSON = "application/x-ndjson"
@@ -75,8 +76,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     limit = int_param(request, "limit", 1000, low=1, high=10000)
     if negotiate(request, ("application/json", NDJSON)) == NDJSON:
         return await _stream_ndjson(request, flt, region)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        records = await read_page(conn, flt, limit)
+    async with snapshot(request, Basis.LOG) as snap:
+        records = await read_page(snap.conn, flt, limit)
     next_after = records[-1].position if records else flt.after
     page = EventsPage(events=[StoredEvent.model_validate(r.exported()) for r in records
                               if region is None or is_within(r.region, region)], next_after=next_after)
@@ -84,10 +85,10 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream_ndjson(request: web.Request, flt: LogFilter, region: str | None) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": NDJSON})
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        response = web.StreamResponse(headers={"Content-Type": NDJSON, **position_headers(request)})
         await response.prepare(request)
-        async for chunk in export_lines(conn, flt, region=region):
+        async for chunk in export_lines(snap.conn, flt, region=region):
             await response.write(chunk)
     await response.write_eof()
     return response

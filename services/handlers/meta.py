@@ -11,7 +11,6 @@ from events.coordination import ping
 from events.errors import NotFound
 from events.region_store import latest_list_year, province_codes
 from events.regions import NATION, PROVINCES, level_of, parent_of
-from events.store import translated_errors
 from schemas.api import (
     Catalogue,
     EventTypeInfo,
@@ -24,9 +23,10 @@ from schemas.api import (
     StandardLabelInfo,
 )
 from services import migrate
-from services.appkeys import INTEGRATION, POOL, PROJECTION, SETTINGS, STATE, TELEMETRY
+from services.appkeys import INTEGRATION, POOL, PROJECTION, REPLICAS, SETTINGS, STATE, TELEMETRY
 from services.handlers.params import int_param, region_param
 from services.middleware import allow
+from services.reads import Basis, snapshot
 from services.responses import json_response
 
 
@@ -62,7 +62,8 @@ async def readyz(request: web.Request) -> web.Response:
     if state.shutting_down:
         checks["shutdown"] = "in progress"
     ready = all(v == "ok" for v in checks.values())
-    return json_response(Readiness(ready=ready, checks=checks), status=200 if ready else 503)
+    replicas = {r.name: r.state for r in request.app[REPLICAS].replicas}
+    return json_response(Readiness(ready=ready, checks=checks, replicas=replicas), status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -117,9 +118,9 @@ async def regions(request: web.Request) -> web.Response:
     parent = region_param(request, "parent") or NATION
     # Bounded: "²" passes str.isdigit() but not int(), and a 5000-digit year does not fit the column.
     asked = int_param(request, "year", 0, low=1, high=9999) if request.query.get("year") else None
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        year = asked if asked is not None else await latest_list_year(conn)
-        names = await province_codes(conn, year, parent) if year is not None and parent != NATION else {}
+    async with snapshot(request, Basis.LOG) as snap:
+        year = asked if asked is not None else await latest_list_year(snap.conn)
+        names = await province_codes(snap.conn, year, parent) if year is not None and parent != NATION else {}
     if names and level_of(parent) != "province" and parent not in names:
         raise NotFound(f"region {parent} is not in the {year} region list")
     children = sorted(PROVINCES) if parent == NATION else sorted(c for c in names if parent_of(c) == parent)

@@ -2,12 +2,12 @@
 
 from aiohttp import web
 
-from events.store import translated_errors
-from services.appkeys import DASHBOARD_CACHE, POOL, PROJECTION
+from services.appkeys import DASHBOARD_CACHE, PROJECTION
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path
 from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
+from services.reads import Basis, snapshot
 from services.summary_formats import CONTENT_TYPES, render
 from services.summary_loading import load_summary
 
@@ -22,9 +22,9 @@ async def summary(request: web.Request) -> web.Response:
     if lang not in ("zh", "en"):
         raise InvalidParameter("lang must be zh or en")
     campaign = campaign_path(request)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        loaded = await load_summary(conn, campaign)
-        signed = await covering(conn, loaded.position) if fmt == "json" else None
+    async with snapshot(request, Basis.PROJECTION) as snap:
+        loaded = await load_summary(snap.conn, campaign)
+        signed = await covering(snap.conn, loaded.position) if fmt == "json" else None
     # The read tables' identity is in the key: a rebuild that corrected figures must not be served stale.
     key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang,
            signed.tree_size if signed is not None else None)

@@ -49,7 +49,6 @@ const TEXT = {
       "unavailable": "服务暂时无法连接数据库，正在自动重试。", "invalid-parameter": "地址中的参数有误。",
       "unauthenticated": "密钥无效或已被吊销。",
     },
-    serverError: (status) => `服务器出错（${status}），稍后会自动重试。`, offline: "无法连接服务器，正在自动重试。",
   },
   en: {
     title: "National Quality Month", live: "live figures", sse: "Live", polling: "Refreshing every second",
@@ -86,8 +85,6 @@ const TEXT = {
       "invalid-parameter": "The address has a parameter that is not valid.",
       "unauthenticated": "The key is unknown or has been revoked.",
     },
-    serverError: (status) => `The server failed (${status}); retrying shortly.`,
-    offline: "Cannot reach the server; retrying.",
   },
 };
 const UNITS_EN = { "元": "yuan" };

@@ -1,4 +1,4 @@
-"""Issue 12, the page in headless Chromium: it never says 已同步 while the server is gone or failing, it
+"""Issue 12, the page in headless Chromium: it never says 已是最新 (up to date) while the server is gone or failing, it
 names a key of the wrong role, and its breakdown has the own-level row (本级)."""
 
 import json
@@ -30,20 +30,20 @@ async def test_the_page_says_when_the_server_is_gone_and_when_its_figures_are_fr
             await page.locator("#login-submit").click()
             await expect(page.locator("body")).to_have_attribute("data-state", "ready")
             await expect(page.locator("body")).to_have_attribute("data-transport", "sse")
-            await expect(page.locator("#freshness")).to_contain_text("已同步")
+            await expect(page.locator("#freshness")).to_contain_text("已是最新")
 
             assert await api.terminate(seconds=20) == 0  # the open stream is ended, the process exits
             await expect(page.locator("body")).to_have_attribute("data-link", "reconnecting")
             await expect(page.locator("#transport")).to_have_text("连接中断，正在重连")
             await expect(page.locator("#freshness")).to_contain_text("显示的是 ")
-            await expect(page.locator("#freshness")).not_to_contain_text("已同步")
+            await expect(page.locator("#freshness")).not_to_contain_text("已是最新")
             await expect(page.locator("body")).to_have_attribute("data-link", "offline", timeout=20_000)
             await expect(page.locator("#transport")).to_have_text("无法连接服务器，正在重试")
-            await expect(page.locator("#freshness")).not_to_contain_text("已同步")
+            await expect(page.locator("#freshness")).not_to_contain_text("已是最新")
 
             await api.start_listening()  # back: the page recovers by itself
             await expect(page.locator("body")).to_have_attribute("data-link", "ok", timeout=40_000)
-            await expect(page.locator("#freshness")).to_contain_text("已同步")
+            await expect(page.locator("#freshness")).to_contain_text("已是最新")
 
 
 @pytest.mark.usefixtures("campaign")
