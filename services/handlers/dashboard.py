@@ -183,9 +183,9 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)
-    request[READ_POSITION] = position  # the figures are those at N, whichever snapshot computed them
     async with snapshot(request, Basis.LOG) as snap:
         signed = await covering(snap.conn, position)
+    request[READ_POSITION] = position  # the figures are those at N, whichever snapshot computed them
     response = web.Response(body=with_checkpoint(cached, signed), content_type="application/json")
     if signed is not None:  # immutable from then on; before, the checkpoint is still to come
         response.headers["ETag"] = f'"{etag}"'
