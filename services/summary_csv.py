@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Final
 
 from events.catalogue import METRICS, label_in
-from projections.number_format import display
+from projections.number_format import display, ratio
 from projections.summary import CampaignSummary
 from services.summary_words import Lang, metric_label, province_codes, province_name, province_rate, unit_in
 
@@ -24,14 +24,15 @@ _CSV_WORDS: Final = {
 }
 
 
-def _percent_number(text: str | None) -> str:
-    """"91.5%" as the plain number 91.5 (Excel reads it as a number; the unit column says %)."""
-    return text.removesuffix("%") if text else ""
+def _province_ratio(totals: dict[str, Decimal]) -> str:
+    """A province's Σpassed ÷ Σsampled by the one ratio rule (number_format.ratio); empty without samples."""
+    return ratio(totals.get("batches_passed", Decimal(0)), totals.get("batches_sampled", Decimal(0))) or ""
 
 
 def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     """CSV for a spreadsheet: UTF-8 with a BOM (Excel on Chinese Windows), headers and words in ``lang``,
-    plain values (no thousands separators, money to the fen, the pass rate in percent)."""
+    plain values (no thousands separators, money to the fen, a pass rate as its exact ratio, with the
+    report's percentage in the round-figure column)."""
     words = _CSV_WORDS[lang]
     status = words["final" if s.final else "provisional"]
     out = io.StringIO()
@@ -46,16 +47,17 @@ def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     for m, f in s.figures.items():
         row("national", "000000", nation, metric_label(m, lang), m, f.exact, unit_in(METRICS[m].unit, lang),
             f.phrase.text)
-    row("national", "000000", nation, words["pass_rate"], "pass_rate", _percent_number(s.pass_rate.percent_zh), "%",
-        "")
+    row("national", "000000", nation, words["pass_rate"], "pass_rate", s.pass_rate.ratio or "", "",
+        s.pass_rate.percent_zh or "")
     for c in s.pass_rate.by_category:
         row("category", "000000", label_in(c.category, lang), words["pass_rate"], "pass_rate",
-            _percent_number(c.percent), "%", "")
+            c.ratio or "", "", c.percent or "")
     for code in province_codes(s):
         totals = s.provinces.get(code, {})
         name = province_name(code, lang)
         for m in METRICS:
             row("province", code, name, metric_label(m, lang), m, display(m, totals.get(m, Decimal(0))),
                 unit_in(METRICS[m].unit, lang), "")
-        row("province", code, name, words["pass_rate"], "pass_rate", _percent_number(province_rate(totals)), "%", "")
+        row("province", code, name, words["pass_rate"], "pass_rate", _province_ratio(totals), "",
+            province_rate(totals) or "")
     return out.getvalue()

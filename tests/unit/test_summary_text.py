@@ -267,12 +267,12 @@ def test_the_csv_is_for_a_spreadsheet_in_the_chosen_language_with_plain_values()
     assert national_en["seized_value_yuan"]["metric"] == "Value of goods seized"
     assert national_zh["seized_value_yuan"]["指标"] == "查获货值"
     assert national_zh["dens_busted"]["数值"] == "1032"
-    assert (national_en["pass_rate"]["value"], national_en["pass_rate"]["unit"]) == ("91.6", "%")
+    assert (national_en["pass_rate"]["value"], national_en["pass_rate"]["round figure (zh)"]) == ("0.9162", "91.6%")
     categories = {r["region"]: r["value"] for r in en if r["scope"] == "product category"}
-    assert categories == {"liquor": "93", "手工艺品": "100"}
-    assert {r["地区"]: r["数值"] for r in zh if r["范围"] == "产品类别"} == {"白酒": "93", "手工艺品": "100"}
+    assert categories == {"liquor": "0.93", "手工艺品": "1"}
+    assert {r["地区"]: r["数值"] for r in zh if r["范围"] == "产品类别"} == {"白酒": "0.93", "手工艺品": "1"}
     zhejiang = {r["metric code"]: r["value"] for r in en if r["region code"] == "330000"}
-    assert zhejiang["pass_rate"] == "92.5"
+    assert zhejiang["pass_rate"] == "0.925"
     assert {r["region"] for r in en if r["region code"] == "330000"} == {"Zhejiang"}
     for row in en:
         assert row["value"] not in ("True", "False"), row
