@@ -16,6 +16,8 @@ Steps, each a subprocess that starts and stops its own ``qmstats serve`` (full /
              5,000 × 1)
 * load       load_log.py: 1,000,000 / 20,000 generated events through POST /v1/events into a kept data dir
 * replay     bench_replay.py on that log: rebuild (2 rounds), export, at_position, provenance, serve RSS (3 / 1 rounds)
+* log        bench_log.py: ingest with and without the integrator (same run, interleaved), then on the loaded log
+             proof / receipt / consistency / tile latency and tree storage per event (5 s × 3 / 3 s × 1)
 
 Raw results go to bench/results/latest.json (git-ignored), each step's output to bench/results/<step>.log and,
 with ``--profile``, py-spy raw profiles of the server to bench/results/profiles/ with their top functions.
@@ -41,10 +43,9 @@ import orjson
 from common import REPO, RESULTS_DIR, loadavg, markdown_table, profile_top
 
 BENCH = REPO / "bench"
-STEPS = ("ingest", "batch", "dashboard", "lag", "replica", "flags", "load", "replay")
+STEPS = ("ingest", "batch", "dashboard", "lag", "replica", "flags", "load", "replay", "log")
 STEP_TIMEOUT = {"ingest": 600, "batch": 900, "dashboard": 900, "lag": 600, "replica": 900, "flags": 900,
-                "load": 2400,
-                "replay": 2400}
+                "load": 2400, "replay": 2400, "log": 1800}
 
 
 def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
@@ -65,6 +66,9 @@ def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
         "load": ["load_log.py", "--events", events, "--data-dir", str(data_dir)],
         "replay": ["bench_replay.py", "--data-dir", str(data_dir), "--rounds", rounds,
                    "--rebuild-rounds", "1" if quick else "2"],
+        "log": ["bench_log.py", "--seconds", "3" if quick else "5", "--rounds", rounds,
+                "--max-events", "20000" if quick else "60000", "--samples", "50" if quick else "200",
+                *(["--log-dir", str(data_dir)] if data_dir.exists() else [])],
     }
 
 
@@ -179,7 +183,7 @@ def main() -> int:
                 results[name] = {"exit": code, "seconds": round(seconds, 1), "command": argv, "report": report}
                 status = status or code
                 if name == "load" and code != 0:
-                    print("load failed: skipping replay", flush=True)
+                    print("load failed: skipping replay and log", flush=True)
                     break
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -22,6 +22,8 @@ TABLES_LOCK: Final = 0x716D_0004
 """Live read-table batches take it shared; a rebuild takes it exclusively to swap its tables in."""
 FLAGS_PROJECTOR_LOCK: Final = 0x716D_0F01
 """Session lock held by the active data-quality flags projector (issue 15), independent of PROJECTOR_LOCK."""
+INTEGRATOR_LOCK: Final = 0x716D_0007
+"""Session lock held by the active integrator (the Merkle tree and checkpoints, services/integrator)."""
 
 EVENTS_CHANNEL: Final = "qmstats_events"
 """Sent when events commit; the payload is the new head position."""

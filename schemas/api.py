@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.fields import CAMPAIGN_ID_PATTERN
+from schemas.log import CheckpointRef
 
 
 class EventResult(BaseModel):
@@ -376,6 +377,8 @@ class Summary(BaseModel):
     reopened: bool = Field(False, description="provisional because the campaign was reopened after a close")
     coverage: Coverage
     figures: dict[str, SummaryFigureOut]
+    checkpoint: CheckpointRef | None = Field(
+        default=None, description="the first signed log checkpoint whose tree holds `position` (null until signed)")
     pass_rate: SummaryPassRateOut
     provinces: dict[str, dict[str, int | str]]
     text_zh: str = Field(description="the publishable paragraph; status and provenance are in note_zh")

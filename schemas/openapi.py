@@ -138,6 +138,9 @@ def build_openapi(routes: list[RouteDoc], *, title: str, version: str,
 PATH_PARAMS: dict[str, dict[str, Any]] = {
     "campaign": {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
     "event_id": {"type": "string", "format": "uuid"},
+    # tlog-tiles: a level 0-63; an index as zero-padded 3-digit elements (x001/x234/067 beyond 999), .p/W if partial.
+    "level": {"type": "string", "pattern": "^(0|[1-9][0-9]?)$"},
+    "index": {"type": "string", "pattern": "^[0-9]{3}(\\.p/[1-9][0-9]{0,2})?$"},
 }
 
 

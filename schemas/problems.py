@@ -64,4 +64,6 @@ INVALID = ProblemType("validation-failed", "Invalid events; nothing was stored",
 INVALID_PARAMETER = ProblemType("invalid-parameter", "Invalid query parameter", 422)
 RATE_LIMITED = ProblemType("rate-limited", "Too many requests for this key", 429)
 INTERNAL = ProblemType("internal-error", "Internal error", 500)
+NO_CHECKPOINT = ProblemType("no-checkpoint", "No signed checkpoint of that tree size", 404)
+NOT_IN_TREE = ProblemType("not-in-tree", "The event is not in that checkpoint's tree", 409)
 UNAVAILABLE = ProblemType("unavailable", "The service cannot reach its database right now", 503)

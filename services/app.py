@@ -19,6 +19,8 @@ from services.appkeys import (
     DASHBOARD_CACHE,
     DIRECTORY,
     FLAGS_PROJECTOR,
+    INTEGRATION,
+    INTEGRATOR,
     KEYRING,
     LIMITER,
     POLL_ANSWERS,
@@ -34,10 +36,12 @@ from services.appkeys import (
 )
 from services.cache import PollAnswers, ResponseCache
 from services.directory import Directory
+from services.integrator import IntegratorState, IntegratorWorker
 from services.keyring import KeyRing
 from services.middleware import authenticate, echo_request_id, request_context
 from services.poll_answers import answer_polls
 from services.projection_state import ProjectionState
+from services.projector_process import ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.replicas import ReplicaSet, following_replicas
 from services.resources import (
@@ -46,6 +50,7 @@ from services.resources import (
     database_pool,
     flags_projector,
     group_commit_writer,
+    integrator,
     listening,
     poll_projection,
     projector,
@@ -97,6 +102,7 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
     app[REPLICAS] = ReplicaSet.configured(settings)
     for replica in app[REPLICAS].replicas:
         telemetry.watch_replica(replica)
+    app[INTEGRATION] = IntegratorState()
     setup_routes(app)
 
     async def end_streams(app: web.Application) -> None:
@@ -131,10 +137,15 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
                 flags = app[FLAGS_PROJECTOR] = await stack.enter_async_context(
                     flags_projector(pool, database_url, settings))
                 app[PROJECTOR] = worker
+                followers: list[ProjectorWorker | IntegratorWorker] = [worker, flags]
+                if settings.run_integrator:  # the log's Merkle tree and checkpoints, where the projector runs
+                    tree = app[INTEGRATOR] = await stack.enter_async_context(
+                        integrator(pool, database_url, settings, app[INTEGRATION]))
+                    followers.append(tree)
 
                 def wake() -> None:
-                    worker.wake()
-                    flags.wake()
+                    for follower in followers:
+                        follower.wake()
 
             def connected(up: bool) -> None:
                 state.listener_connected = up

@@ -51,9 +51,13 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, add_completion=Fa
 keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Create, list and revoke API keys.")
 campaigns_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Open, close and reopen campaigns.")
 regions_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Official region code lists.")
+log_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The verifiable log's signing key.")
+proof_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Check Merkle inclusion proofs offline.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(regions_app, name="regions")
+app.add_typer(log_app, name="log")
+app.add_typer(proof_app, name="proof")
 app.command()(simulate)
 
 
@@ -344,11 +348,13 @@ def verify(
                                                    "(GET /v1/audit/head): prove the log was only appended to")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Recompute the hash chain; exit 0 when intact, 4 when broken (the first bad position is printed)."""
+    """Recompute the hash chain (and, for the whole log, the Merkle tree against every stored tile and
+    checkpoint); exit 0 when intact, 4 when broken (the first bad position is printed)."""
     import json
 
     from events.store import head, read_campaigns
     from events.stored_chain import verify_campaign, verify_log
+    from events.treeaudit import verify_tree
 
     campaign = checked(campaign_filter, campaign, "--campaign")
     pinned = None if since_head is None else _pinned_head(since_head)
@@ -360,12 +366,19 @@ def verify(
             report = await (verify_campaign(conn, campaign, pinned=pinned) if campaign
                             else verify_log(conn, pinned=pinned))
             position, digest = await head(conn)
-        return {"ok": report.ok, "checked": report.checked, "first_bad_position": report.first_bad_position,
+            result: dict[str, Any] = {
+                "ok": report.ok, "checked": report.checked, "first_bad_position": report.first_bad_position,
                 "head": {"position": position, "hash": digest.hex()}}
+            if campaign is None:
+                tree = await verify_tree(conn)
+                result["tree"] = {"ok": tree.ok, "leaves": tree.leaves, "tiles": tree.tiles,
+                                  "checkpoints": tree.checkpoints, "first_bad_position": tree.first_bad_position,
+                                  "first_bad_checkpoint": tree.first_bad_checkpoint, "problem": tree.problem}
+        return result
 
     result = _run(run())
     print(json.dumps(result))
-    if not result["ok"]:
+    if not result["ok"] or not result.get("tree", {"ok": True})["ok"]:
         raise typer.Exit(4)
 
 
@@ -456,6 +469,7 @@ def report(
     data_dir: DataDir = None,
 ) -> None:
     """Write the year-end summary (final after close, provisional before) to stdout."""
+    from services.logbinding import covering, with_checkpoint
     from services.summary_formats import CONTENT_TYPES, render
     from services.summary_loading import load_summary
 
@@ -469,7 +483,10 @@ def report(
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
             loaded = await load_summary(conn, campaign)
             log_head, _ = await head(conn)
-        return render(fmt, lang, loaded), None if loaded.final else loaded.position, log_head
+            text = render(fmt, lang, loaded)
+            if fmt == "json":  # the signed log checkpoint the figures came from, as the API answers
+                text = with_checkpoint(text.encode(), await covering(conn, loaded.position)).decode()
+        return text, None if loaded.final else loaded.position, log_head
 
     text, projected, log_head = _run(run())
     sys.stdout.write(text)
@@ -644,6 +661,92 @@ def regions_import(
 
     count = _run(run())
     err.print(f"imported {count} region codes for {year} from {file}")
+
+
+@log_app.command("key")
+def log_key(data_dir: DataDir = None) -> None:
+    """Print the verifier key (vkey) of the log's signing key, creating the key if there is none yet."""
+    from services.signingkey import SigningKeyError, load_signer
+
+    try:
+        print(load_signer(_settings(data_dir=data_dir)).verifier.vkey)
+    except (SigningKeyError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@proof_app.command("verify")
+def proof_verify(
+    proof: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                          help="a tlog-proof receipt, or the JSON of GET /v1/events/{id}/proof")],
+    key: Annotated[str, typer.Option("--key", help="the log's verifier key (GET /v1/log/key, qmstats log key)")],
+    event_file: Annotated[Path | None, typer.Option(
+        "--event", exists=True, dir_okay=False,
+        help="the event as exported (an export line, or GET /v1/events/{id}); required for a receipt")] = None,
+    checkpoint_file: Annotated[Path | None, typer.Option(
+        "--checkpoint", exists=True, dir_okay=False,
+        help="a checkpoint you trust (e.g. fetched on its own): the proof must be against the same tree")] = None,
+) -> None:
+    """Check, without the service, that an event is in the log a signed checkpoint states; exit 4 if not."""
+    import json
+
+    from events.checkpoints import ProofError, check_inclusion, open_checkpoint, parse_receipt
+    from events.notes import NoteError, Verifier
+    from events.records import from_exported
+    from events.treestore import event_leaf
+
+    def fail(message: str, code: int = 4) -> typer.Exit:
+        err.print(f"[red]not verified:[/red] {message}" if code == 4 else f"[red]error:[/red] {message}")
+        return typer.Exit(code)
+
+    try:
+        verifier = Verifier.parse(key)
+        text = proof.read_text("utf-8")
+        if text.lstrip().startswith("{"):
+            body = json.loads(text)
+            index, note = int(body["leaf_index"]), str(body["checkpoint"])
+            path = [bytes.fromhex(h) for h in body["audit_path"]]
+            claimed: bytes | None = bytes.fromhex(body["leaf_hash"])
+        else:
+            receipt = parse_receipt(text)
+            index, path, note, claimed = receipt.index, receipt.path, receipt.checkpoint, None
+        event: dict[str, Any] | None = None
+        if event_file is not None:
+            loaded = json.loads(event_file.read_text("utf-8"))
+            event = loaded.get("event", loaded) if isinstance(loaded, dict) else None
+            if event is None:
+                raise fail("--event holds no event object", 1)
+    except (OSError, ValueError, KeyError, TypeError, NoteError, ProofError) as exc:
+        raise fail(f"cannot read the input: {exc}", 1) from None
+    if event is not None:
+        try:
+            record = from_exported(event)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise fail(f"--event is not an exported event: {exc}", 1) from None
+        leaf = event_leaf(record)
+        if record.position - 1 != index:
+            raise fail(f"the event is at position {record.position}, but the proof is for leaf {index} "
+                       f"(position {index + 1})")
+        if claimed is not None and claimed != leaf:
+            raise fail("the proof's leaf_hash is not the hash of this event's canonical bytes")
+    elif claimed is not None:
+        leaf = claimed
+        err.print("[yellow]note:[/yellow] no --event: checking the leaf hash the proof names, not an event")
+    else:
+        raise fail("a receipt names no event: pass the event with --event", 1)
+    try:
+        checkpoint = check_inclusion(leaf, index, path, note, verifier)
+        if checkpoint_file is not None:
+            trusted = open_checkpoint(checkpoint_file.read_text("utf-8"), verifier)
+            if (trusted.size, trusted.root) != (checkpoint.size, checkpoint.root):
+                raise ProofError(f"the proof is against the tree of size {checkpoint.size}, the checkpoint you "
+                                 f"trust states size {trusted.size}" + (" with another root" if trusted.size
+                                                                         == checkpoint.size else ""))
+    except ProofError as exc:
+        raise fail(str(exc)) from None
+    print(json.dumps({"ok": True, "origin": checkpoint.origin, "tree_size": checkpoint.size,
+                      "root": checkpoint.root.hex(), "leaf_index": index, "leaf_hash": leaf.hex(),
+                      "event_id": event["event_id"] if event is not None else None}))
 
 
 def main() -> None:

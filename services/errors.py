@@ -59,6 +59,18 @@ class BodyTimeout(DomainError):
     """The client did not send its whole body within the body-read timeout."""
 
 
+class NoCheckpoint(DomainError):
+    """No signed checkpoint of the tree size asked for (yet: with ``retry_after`` when waiting helps)."""
+
+    def __init__(self, detail: str, *, retry_after: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class NotInTree(NoCheckpoint):
+    """The event is in the log but beyond the checkpoint's tree (a later checkpoint will hold it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Mapped:
     """An exception translated for the wire."""
@@ -88,6 +100,8 @@ _DOMAIN: dict[type[DomainError], p.ProblemType] = {
     WrongRole: p.FORBIDDEN,
     InvalidParameter: p.INVALID_PARAMETER,
     BodyTimeout: p.REQUEST_TIMEOUT,
+    NotInTree: p.NOT_IN_TREE,
+    NoCheckpoint: p.NO_CHECKPOINT,
 }
 
 _HTTP: dict[int, p.ProblemType] = {
@@ -114,6 +128,8 @@ def map_exception(exc: BaseException) -> Mapped:
             extra.update(key_role=exc.role, allowed_roles=exc.allowed)
         elif isinstance(exc, RateLimited):
             headers["Retry-After"] = exc.retry_after
+        elif isinstance(exc, NoCheckpoint):
+            headers.update({"Retry-After": exc.retry_after} if exc.retry_after is not None else {})
         elif isinstance(exc, StoreUnavailable):
             headers["Retry-After"] = "2"
         elif isinstance(exc, Unauthenticated | KeyRevoked):

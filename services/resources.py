@@ -19,10 +19,12 @@ from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
 from projections.tables import checkpoint_status
 from services.database import create_pool
+from services.integrator import IntegratorState, IntegratorWorker
 from services.listener import Callback, Listener
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker, flags_worker
 from services.settings import Settings
+from services.signingkey import load_signer
 from services.state import ServiceState
 
 log = structlog.get_logger("qmstats.resources")
@@ -120,4 +122,14 @@ async def flags_projector(pool: asyncpg.Pool, url: str, settings: Settings) -> A
     worker = flags_worker(pool, url, settings)
     async with background("flags-projector", worker.run()) as task:
         worker.running = task
+        yield worker
+
+
+@asynccontextmanager
+async def integrator(pool: asyncpg.Pool, url: str, settings: Settings,
+                     state: IntegratorState | None = None) -> AsyncIterator[IntegratorWorker]:
+    """The log's integrator (issue 16: Merkle tree and signed checkpoints; leader or hot standby) in this process."""
+    worker = IntegratorWorker(pool, url, load_signer(settings), state=state,
+                              interval_seconds=settings.log_checkpoint_interval_seconds)
+    async with background("integrator", worker.run()):
         yield worker

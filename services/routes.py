@@ -10,9 +10,10 @@ from aiohttp import web
 from events.catalogue import CATALOGUE
 from events.fields import CAMPAIGN_ID_PATTERN, REGION_CODE_PATTERN
 from schemas import api
+from schemas.log import ConsistencyProofOut, InclusionProofOut
 from schemas.openapi import QueryParam, RouteDoc, build_openapi, event_models
 from services.appkeys import SETTINGS
-from services.handlers import audit, campaigns, dashboard, events, flags, meta, page, summary
+from services.handlers import audit, campaigns, dashboard, events, flags, log, meta, page, summary
 from services.middleware import ROLES_KEY, Handler, public_dashboard
 
 _AFTER = QueryParam("after", {"type": "integer", "minimum": 0}, "read events after this position")
@@ -40,6 +41,7 @@ class Route:
     doc: RouteDoc
     handler: Handler
     dashboard_public: bool = False  # open without a key when QMSTATS_PUBLIC_DASHBOARD=true
+    pattern: str | None = None  # the aiohttp path when it differs from the documented one (a '/' in a parameter)
 
     @property
     def method(self) -> str:
@@ -135,6 +137,34 @@ def _routes() -> list[Route]:
                               QueryParam("lang", {"type": "string", "enum": ["zh", "en"]})],
                        errors=[404, 422, 503], text_formats=("text/markdown", "text/html", "text/csv")),
               summary.summary, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/log/checkpoint",
+                       "The latest signed checkpoint of the Merkle tree over the log (C2SP tlog-checkpoint, "
+                       "text/plain)", responses={200: None}, errors=[404, 503], produces="text/plain"),
+              log.checkpoint, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/log/key", "The signed-note verifier key of the log (text/plain)",
+                       responses={200: None}, errors=[404, 503], produces="text/plain"),
+              log.verifier_key, dashboard_public=True),
+        Route(RouteDoc("GET", "/v1/log/tile/{level}/{index}",
+                       "A tile of the tree (C2SP tlog-tiles: index as x001/x234/067, partial tiles as …/067.p/W)",
+                       responses={200: None}, errors=[404, 503], produces="application/octet-stream"),
+              log.tile, dashboard_public=True, pattern="/v1/log/tile/{level}/{index:.+}"),
+        Route(RouteDoc("GET", "/v1/events/{event_id}/proof",
+                       "Inclusion proof of an event in a signed checkpoint (JSON; format=tlog-proof or "
+                       "Accept: text/plain for a C2SP tlog-proof receipt)", responses={200: InclusionProofOut},
+                       query=[QueryParam("tree_size", {"type": "integer", "minimum": 0},
+                                         "a tree size with a signed checkpoint (default: the latest)"),
+                              QueryParam("format", {"type": "string", "enum": ["json", "tlog-proof"]})],
+                       errors=[403, 404, 409, 422, 503], text_formats=("text/plain",)),
+              log.event_proof),
+        Route(RouteDoc("GET", "/v1/log/consistency",
+                       "Consistency proof (RFC 9162 §2.1.4) from tree size `from` to `to` (default: the latest "
+                       "checkpoint)", responses={200: ConsistencyProofOut},
+                       query=[QueryParam("from", {"type": "integer", "minimum": 0}, "the older tree size",
+                                         required=True),
+                              QueryParam("to", {"type": "integer", "minimum": 0},
+                                         "a tree size with a signed checkpoint")],
+                       errors=[404, 422, 503]),
+              log.consistency),
         Route(RouteDoc("GET", "/v1/catalogue", "Event types, metrics, units", responses={200: api.Catalogue}),
               meta.catalogue, dashboard_public=True),
         Route(RouteDoc("GET", "/v1/regions", "Child regions of a region", responses={200: api.RegionList},
@@ -197,6 +227,6 @@ def setup_routes(app: web.Application) -> None:
         handler = route.handler
         if handler is meta.metrics and not app[SETTINGS].open_metrics:
             handler = meta.keyed_metrics
-        app.router.add_route(route.method, route.path, handler)
+        app.router.add_route(route.method, route.pattern or route.path, handler)
     for path, handler in PAGE_ROUTES:
         app.router.add_route("GET", path, handler)

@@ -33,10 +33,11 @@ from aiohttp import web
 
 from events.coordination import EVENTS_CHANNEL
 from services.app import Overrides, create_app
+from services.integrator import IntegratorWorker
 from services.projection_state import ProjectionState
-from services.projector_process import ProjectorStopped
+from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
-from services.resources import database_pool, flags_projector, listening, projector
+from services.resources import database_pool, flags_projector, integrator, listening, projector
 from services.settings import Settings
 
 log = structlog.get_logger("qmstats.serve")
@@ -73,11 +74,16 @@ async def run_projector(settings: Settings, database_url: str) -> None:
     state = ProjectionState()
     async with database_pool(settings, database_url, min_size=1, max_size=4) as pool, \
             projector(pool, database_url, settings, state) as worker, \
-            flags_projector(pool, database_url, settings) as flags:
+            flags_projector(pool, database_url, settings) as flags, \
+            contextlib.AsyncExitStack() as stack:
 
-        def wake(_: object) -> None:  # both projectors follow every append
-            worker.wake()
-            flags.wake()
+        followers: list[ProjectorWorker | IntegratorWorker] = [worker, flags]
+        if settings.run_integrator:  # the log's Merkle tree and checkpoints run wherever the projector runs
+            followers.append(await stack.enter_async_context(integrator(pool, database_url, settings)))
+
+        def wake(_: object) -> None:  # every follower of the log wakes on each append
+            for follower in followers:
+                follower.wake()
 
         async with listening(database_url, {EVENTS_CHANNEL: wake}, on_connect=wake):
             stopping = asyncio.create_task(stop.wait(), name="stop")

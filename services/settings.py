@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     min_position_wait_seconds: float = Field(
         default=1.0, ge=0, description="how long a read with min_position waits for a replica before asking "
                                        "the primary")
+    run_integrator: bool = Field(default=True, description="build the Merkle tree and sign checkpoints wherever "
+                                                            "the projector runs (`serve`, `qmstats project`)")
+    log_origin: str = Field(default="qmstats.local/log", pattern=r"^[^\s+]+$",
+                            description="checkpoint origin and key name, used when the signing key is created")
+    log_signing_key: SecretStr | None = Field(
+        default=None, description="signed-note signing key (PRIVATE+KEY+…); unset = <data_dir>/log-signing-key, "
+                                  "created on first start. Never logged or served")
+    log_checkpoint_interval_seconds: float = Field(
+        default=0.5, gt=0, description="least time between two signed checkpoints while events arrive")
     flag_late_after_days: float = Field(default=7.0, gt=0, description="a fact recorded more than this long after "
                                         "it occurred gets a late_report flag (data quality, issue 15)")
     ready_max_lag_seconds: float = Field(default=30.0, gt=0,

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from events.notes import Signer
 from services.app import create_app
 from services.embedded import SERVICE_ROLE
 from services.keyring import create_key
@@ -78,10 +79,16 @@ async def pool(database: Database) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+LOG_SIGNER = Signer.generate("qmstats.test/log")
+"""The log signing key of apps under test (never a key file in the working directory)."""
+
+
 def test_settings(**overrides: object) -> Settings:
     """Settings for an app under test: generous rate limits unless a test asks otherwise."""
     values: dict[str, object] = {"rate_limit_per_second": 100000.0, "rate_limit_burst": 100000,
-                                 "log_format": "json", "log_level": "warning"}
+                                 "log_format": "json", "log_level": "warning",
+                                 "log_signing_key": LOG_SIGNER.private_text(),
+                                 "log_checkpoint_interval_seconds": 0.05}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

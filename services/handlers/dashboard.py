@@ -41,6 +41,7 @@ from services.appkeys import (
 from services.dashboard_render import region_ref, render_dashboard
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path, int_param, region_param
+from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
 from services.projection_state import ProjectionState
 from services.reads import Basis, Snapshot, min_position, position_headers, snapshot
@@ -189,9 +190,12 @@ async def _dashboard_at(request: web.Request, campaign: str, region: str, level:
             lag_seconds=0.0, totals=totals, categories=categories, children=children, expected=expected,
             names=names).model_dump_json().encode()
         request.app[DASHBOARD_CACHE].put(key, cached)
+    async with snapshot(request, Basis.LOG) as snap:
+        signed = await covering(snap.conn, position)
     request[READ_POSITION] = position  # the figures are those at N, whichever snapshot computed them
-    response = web.Response(body=cached, content_type="application/json")
-    response.headers["ETag"] = f'"{etag}"'
+    response = web.Response(body=with_checkpoint(cached, signed), content_type="application/json")
+    if signed is not None:  # immutable from then on; before, the checkpoint is still to come
+        response.headers["ETag"] = f'"{etag}"'
     return response
 
 

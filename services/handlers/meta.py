@@ -23,7 +23,7 @@ from schemas.api import (
     StandardLabelInfo,
 )
 from services import migrate
-from services.appkeys import FLAGS_PROJECTOR, POOL, PROJECTION, REPLICAS, SETTINGS, STATE, TELEMETRY
+from services.appkeys import FLAGS_PROJECTOR, INTEGRATION, POOL, PROJECTION, REPLICAS, SETTINGS, STATE, TELEMETRY
 from services.handlers.params import int_param, region_param
 from services.middleware import allow
 from services.reads import Basis, snapshot
@@ -52,6 +52,10 @@ async def readyz(request: web.Request) -> web.Response:
     if settings.run_projector:
         checks["projector"] = ("ok" if projection.projector in ("active", "standby")
                                else f"{projection.projector}: {projection.error or 'starting'}")
+        if settings.run_integrator:
+            tree = request.app[INTEGRATION]
+            checks["integrator"] = ("ok" if tree.mode in ("active", "standby")
+                                    else f"{tree.mode}: {tree.error or 'starting'}")
     if (flags := request.app.get(FLAGS_PROJECTOR)) is not None:  # data-quality flags (issue 15)
         checks["flags_projector"] = ("ok" if flags.state.projector in ("active", "standby")
                                      else f"{flags.state.projector}: {flags.state.error or 'starting'}")

@@ -5,6 +5,7 @@ from aiohttp import web
 from services.appkeys import DASHBOARD_CACHE, PROJECTION
 from services.errors import InvalidParameter
 from services.handlers.params import campaign_path
+from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
 from services.reads import Basis, snapshot
 from services.summary_formats import CONTENT_TYPES, render
@@ -23,12 +24,16 @@ async def summary(request: web.Request) -> web.Response:
     campaign = campaign_path(request)
     async with snapshot(request, Basis.PROJECTION) as snap:
         loaded = await load_summary(snap.conn, campaign)
+        signed = await covering(snap.conn, loaded.position) if fmt == "json" else None
     # The read tables' identity is in the key: a rebuild that corrected figures must not be served stale.
     key = ("summary", campaign, loaded.position, loaded.final, request.app[PROJECTION].tables, fmt, lang,
-           repr(loaded.quality))  # flags scored further (or reviewed) since: a new body
+           repr(loaded.quality),  # flags scored further (or reviewed) since: a new body
+           signed.tree_size if signed is not None else None)
     body = request.app[DASHBOARD_CACHE].get(key)
     if body is None:
         body = render(fmt, lang, loaded).encode()
+        if fmt == "json":  # the signed history the figures came from (null for the second before it is signed)
+            body = with_checkpoint(body, signed)
         request.app[DASHBOARD_CACHE].put(key, body)
     response = web.Response(body=body, content_type=CONTENT_TYPES[fmt], charset="utf-8")
     response.headers["Cache-Control"] = "no-cache"

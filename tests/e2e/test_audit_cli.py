@@ -22,6 +22,7 @@ from tests.audit_support import (
     two_campaign_log,
 )
 from tests.conftest import Database, Keys
+from tests.e2e.wire import logged
 from tests.factories import event
 from tests.projection_support import get_json, post_scenario, realistic_mix, settled
 
@@ -66,6 +67,7 @@ async def test_a_pinned_head_proves_the_log_was_only_appended_to(
         verify(database, "--campaign", "2017", "--since-head", since),
         verify(database, "--campaign", "2017", "--since-head", f"4:{wrong}"))
     head = await get_json(client, "/v1/audit/head", keys.auditor)
+    assert appended[1].pop("tree")["ok"] is True  # the Merkle tree over the whole log (test_log_cli.py)
     assert appended == (0, {"ok": True, "checked": 7, "first_bad_position": None, "head": head})
     assert head["position"] == 7
     assert (wrong_hash[0], wrong_hash[1]["first_bad_position"]) == (4, 4), wrong_hash
@@ -78,11 +80,14 @@ async def test_a_pinned_head_proves_the_log_was_only_appended_to(
     assert code == 1
     assert "POSITION:HASH" in err
 
-    # Cutting the tail off leaves a chain that is intact on its own; only the pinned head shows it.
+    # Cutting the tail off leaves a chain that is intact on its own; the pinned head shows it, and so does
+    # the signed checkpoint of the Merkle tree that covered position 7 (issue 16).
+    await logged(client, keys.auditor, 7)
     await tamper(admin_conn, "delete", 7)
     plain, cut = await asyncio.gather(verify(database),
                                       verify(database, "--since-head", f"7:{head['hash']}"))
-    assert plain[0] == 0
+    assert (plain[0], plain[1]["ok"], plain[1]["tree"]["ok"]) == (4, True, False), plain
+    assert plain[1]["tree"]["first_bad_checkpoint"] == 7
     assert (cut[0], cut[1]["first_bad_position"]) == (4, 7), cut
     # Tampering after the pinned position is found as well (the whole chain is recomputed), and
     # tampering before it is found where it happened.

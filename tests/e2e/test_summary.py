@@ -25,7 +25,7 @@ from projections.summary import percent
 from services.app import create_app
 from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings
-from tests.e2e.wire import expect_problem, read_log
+from tests.e2e.wire import expect_problem, logged, read_log
 from tests.factories import CAMPAIGN, correction, event, retraction
 
 QMSTATS = Path(sys.executable).with_name("qmstats")
@@ -264,6 +264,8 @@ async def closed(client: TestClient, keys: Keys, month: Month) -> Closed:
     assert response.status == 201, await response.text()
     view = await response.json()
     assert view["status"] == "closed"
+    # The final summary names the signed checkpoint covering the close: wait the moment until one does.
+    await logged(client, keys.viewer, view["event"]["position"])
     return Closed(month.facts, view["event"]["position"])
 
 

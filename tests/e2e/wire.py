@@ -60,3 +60,15 @@ def answers(client: TestClient, headers: dict[str, str], status: int) -> Callabl
     async def probe() -> bool:
         return (await client.get("/v1/catalogue", headers=headers)).status == status
     return probe
+
+
+async def logged(client: TestClient, headers: dict[str, str], position: int, *, seconds: float = 15.0) -> str:
+    """Wait until a signed log checkpoint covers ``position``; returns that checkpoint (the signed note)."""
+    async with asyncio.timeout(seconds):
+        while True:
+            response = await client.get("/v1/log/checkpoint", headers=headers)
+            if response.status == 200:
+                note = await response.text()
+                if int(note.split("\n")[1]) >= position:
+                    return note
+            await asyncio.sleep(0.02)

@@ -7,7 +7,9 @@ from services.settings import Settings
 
 DASHBOARD_READS = {"/v1/campaigns/{campaign}/dashboard", "/v1/campaigns/{campaign}/series",
                    "/v1/campaigns/{campaign}/completeness", "/v1/campaigns/{campaign}/summary", "/v1/stream",
-                   "/v1/catalogue", "/v1/campaigns", "/v1/campaigns/{campaign}"}
+                   "/v1/catalogue", "/v1/campaigns", "/v1/campaigns/{campaign}",
+                   # The verifiable log's public parts: hashes and signatures only (issue 16).
+                   "/v1/log/checkpoint", "/v1/log/key", "/v1/log/tile/{level}/{index}"}
 
 
 def test_the_dashboard_is_private_unless_the_setting_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:

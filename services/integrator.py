@@ -1,0 +1,152 @@
+"""The integrator: extends the Merkle tree from the log, stores full tiles, signs checkpoints.
+
+One integrator is active at a time (its own advisory lock, like the projector); others wait as hot
+standbys. It keeps the tree's right edge (``Frontier``) in memory; on taking the lead it restores it
+from the stored tiles and reads the events after the last full level-0 tile again. Before signing a
+checkpoint it checks a consistency proof from the previous checkpoint to the new tree: a log must
+never sign a tree that does not extend what it signed before. A failed check stops signing loudly.
+"""
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+import structlog
+
+from events.checkpoints import Checkpoint
+from events.coordination import INTEGRATOR_LOCK, ping, try_lock_session
+from events.errors import StoreUnavailable
+from events.merkle import verify_consistency
+from events.notes import Signer
+from events.store import UNAVAILABLE_ERRORS, Connection
+from events.tiles import Frontier
+from events.treestore import (
+    StoredCheckpoint,
+    TreeIncomplete,
+    insert_checkpoint,
+    insert_tiles,
+    latest_checkpoint,
+    prove_consistency,
+    read_leaves,
+    stored_leaf_count,
+    upper_partials,
+)
+
+log = structlog.get_logger("qmstats.integrator")
+
+IntegratorMode = Literal["off", "standby", "active", "failed", "degraded"]
+
+
+class TreeInconsistent(Exception):
+    """The tree built from the log does not extend the last signed checkpoint."""
+
+
+@dataclass
+class IntegratorState:
+    """What this process's integrator is doing, for /readyz and the logs."""
+
+    mode: IntegratorMode = "off"
+    size: int = 0
+    signed_size: int | None = None
+    error: str | None = None
+
+
+class IntegratorWorker:
+    """Runs the integrator when it holds the leader lock; waits as a standby otherwise."""
+
+    def __init__(self, pool: asyncpg.Pool, leader_url: str, signer: Signer, *, batch_size: int = 5000,
+                 interval_seconds: float = 0.5, poll_seconds: float = 1.0, standby_seconds: float = 1.0,
+                 retry_seconds: float = 5.0, state: IntegratorState | None = None) -> None:
+        self._pool = pool
+        self._leader_url = leader_url
+        self._signer = signer
+        self._batch = batch_size
+        self._interval = interval_seconds
+        self._poll = poll_seconds
+        self._standby = standby_seconds
+        self._retry = retry_seconds
+        self.state = state or IntegratorState()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New events were appended (a NOTIFY hint); look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: become leader when possible, then integrate."""
+        while True:
+            leader: Connection | None = None
+            try:
+                leader = await asyncpg.connect(self._leader_url)
+                while not await try_lock_session(leader, INTEGRATOR_LOCK):
+                    if self.state.mode != "standby":
+                        log.info("integrator standing by: another process holds the lead")
+                    self.state.mode = "standby"
+                    await asyncio.sleep(self._standby)
+                log.info("integrator active", key=self._signer.verifier.vkey)
+                self.state.mode = "active"
+                self.state.error = None
+                await self._lead(leader)
+            except TreeInconsistent as exc:
+                self.state.mode = "failed"
+                self.state.error = str(exc)
+                log.error("integrator refuses to sign: the tree does not extend the last checkpoint", error=str(exc))
+                await asyncio.sleep(self._retry)
+            except (*UNAVAILABLE_ERRORS, StoreUnavailable, asyncpg.PostgresError, TreeIncomplete) as exc:
+                self.state.mode = "degraded"
+                self.state.error = f"{exc.__class__.__name__}: {exc}"
+                log.warning("integrator lost its footing; starting over", error=str(exc))
+                await asyncio.sleep(self._retry)
+            finally:
+                if leader is not None and not leader.is_closed():
+                    leader.terminate()
+
+    async def _restore(self) -> tuple[Frontier, StoredCheckpoint | None]:
+        async with self._pool.acquire() as conn:
+            size = await stored_leaf_count(conn)
+            frontier = Frontier.restore(size, await upper_partials(conn, size))
+            return frontier, await latest_checkpoint(conn)
+
+    async def _lead(self, leader: Connection) -> None:
+        frontier, last = await self._restore()
+        next_sign = 0.0
+        while True:
+            if leader.is_closed():
+                raise ConnectionError("leader connection closed")
+            async with self._pool.acquire() as conn:
+                leaves = await read_leaves(conn, frontier.size, self._batch)
+                if leaves:
+                    await insert_tiles(conn, frontier.extend(leaves))
+                    self.state.size = frontier.size
+                due = (last is None or frontier.size > last.tree_size
+                       or last.key_id != self._signer.verifier.key_id)
+                if due and time.monotonic() >= next_sign:
+                    last = await self._sign(conn, frontier, last)
+                    next_sign = time.monotonic() + self._interval
+                    due = False
+            if len(leaves) == self._batch:
+                continue
+            self._wake.clear()
+            wait = max(0.0, next_sign - time.monotonic()) if due else self._poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            await ping(leader)  # notice a dead leader connection promptly
+
+    async def _sign(self, conn: Connection, frontier: Frontier, last: StoredCheckpoint | None) -> StoredCheckpoint:
+        size, root = frontier.size, frontier.root()
+        if last is not None:
+            if last.tree_size > size:
+                raise TreeInconsistent(f"a checkpoint of size {last.tree_size} exists but the log has {size} events")
+            proof = await prove_consistency(conn, last.tree_size, size, known=frontier.partial_tiles())
+            if not verify_consistency(last.tree_size, size, last.root, root, proof):
+                raise TreeInconsistent(f"the tree of size {size} is not consistent with the checkpoint of size "
+                                       f"{last.tree_size}: an event up to position {last.tree_size} changed")
+        note = self._signer.sign(Checkpoint(self._signer.name, size, root).text())
+        await insert_checkpoint(conn, size, self._signer.verifier.key_id, root, note, self._signer.verifier.vkey)
+        self.state.signed_size = size
+        stored = await latest_checkpoint(conn)
+        assert stored is not None
+        return stored
