@@ -131,8 +131,11 @@ class IntegratorWorker:
                 continue
             self._wake.clear()
             wait = max(0.0, next_sign - time.monotonic()) if due else self._poll
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
+            # wake-up, and then SIGTERM leaves the integrator (and its process) running.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             await ping(leader)  # notice a dead leader connection promptly
 
     async def _sign(self, conn: Connection, frontier: Frontier, last: StoredCheckpoint | None) -> StoredCheckpoint:

@@ -261,7 +261,10 @@ async def test_figures_at_a_position_and_the_final_summary_name_their_checkpoint
     again = await client.get("/v1/campaigns/2017/dashboard", params={"at_position": 3}, headers=keys.auditor)
     assert (await again.json())["checkpoint"] == first
 
-    closed = await client.post("/v1/campaigns/2017/close", json={}, headers=keys.admin)
+    # The identical sample events are possible duplicates (issue 15): closing over them needs force and a note.
+    closed = await client.post("/v1/campaigns/2017/close", json={"force": True, "note": "test data"},
+                               headers=keys.admin)
+    assert closed.status in (200, 201), await closed.text()
     position = (await closed.json())["event"]["position"]
     await logged(client, keys.viewer, position)
     summary = await (await client.get("/v1/campaigns/2017/summary", headers=keys.viewer)).json()

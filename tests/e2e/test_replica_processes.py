@@ -1,4 +1,4 @@
-"""`qmstats serve --replica URL` as a real process: concurrent reporters and readers, one contiguous log.
+"""`qmstats serve --replica URL --workers 2` as real processes: concurrent reporters and readers, one contiguous log.
 
 Reporters post (and retry) while readers poll the dashboard and the log with ``min_position`` set to what
 they last saw acknowledged; reads go to a real streaming replica of the test server.
@@ -51,7 +51,8 @@ async def test_positions_stay_contiguous_and_reads_never_older_than_asked_with_a
     ledger = Ledger()
     seen: list[tuple[int, int]] = []
     async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
-        api = children.serve("--replica", replica.service_url)
+        # Several API processes (each its own group commit and replica monitor) and the projector apart.
+        api = children.serve("--replica", replica.service_url, "--workers", "2")
         await api.start_listening()
         await open_campaign(api.url, keys.admin)
         await replica.standby.caught_up()
