@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 
 from events.checkpoints import Checkpoint
-from events.coordination import INTEGRATOR_LOCK, ping, try_lock_session
+from events.coordination import INTEGRATOR_LOCK, ping
 from events.errors import StoreUnavailable
 from events.merkle import verify_consistency
 from events.notes import Signer
@@ -34,6 +34,7 @@ from events.treestore import (
     stored_leaf_count,
     upper_partials,
 )
+from services.leadership import OnStandby, leadership
 
 log = structlog.get_logger("qmstats.integrator")
 
@@ -78,18 +79,18 @@ class IntegratorWorker:
     async def run(self) -> None:
         """Until cancelled: become leader when possible, then integrate."""
         while True:
-            leader: Connection | None = None
             try:
-                leader = await asyncpg.connect(self._leader_url)
-                while not await try_lock_session(leader, INTEGRATOR_LOCK):
-                    if self.state.mode != "standby":
-                        log.info("integrator standing by: another process holds the lead")
-                    self.state.mode = "standby"
-                    await asyncio.sleep(self._standby)
-                log.info("integrator active", key=self._signer.verifier.vkey)
-                self.state.mode = "active"
-                self.state.error = None
-                await self._lead(leader)
+                async with leadership(self._leader_url, INTEGRATOR_LOCK, standby_seconds=self._standby,
+                                      standing_by=self._standing_by) as leader:
+                    log.info("integrator active", key=self._signer.verifier.vkey)
+                    self.state.mode = "active"
+                    self.state.error = None
+                    await self._lead(leader)
+            except OnStandby as exc:
+                self.state.mode = "failed"
+                self.state.error = str(exc)
+                log.error("integrator refuses to run on a standby", error=str(exc))
+                return
             except TreeInconsistent as exc:
                 self.state.mode = "failed"
                 self.state.error = str(exc)
@@ -100,9 +101,11 @@ class IntegratorWorker:
                 self.state.error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("integrator lost its footing; starting over", error=str(exc))
                 await asyncio.sleep(self._retry)
-            finally:
-                if leader is not None and not leader.is_closed():
-                    leader.terminate()
+
+    def _standing_by(self) -> None:
+        if self.state.mode != "standby":
+            log.info("integrator standing by: another process holds the lead")
+        self.state.mode = "standby"
 
     async def _restore(self) -> tuple[Frontier, StoredCheckpoint | None]:
         async with self._pool.acquire() as conn:

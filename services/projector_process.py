@@ -8,14 +8,14 @@ from datetime import timedelta
 import asyncpg
 import structlog
 
-from events.coordination import FLAGS_PROJECTOR_LOCK, PROJECTOR_LOCK, in_recovery, ping, try_lock_session
+from events.coordination import FLAGS_PROJECTOR_LOCK, PROJECTOR_LOCK, ping
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
 from projections.flag_runner import apply_flag_batch
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.database import ON_STANDBY
+from services.leadership import OnStandby, leadership
 from services.projection_state import ProjectionState
 from services.settings import Settings
 
@@ -61,34 +61,28 @@ class ProjectorWorker:
     async def run(self) -> None:
         """Until cancelled: become leader when possible, then project. Returns at once, failed, on a standby."""
         while True:
-            leader: Connection | None = None
             try:
-                leader = await asyncpg.connect(self._leader_url)
-                if await in_recovery(leader):
-                    # A standby grants advisory locks of its own, so the lock alone would not stop us.
-                    self._state.projector = "failed"
-                    self._state.error = ON_STANDBY
-                    log.error("projector refuses to run on a standby", error=ON_STANDBY)
-                    return
-                # Held for the whole session: the connection dying (process killed, network gone)
-                # releases it, and a standby polling for it takes over.
-                while not await try_lock_session(leader, self._lock):
-                    if self._state.projector != "standby":
-                        self._log.info("projector standing by: another process holds the lead")
-                    self._state.projector = "standby"
-                    await asyncio.sleep(self._standby)
-                self._log.info("projector active")
-                self._state.projector = "active"
-                self._state.error = None
-                await self._lead(leader)
+                async with leadership(self._leader_url, self._lock, standby_seconds=self._standby,
+                                      standing_by=self._standing_by) as leader:
+                    self._log.info("projector active")
+                    self._state.projector = "active"
+                    self._state.error = None
+                    await self._lead(leader)
+            except OnStandby as exc:
+                self._state.projector = "failed"
+                self._state.error = str(exc)
+                log.error("projector refuses to run on a standby", error=str(exc))
+                return
             except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
                 self._state.projector = "degraded"
                 self._state.error = f"database unavailable: {exc.__class__.__name__}"
                 self._log.warning("projector lost the database; retrying", error=str(exc))
                 await asyncio.sleep(self._retry)
-            finally:
-                if leader is not None and not leader.is_closed():
-                    leader.terminate()
+
+    def _standing_by(self) -> None:
+        if self._state.projector != "standby":
+            self._log.info("projector standing by: another process holds the lead")
+        self._state.projector = "standby"
 
     async def _lead(self, leader: Connection) -> None:
         while True:
