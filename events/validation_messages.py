@@ -48,6 +48,18 @@ _BY_TYPE: Final[dict[str, str]] = {
 }
 
 
+# A limit the value broke: the message's template and the pydantic error context key holding the limit.
+_BOUNDED: Final[dict[str, tuple[str, str]]] = {
+    "greater_than_equal": ("must be at least {}", "ge"),
+    "greater_than": ("must be more than {}", "gt"),
+    "less_than_equal": ("must be at most {}", "le"),
+    "less_than": ("must be less than {}", "lt"),
+    "string_too_long": ("must be at most {} characters long", "max_length"),
+    "too_short": ("must hold at least {} item(s)", "min_length"),
+    "too_long": ("must hold at most {} items", "max_length"),
+}
+
+
 def _field(loc: tuple[int | str, ...]) -> str | None:
     names = [part for part in loc if isinstance(part, str)]
     return names[-1] if names else None
@@ -69,22 +81,9 @@ def explain(error: ErrorDetails) -> str:
         return str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         return _PATTERNS.get(field or "", _TEXT_PATTERN)
-    if kind == "greater_than_equal":
-        return f"must be at least {_bound(ctx, 'ge')}"
-    if kind == "greater_than":
-        return f"must be more than {_bound(ctx, 'gt')}"
-    if kind == "less_than_equal":
-        return f"must be at most {_bound(ctx, 'le')}"
-    if kind == "less_than":
-        return f"must be less than {_bound(ctx, 'lt')}"
-    if kind == "string_too_long":
-        return f"must be at most {_bound(ctx, 'max_length')} characters long"
-    if kind == "too_short":
-        return f"must hold at least {_bound(ctx, 'min_length')} item(s)"
-    if kind == "too_long":
-        return f"must hold at most {_bound(ctx, 'max_length')} items"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', 'the listed values')}"
-    if kind == "enum":
+    if kind in _BOUNDED:
+        template, key = _BOUNDED[kind]
+        return template.format(_bound(ctx, key))
+    if kind in ("literal_error", "enum"):
         return f"must be one of {ctx.get('expected', 'the listed values')}"
     return _BY_TYPE.get(kind, "is not valid here")
