@@ -76,9 +76,10 @@ async def post_events(request: web.Request) -> web.Response:
     drafts = read_events(parse_json(body), request.app[SETTINGS].max_batch_events)
     actor = api_key(request).actor
     check_scope(drafts, actor)
+    append = prepare(drafts, actor, request_id(request))
     if dry_run:
-        return await _dry_run(request, AppendRequest(drafts, actor, request_id(request)))
-    accepted = await request.app[WRITER].append(prepare(drafts, actor, request_id(request)))
+        return await _dry_run(request, append)
+    accepted = await request.app[WRITER].append(append)
     results = [EventResult(event_id=r.event_id, status=r.status, position=r.position) for r in accepted.results]
     status = 201 if any(r.status == "created" for r in results) else 200
     return json_response(AppendResponse(results=results, last_position=max(r.position for r in results)),
