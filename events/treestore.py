@@ -171,13 +171,6 @@ async def prove_consistency(conn: Connection, old_size: int, new_size: int,
     return consistency_proof(old_size, new_size, range_hash_from_tiles(tiles, new_size))
 
 
-@translating
-async def tree_root(conn: Connection, size: int) -> bytes:
-    """The root hash of the tree of ``size`` leaves, read from tiles."""
-    tiles = await read_tiles(conn, tiles_for([(0, size)], size))
-    return range_hash_from_tiles(tiles, size)(0, size)
-
-
 _CHECKPOINT = "SELECT tree_size, key_id, root, note, vkey, signed_at FROM log_checkpoints"
 
 

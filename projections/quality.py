@@ -12,7 +12,7 @@ a 10⁴ unit slip far above a genuine 3× rise. Thresholds are the catalogue's (
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -420,10 +420,3 @@ def fold_flags(state: QualityState, events: list[RecordedEvent], *,
     for event in events:
         fold.apply(event)
     return fold.changes
-
-
-def keys_needed(events: list[RecordedEvent]) -> Iterator[tuple[str, str, str]]:
-    """(campaign, region, type) of every fact in ``events``, for loading baselines."""
-    for event in events:
-        if event.type in CATALOGUE and CATALOGUE[event.type].kind == "fact":
-            yield event.campaign, event.region, event.type
