@@ -39,6 +39,9 @@ class FlagRule:
     """Template: {region} {metric} {observed} {expected} are filled in."""
     message_en: str
     params: Mapping[str, Decimal | int | str] = field(default_factory=dict)
+    name_zh: str = ""
+    """What the flag is called in a published sentence (the summary's data-quality note)."""
+    name_en: str = ""
 
 
 def check_in_event(rules: tuple[InEventRule, ...], data: Mapping[str, Any], title: str) -> None:

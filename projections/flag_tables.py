@@ -15,6 +15,7 @@ from events.records import RecordedEvent
 from events.regions import code_prefix, is_within, parent_of
 from events.store import Connection, translating
 from projections.quality import (
+    BLOCKING_CODES,
     Current,
     FlagChanges,
     QualityState,
@@ -281,6 +282,16 @@ async def read_flags(conn: Connection, query: FlagQuery) -> list[dict[str, Any]]
         item["review"] = orjson.loads(row["review"]) if row["review"] is not None else None
         out.append(item)
     return out
+
+
+@translating
+async def open_blocking_flags(conn: Connection, campaign: str) -> list[dict[str, str]]:
+    """The campaign's open flags that block closing it (unit_scale, possible_duplicate; issue 15), highest score
+    first, each as {"id", "code", "region", "event_id"} strings: all of them, however many."""
+    rows = await conn.fetch("SELECT id, code, region, event_id::text AS event_id FROM quality_flags "
+                            "WHERE campaign = $1 AND code = ANY($2::text[]) AND resolved_at IS NULL AND review IS NULL "
+                            "ORDER BY score DESC, id", campaign, sorted(BLOCKING_CODES))
+    return [{k: str(row[k]) for k in ("id", "code", "region", "event_id")} for row in rows]
 
 
 @translating

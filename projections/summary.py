@@ -10,7 +10,7 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
-from events.catalogue import METRICS, RATIOS
+from events.catalogue import FLAG_RULES, METRICS, RATIOS
 from projections.number_format import display, ratio
 from projections.phrasing import Phrase, phrase_approx
 
@@ -155,14 +155,16 @@ class QualityNote:
         """The statement the summary makes about them, in Chinese."""
         if not self.open_flags:
             return "数据质量：没有未核实的数据质量提示。"
-        parts = "、".join(f"{code} {n}条" for code, n in sorted(self.by_code.items()))
+        parts = "、".join(f"{FLAG_RULES[code].name_zh if code in FLAG_RULES else code}{n}条"
+                         for code, n in sorted(self.by_code.items()))
         return f"数据质量：尚有{self.open_flags}条数据质量提示未核实（{parts}）。"
 
     def sentence_en(self) -> str:
         """The statement in English."""
         if not self.open_flags:
             return "Data quality: no data-quality flags are open."
-        parts = ", ".join(f"{n} {code}" for code, n in sorted(self.by_code.items()))
+        parts = ", ".join(f"{n} {FLAG_RULES[code].name_en if code in FLAG_RULES else code}"
+                          for code, n in sorted(self.by_code.items()))
         return f"Data quality: {self.open_flags} data-quality flag(s) are open ({parts})."
 
 

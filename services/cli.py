@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from events.errors import DomainError, StoreUnavailable
+from events.errors import DomainError, OpenFlagsBlockClose, StoreUnavailable
 from events.key_store import list_keys, revoke_key
 from events.store import Connection
 from services import migrate as migrations
@@ -566,7 +566,8 @@ def _opening(campaign_id: str, theme: str, starts_on: str, ends_on: str) -> Life
     return call
 
 
-def _changing(type_: Change, campaign_id: str, note: str | None, event_id: str | None) -> LifecycleCall:
+def _changing(type_: Change, campaign_id: str, note: str | None, event_id: str | None,
+              force: bool = False) -> LifecycleCall:
     """Closing or reopening, its options checked as POST /v1/campaigns/{c}/close and /reopen check theirs."""
     import re
 
@@ -575,7 +576,7 @@ def _changing(type_: Change, campaign_id: str, note: str | None, event_id: str |
 
     if not re.fullmatch(CAMPAIGN_ID_PATTERN, campaign_id):
         raise Refused(f"no campaign {campaign_id!r}: campaign ids are 1–32 letters, digits, '-' or '_'")
-    body = read_body(CampaignChange, {"note": note, "event_id": event_id})
+    body = read_body(CampaignChange, {"note": note, "event_id": event_id, "force": force})
 
     async def call(conn: Connection) -> LifecycleResult:
         now = datetime.now(UTC)
@@ -592,7 +593,14 @@ def _lifecycle(data_dir: Path | None, build: Callable[[], LifecycleCall]) -> Non
 
     async def run() -> LifecycleResult:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
-            return await call(conn)
+            try:
+                return await call(conn)
+            except OpenFlagsBlockClose as exc:
+                named = "\n".join(f"  {f['code']} {f['region']} event {f['event_id']} (flag {f['id']})"
+                                   for f in exc.flags[:20])
+                more = f"\n  … and {len(exc.flags) - 20} more" if len(exc.flags) > 20 else ""
+                raise Refused(f"campaign not closed: {len(exc.flags)} open data-quality flag(s) block it:\n"
+                              f"{named}{more}\nreview or correct them, or close with --force --note '…'") from None
 
     result = _run(run())
     history = result.history
@@ -621,10 +629,13 @@ def campaigns_close(
     note: Annotated[str | None, typer.Option(help="a note kept with the close")] = None,
     event_id: Annotated[str | None, typer.Option("--event-id", help="idempotency key (a UUID): a retry with "
                                                  "the same one changes nothing")] = None,
+    force: Annotated[bool, typer.Option("--force", help="close although unit_scale or possible_duplicate "
+                                        "data-quality flags are open (needs --note saying why)")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Close a campaign: its figures freeze here and later events are refused (as POST …/close)."""
-    _lifecycle(data_dir, lambda: _changing("campaign_closed", campaign_id, note, event_id))
+    """Close a campaign: its figures freeze here and later events are refused (as POST …/close, which refuses
+    while unit_scale or possible_duplicate flags are open unless forced with a note)."""
+    _lifecycle(data_dir, lambda: _changing("campaign_closed", campaign_id, note, event_id, force))
 
 
 @campaigns_app.command("reopen")

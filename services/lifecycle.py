@@ -14,11 +14,12 @@ from pydantic import BaseModel, ValidationError
 
 from events.campaigns import CampaignHistory, lifecycle_draft
 from events.decide import Accepted, Actor, AppendRequest
-from events.errors import CampaignConflict, ItemError, NotFound, ValidationFailed
+from events.errors import CampaignConflict, ItemError, NotFound, OpenFlagsBlockClose, ValidationFailed
 from events.records import RecordedEvent
 from events.store import Connection, find_event, read_campaigns
 from events.validation_messages import explain
 from events.writer import append_in_transaction
+from projections.flag_tables import open_blocking_flags
 from schemas.api import CampaignChange, OpenCampaign
 
 CLI_ACTOR = Actor("cli", "admin")
@@ -36,6 +37,8 @@ class CampaignLog(Protocol):
     async def find(self, event_id: str) -> RecordedEvent | None: ...
 
     async def append(self, request: AppendRequest) -> Accepted: ...
+
+    async def blocking_flags(self, campaign_id: str) -> list[dict[str, str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,10 @@ class ConnectionLog:
         if not isinstance(outcome, Accepted):
             raise outcome
         return outcome
+
+    async def blocking_flags(self, campaign_id: str) -> list[dict[str, str]]:
+        """The campaign's open flags that block closing it."""
+        return await open_blocking_flags(self._conn, campaign_id)
 
 
 def read_body(model: type[M], raw: Any) -> M:
@@ -128,6 +135,8 @@ async def change_campaign(log: CampaignLog, actor: Actor, request_id: str, type_
             return LifecycleResult(await _current(log, campaign_id), earlier.event_id, earlier.position,
                                    created=False)
     await _current(log, campaign_id)
+    if type_ == "campaign_closed":
+        await _check_open_flags(log, campaign_id, body)
     data: dict[str, Any] = {"id": campaign_id}
     if type_ == "campaign_reopened":
         if not body.note:
@@ -136,10 +145,22 @@ async def change_campaign(log: CampaignLog, actor: Actor, request_id: str, type_
     elif body.note:
         data["note"] = body.note
     if type_ == "campaign_closed" and body.force:
-        data["force"] = True  # closed over open data-quality flags (issue 15; checked by the HTTP handler)
+        data["force"] = True  # closed over open data-quality flags (issue 15)
     event_id, position, created = await _append(log, actor, request_id, type_, campaign_id, data,
                                                 body.event_id or str(uuid.uuid4()), now)
     return LifecycleResult(await _current(log, campaign_id), event_id, position, created)
+
+
+async def _check_open_flags(log: CampaignLog, campaign_id: str, body: CampaignChange) -> None:
+    """Refuse (409, naming them) to close while unit_scale or possible_duplicate flags are open, unless forced
+    with a note (422 without one). Issue 15; the flags are the flags projection's, as far as it has scored."""
+    if body.force:
+        if not body.note:
+            raise ValidationFailed([ItemError(None, None, ("note",), "say why the campaign is closed over open "
+                                              "data-quality flags", "note_required")])
+        return
+    if blocking := await log.blocking_flags(campaign_id):
+        raise OpenFlagsBlockClose(campaign_id, blocking)
 
 
 async def append_lifecycle(conn: Connection, type_: str, campaign_id: str, data: dict[str, Any], *,

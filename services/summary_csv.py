@@ -8,7 +8,15 @@ from typing import Final
 from events.catalogue import METRICS, label_in
 from projections.number_format import display, ratio
 from projections.summary import CampaignSummary
-from services.summary_words import Lang, metric_label, province_codes, province_name, province_rate, unit_in
+from services.summary_words import (
+    Lang,
+    metric_label,
+    province_codes,
+    province_name,
+    province_rate,
+    quality_sentence,
+    unit_in,
+)
 
 BOM: Final = "\ufeff"
 _CSV_HEADS: Final = {
@@ -18,9 +26,10 @@ _CSV_HEADS: Final = {
 }
 _CSV_WORDS: Final = {
     "zh": {"national": "全国", "category": "产品类别", "province": "省级", "final": "最终", "provisional": "临时",
-           "pass_rate": "抽检合格率"},
+           "pass_rate": "抽检合格率", "open_flags": "未核实的数据质量提示", "count": "条"},
     "en": {"national": "national", "category": "product category", "province": "province", "final": "final",
-           "provisional": "provisional", "pass_rate": "Spot-check pass rate"},
+           "provisional": "provisional", "pass_rate": "Spot-check pass rate",
+           "open_flags": "Open data-quality flags", "count": "flags"},
 }
 
 
@@ -66,6 +75,9 @@ def render_csv(s: CampaignSummary, lang: Lang = "zh") -> str:
     for c in s.pass_rate.by_category:
         row("category", "000000", label_in(c.category, lang), words["pass_rate"], "pass_rate",
             c.ratio or "", "", c.percent or "")
+    if s.quality is not None:
+        row("national", "000000", nation, words["open_flags"], "open_quality_flags", s.quality.open_flags,
+            words["count"], quality_sentence(s, lang))
     for code in province_codes(s):
         totals = s.provinces.get(code, {})
         name = province_name(code, lang)

@@ -37,8 +37,24 @@ def text_in(s: CampaignSummary, lang: Lang) -> str:
 
 
 def note(s: CampaignSummary, lang: Lang) -> str:
-    """The status and provenance note in ``lang``."""
-    return s.note_zh if lang == "zh" else s.note_en
+    """The status and provenance note in ``lang``, with how many data-quality flags are open when loaded."""
+    base = s.note_zh if lang == "zh" else s.note_en
+    quality = quality_sentence(s, lang)
+    return base if not quality else (base + quality if lang == "zh" else f"{base} {quality}")
+
+
+def quality_sentence(s: CampaignSummary, lang: Lang) -> str:
+    """How many data-quality flags are open at the summary's position (issue 15), "" when not loaded; says how far
+    the flags were scored when the flags projection has not yet reached the position."""
+    q = s.quality
+    if q is None:
+        return ""
+    sentence = q.sentence_zh() if lang == "zh" else q.sentence_en()
+    if q.scored_to >= s.position:
+        return sentence
+    if lang == "zh":
+        return sentence + f"（数据质量检查已进行到日志位置{q.scored_to}）"
+    return sentence + f" (flags scored up to log position {q.scored_to})"
 
 
 def metric_label(metric: str, lang: Lang) -> str:

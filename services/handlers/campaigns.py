@@ -8,15 +8,14 @@ from pydantic import BaseModel
 
 from events.campaigns import CampaignHistory
 from events.decide import Accepted, AppendRequest
-from events.errors import ItemError, NotFound, OpenFlagsBlockClose, ValidationFailed
+from events.errors import NotFound
 from events.intake import parse_json
 from events.records import RecordedEvent
-from events.store import find_event, read_campaigns, translated_errors
-from projections.flag_tables import FlagQuery, read_flags
-from projections.quality import BLOCKING_CODES
+from events.store import find_event, read_campaigns
+from projections.flag_tables import open_blocking_flags
 from schemas.api import CampaignChange, CampaignView, EventResult, OpenCampaign
 from services import lifecycle
-from services.appkeys import POOL, WRITER, api_key, request_id
+from services.appkeys import WRITER, api_key, request_id
 from services.handlers.events import read_body, require_json
 from services.handlers.params import campaign_path
 from services.middleware import allow
@@ -48,6 +47,11 @@ class PooledLog:
         """Queue for the writer; decided under the append lock."""
         return await self._writer.append(request)
 
+    async def blocking_flags(self, campaign_id: str) -> list[dict[str, str]]:
+        """The campaign's open flags that block closing it, from the primary."""
+        async with primary(self._request) as conn:
+            return await open_blocking_flags(conn, campaign_id)
+
 
 async def _body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
     raw = await read_body(request)
@@ -77,30 +81,8 @@ async def open_campaign(request: web.Request) -> web.Response:
 async def _change(request: web.Request, type_: lifecycle.Change) -> web.Response:
     campaign_id = campaign_path(request)
     body = await _body(request, CampaignChange, optional=True)
-    if type_ == "campaign_closed":
-        await _check_open_flags(request, campaign_id, body)
     return _answer(await lifecycle.change_campaign(PooledLog(request), api_key(request).actor, request_id(request),
                                                    type_, campaign_id, body, now=datetime.now(UTC)))
-
-
-async def _check_open_flags(request: web.Request, campaign_id: str, body: CampaignChange) -> None:
-    """409 naming them while unit_scale or possible_duplicate flags are open, unless forced with a note."""
-    if body.event_id is not None:
-        async with translated_errors(), request.app[POOL].acquire() as conn:
-            earlier = await find_event(conn, body.event_id)
-        if earlier is not None and earlier.type == "campaign_closed" and earlier.campaign == campaign_id:
-            return  # a retry of a close that happened: answered with the original, checked back then
-    if body.force:
-        if not body.note:
-            raise ValidationFailed([ItemError(None, None, ("note",), "say why the campaign is closed over open "
-                                              "data-quality flags", "note_required")])
-        return
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        blocking = [f for f in await read_flags(conn, FlagQuery(campaign_id, status="open", limit=10000))
-                    if f["code"] in BLOCKING_CODES]
-    if blocking:
-        raise OpenFlagsBlockClose(campaign_id, [{k: str(f[k]) for k in ("id", "code", "region", "event_id")}
-                                                for f in blocking])
 
 
 @allow()

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from services.keyring import create_key
 from services.settings import Settings
-from tests.conftest import Keys
+from tests.audit_support import qmstats
+from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings
 from tests.e2e.wire import answers, eventually, expect_problem, read_log
 from tests.factories import event
@@ -199,4 +200,38 @@ async def test_closing_over_open_blocking_flags_needs_force_and_a_note(client: T
     summary = await (await client.get("/v1/campaigns/2017/summary", headers=keys.viewer)).json()
     assert summary["quality"]["open_flags"] == 1
     assert summary["quality"]["by_code"] == {"possible_duplicate": 1}
-    assert "1条数据质量提示未核实" in summary["quality"]["sentence_zh"]
+    assert summary["quality"]["sentence_zh"] == "数据质量：尚有1条数据质量提示未核实（疑似重复上报1条）。"
+    assert summary["quality"]["sentence_en"] == "Data quality: 1 data-quality flag(s) are open (1 possible duplicate)."
+    # Every format of the published summary states it: the note of md and html, a row of the CSV.
+    for lang, sentence in (("zh", summary["quality"]["sentence_zh"]), ("en", summary["quality"]["sentence_en"])):
+        for fmt in ("md", "html"):
+            text = await (await client.get(f"/v1/campaigns/2017/summary?format={fmt}&lang={lang}",
+                                           headers=keys.viewer)).text()
+            assert sentence in text, (fmt, lang)
+    table = await (await client.get("/v1/campaigns/2017/summary?format=csv&lang=en", headers=keys.viewer)).text()
+    [flags_row] = [row for row in csv.DictReader(io.StringIO(table.lstrip("\ufeff")))
+                   if row["metric code"] == "open_quality_flags"]
+    assert (flags_row["value"], flags_row["round figure (zh)"]) == ("1", summary["quality"]["sentence_en"])
+
+
+async def test_the_command_line_close_refuses_over_blocking_flags_as_http_does(
+        client: TestClient, keys: Keys, database: Database) -> None:
+    rng = random.Random(4)
+    twice = event(region=COUNTY, occurred_at="2017-09-22T10:00:00+08:00", data=raid(rng, 1.0))
+    head = await _post(client, keys, [twice, twice | {"event_id": event()["event_id"]}])
+    [duplicate] = (await _flags(client, keys.viewer, head))["flags"]
+
+    code, _, err = await qmstats(database.admin_url, "campaigns", "close", "--id", "2017")
+    assert code == 1
+    assert "1 open data-quality flag(s) block it" in err
+    assert f"possible_duplicate {COUNTY} event {duplicate['event_id']} (flag {duplicate['id']})" in err
+    code, _, err = await qmstats(database.admin_url, "campaigns", "close", "--id", "2017", "--force")
+    assert code == 1
+    assert "say why the campaign is closed over open data-quality flags" in err
+    assert [e["type"] for e in await read_log(client, keys)].count("campaign_closed") == 0
+
+    code, _, err = await qmstats(database.admin_url, "campaigns", "close", "--id", "2017", "--force",
+                                 "--note", "省里已核实")
+    assert code == 0, err
+    [closing] = [e for e in await read_log(client, keys) if e["type"] == "campaign_closed"]
+    assert closing["data"] == {"id": "2017", "note": "省里已核实", "force": True}

@@ -289,7 +289,8 @@ async def test_before_close_the_summary_is_provisional_at_the_dashboards_positio
 
     md_zh, md_en = await _text(client, keys, "md"), await _text(client, keys, "md", "en")
     assert md_zh.splitlines()[0] == "# 2017年全国质量月活动总结（临时）"
-    assert f"> {summary['note_zh']}" in md_zh.splitlines()
+    [note_line] = [line for line in md_zh.splitlines() if line.startswith(f"> {summary['note_zh']}")]
+    assert "数据质量" in note_line  # how many data-quality flags are open (issue 15), after the status note
     assert "(provisional)" in md_en.splitlines()[0]
     html_zh, html_en = await _text(client, keys, "html"), await _text(client, keys, "html", "en")
     assert "<title>2017年全国质量月活动总结（临时）</title>" in html_zh
@@ -321,7 +322,7 @@ async def test_close_freezes_the_final_summary_at_the_close_position(
     md_zh = await _text(client, keys, "md")
     assert md_zh.splitlines()[0] == "# 2017年全国质量月活动总结"
     assert (f"> 数据说明：最终数据，于活动第1次结束时冻结，依据事件日志第1至{closed.position}条记录，此后不再变化；"
-            "每个数字均可由回放事件日志复核。") in md_zh.splitlines()
+            "每个数字均可由回放事件日志复核。数据质量：") in md_zh
     assert "临时" not in md_zh
     md_en = await _text(client, keys, "md", "en")
     assert f"final, frozen at close number 1 (event log positions 1 to {closed.position})" in md_en
@@ -375,14 +376,17 @@ async def test_the_csv_numbers_equal_our_own_sums(client: TestClient, keys: Keys
     assert {(r["status"], r["log position"]) for r in rows} == {("final", str(closed.position))}
 
     nation = [r for r in rows if r["scope"] == "national"]
-    assert [r["metric code"] for r in nation] == [*METRICS, "pass_rate"]
-    for row in nation[:-1]:
+    assert [r["metric code"] for r in nation] == [*METRICS, "pass_rate", "open_quality_flags"]
+    for row in nation[:-2]:
         metric = row["metric code"]
         assert (row["region code"], row["region"]) == ("000000", "China"), metric
         assert row["value"] == _shown(metric, national[metric]), metric
         assert row["round figure (zh)"] == FIGURES[metric][1], metric
     # A pass rate is its exact ratio (the one ratio rule), the report's percentage beside it.
-    assert (nation[-1]["value"], nation[-1]["unit"], nation[-1]["round figure (zh)"]) == ("0.9150158479", "", "91.5%")
+    assert (nation[-2]["value"], nation[-2]["unit"], nation[-2]["round figure (zh)"]) == ("0.9150158479", "", "91.5%")
+    quality = json.loads(await _get(client, keys.viewer))["quality"]  # and how many data-quality flags are open
+    assert (nation[-1]["value"], nation[-1]["round figure (zh)"]) == (str(quality["open_flags"]),
+                                                                      quality["sentence_en"])
 
     by_province = [r for r in rows if r["scope"] == "province" and r["metric code"] != "pass_rate"]
     categories = [r for r in rows if r["scope"] == "product category"]
@@ -595,7 +599,7 @@ async def test_reopening_makes_it_provisional_and_a_second_close_freezes_a_new_p
     assert (figure["value"], figure["phrase_zh"], figure["qualifier"]) == (2150, "2100余", "余")
     assert "2,150 enterprises signed quality pledges" in final["text_en"]
     md = await _text(client, keys, "md")
-    assert f"> {final['note_zh']}" in md.splitlines()
+    assert f"> {final['note_zh']}{final['quality']['sentence_zh']}" in md.splitlines()
     assert "临时" not in md
     assert f"frozen at close number 2 (event log positions 1 to {second})" in await _text(client, keys, "html", "en")
     rows = _csv(await _text(client, keys, "csv"))
