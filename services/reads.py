@@ -24,6 +24,7 @@ from asyncpg.transaction import Transaction
 
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection, head, translated_errors
+from projections.flag_tables import flags_checkpoint
 from projections.tables import checkpoint_status
 from services.appkeys import POOL, READ_POSITION, REPLICAS, SETTINGS, TELEMETRY
 from services.errors import InvalidParameter
@@ -42,6 +43,8 @@ class Basis(Enum):
 
     PROJECTION = "projection"
     LOG = "log"
+    FLAGS = "flags"
+    """How far the flags projection (issue 15) got: its own checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,8 @@ async def _position(conn: Connection, basis: Basis) -> tuple[int, datetime | Non
     if basis is Basis.PROJECTION:
         status = await checkpoint_status(conn)
         return status.position, status.updated_at
+    if basis is Basis.FLAGS:
+        return await flags_checkpoint(conn), None
     position, _ = await head(conn)
     return position, None
 
@@ -154,7 +159,7 @@ async def snapshot(request: web.Request, basis: Basis) -> AsyncIterator[Snapshot
             telemetry.replica_fallbacks.inc()
         if wanted:
             await _refuse_beyond_head(request, wanted)
-        primary_budget = settings.min_position_wait_seconds if wanted and basis is Basis.PROJECTION else 0.0
+        primary_budget = settings.min_position_wait_seconds if wanted and basis is not Basis.LOG else 0.0
         async with _on(request.app[POOL], basis, wanted, primary_budget, "primary") as snap:
             if snap is not None:
                 telemetry.reads.labels("primary").inc()

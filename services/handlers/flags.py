@@ -13,15 +13,16 @@ from events.decide import Accepted, AppendRequest, check_scope
 from events.errors import ItemError, NotFound, OutOfScope, ValidationFailed
 from events.intake import item_message, parse_json, read_events
 from events.regions import is_within
-from events.store import find_event, read_campaigns, translated_errors
-from projections.flag_tables import FlagQuery, Status, find_flag, flags_checkpoint, read_flags
+from events.store import find_event, read_campaigns
+from projections.flag_tables import FlagQuery, Status, find_flag, read_flags
 from schemas.api import EventResult, FlagList, FlagOut, ReviewFlag, ReviewRecorded
-from services.appkeys import POOL, WRITER, api_key, request_id
+from services.appkeys import WRITER, api_key, request_id
 from services.errors import InvalidParameter
 from services.flag_views import flag_out
 from services.handlers.events import read_body, require_json
 from services.handlers.params import campaign_path, int_param, region_param
 from services.middleware import allow
+from services.reads import Basis, primary, snapshot
 from services.responses import json_response
 
 CSV_COLUMNS = ("id", "code", "severity", "status", "score", "region", "event_id", "type", "metric", "observed",
@@ -57,13 +58,12 @@ async def list_flags(request: web.Request) -> web.Response:
         raise InvalidParameter("format must be json or csv")
     limit = int_param(request, "limit", 1000, low=1, high=10000)
     region = _reader_region(request)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
-        if campaign not in await read_campaigns(conn, [campaign]):
+    # One snapshot (a replica in use, or the primary): the position said is exactly the one the flags reflect.
+    async with snapshot(request, Basis.FLAGS) as snap:
+        if campaign not in await read_campaigns(snap.conn, [campaign]):
             raise NotFound(f"no campaign {campaign}")
-        # One snapshot: the position said is exactly the one the flags reflect.
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            position = await flags_checkpoint(conn)
-            rows = await read_flags(conn, FlagQuery(campaign, region, status, code, limit))
+        position = snap.position
+        rows = await read_flags(snap.conn, FlagQuery(campaign, region, status, code, limit))
     flags = [flag_out(r) for r in rows]
     if fmt == "csv":
         return web.Response(body=_csv(flags).encode("utf-8"), content_type="text/csv", charset="utf-8")
@@ -94,7 +94,7 @@ async def review_flag(request: web.Request) -> web.Response:
         raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), item_message(e), e["type"])
                                 for e in exc.errors()]) from None
     flag_id = request.match_info["flag_id"]
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with primary(request) as conn:  # the verdict is decided on the latest flags
         flag = await find_flag(conn, flag_id) if len(flag_id) == 16 else None
         flagged = await find_event(conn, flag["event_id"]) if flag is not None else None
     if flag is None or flag["campaign"] != campaign or flagged is None:

@@ -187,6 +187,11 @@ async def test_every_read_route_carries_the_position_it_reflects(on_replica: Tes
             response = await on_replica.get(path + query, headers=headers)
             assert response.status == 200, (path, await response.text())
             assert int(response.headers["X-Qmstats-Position"]) >= head, path
+    # The flags answer says how far the flags projection got (its own checkpoint); min_position waits for it.
+    for query in (f"?min_position={head}", ""):
+        response = await on_replica.get(f"/v1/campaigns/{C}/flags{query}", headers=keys.viewer)
+        assert response.status == 200, await response.text()
+        assert int(response.headers["X-Qmstats-Position"]) == (await response.json())["position"] >= head
     at = await on_replica.get(f"/v1/campaigns/{C}/dashboard?at_position=1", headers=keys.auditor)
     assert (at.status, at.headers["X-Qmstats-Position"]) == (200, "1")
     ndjson = await on_replica.get("/v1/events", headers={**keys.auditor, "Accept": "application/x-ndjson"})
