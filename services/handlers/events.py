@@ -11,7 +11,7 @@ from events.exchange import export_lines
 from events.intake import parse_json, read_events
 from events.regions import code_prefix, is_within
 from events.store import LogFilter, read_page, translated_errors
-from schemas.api import AppendResponse, DryRunResponse, DryRunResult, EventResult, EventsPage, StoredEvent
+from schemas.api import DryRunResponse, DryRunResult, EventsPage, StoredEvent
 from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
 from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
 from services.flag_views import dry_run_flags
@@ -80,10 +80,11 @@ async def post_events(request: web.Request) -> web.Response:
     if dry_run:
         return await _dry_run(request, append)
     accepted = await request.app[WRITER].append(append)
-    results = [EventResult(event_id=r.event_id, status=r.status, position=r.position) for r in accepted.results]
+    results = accepted.results
     status = 201 if any(r.status == "created" for r in results) else 200
-    return json_response(AppendResponse(results=results, last_position=max(r.position for r in results)),
-                         status=status)
+    # The AppendResponse body, serialised straight from the writer's results (orjson writes a dataclass's
+    # fields in order: event_id, status, position), not through one pydantic model per event.
+    return json_response({"results": results, "last_position": max(r.position for r in results)}, status=status)
 
 
 def log_filter(request: web.Request) -> tuple[LogFilter, str | None]:
