@@ -77,8 +77,9 @@ _ITEMS: Final[TypeAdapter[list[dict[str, Any]]]] = TypeAdapter(
 _PAYLOADS: Final[TypeAdapter[list[Payload]]] = TypeAdapter(list[Payload])
 
 
-def drafts_at_once(items: list[Any]) -> list[DraftEvent] | None:
-    """The drafts ``read_events`` would return for these items, or None when it must run item by item."""
+def drafts_at_once(items: list[Any], first_index: int = 0) -> list[DraftEvent] | None:
+    """The drafts ``read_events`` would return for these items (numbered from ``first_index``), or None when
+    they must be validated item by item."""
     try:
         envelopes = _ITEMS.validate_python(items)
     except ValidationError:
@@ -89,7 +90,7 @@ def drafts_at_once(items: list[Any]) -> list[DraftEvent] | None:
         return None
     drafts: list[DraftEvent] = []
     dumped = _PAYLOADS.dump_python(payloads, mode="json", exclude_none=True, serialize_as_any=True)
-    for index, (envelope, payload, data) in enumerate(zip(envelopes, payloads, dumped, strict=True)):
+    for index, (envelope, payload, data) in enumerate(zip(envelopes, payloads, dumped, strict=True), first_index):
         event_type = CATALOGUE[envelope["type"]]
         version = envelope.get("schema_version", 1)
         if version not in event_type.versions or type(payload) is not event_type.versions[version]:

@@ -9,12 +9,13 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.batch_intake import drafts_at_once
-from events.errors import DomainError
-from events.intake import drafts_one_by_one, parse_json, read_events
+from events.errors import DomainError, ValidationFailed
+from events.intake import drafts_one_by_one, parse_json, read_events, read_events_stepwise
 from tests.factories import CAMPAIGN, FACT_TYPES, SAMPLE_DATA, event, retraction
 from tests.unit.scenario import closed, opened, reopened
 
@@ -96,3 +97,18 @@ def test_at_once_accepts_only_what_the_reference_accepts_and_gives_the_same_draf
         assert expected is not None, "accepted at once what the reference refuses"
         assert at_once == expected
         assert [d.occurred_at.utcoffset() for d in at_once] == [d.occurred_at.utcoffset() for d in expected]
+
+
+def test_validating_a_slice_at_a_time_gives_the_drafts_and_the_422_of_the_whole_request() -> None:
+    items = [event(t) for t in FACT_TYPES * 3]
+    whole = read_events({"events": items})
+    assert [d for part in read_events_stepwise({"events": items}, step=4) for d in part] == whole
+    assert [d.index for d in whole] == list(range(len(items)))
+    items[9]["data"] = {**items[9]["data"], "unknown": 1}
+    items[2]["region"] = "33010"
+    with pytest.raises(ValidationFailed) as whole_refusal:
+        read_events({"events": items})
+    with pytest.raises(ValidationFailed) as stepwise_refusal:
+        list(read_events_stepwise({"events": items}, step=4))
+    assert stepwise_refusal.value.errors == whole_refusal.value.errors
+    assert [e.index for e in whole_refusal.value.errors] == [2, 9]
