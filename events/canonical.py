@@ -59,14 +59,14 @@ class RecordParts(NamedTuple):
 
     ``before`` runs up to ``"position":``, ``after`` from ``,"recorded_by"`` to the closing brace: the sorted
     keys put position and recorded_at between them, so ``before ‖ position ‖ ,"recorded_at":… ‖ after`` is
-    byte for byte ``canonical_bytes`` of the whole record. ``data`` is the payload's canonical JSON, which
-    is also what the log stores. A tuple, not a dataclass: one is built per event.
+    byte for byte ``canonical_bytes`` of the whole record. ``data`` is the payload's canonical JSON (as
+    text), which is also what the log stores. A tuple, not a dataclass: one is built per event.
     """
 
     content_hash: bytes
     before: bytes
     after: bytes
-    data: bytes
+    data: str
 
 
 def record_parts(content: Mapping[str, Any], recorded_by: str, request_id: str) -> RecordParts:
@@ -108,7 +108,8 @@ class RecordBuilder:
         # A string has no keys to sort: orjson's plain output is its canonical form.
         head = b"".join((b'{"campaign":', orjson.dumps(campaign), b',"data":', data_bytes, b',"event_id":',
                          orjson.dumps(event_id), b',"occurred_at":', orjson.dumps(occurred_at)))
-        return RecordParts(hashlib.sha256(head + content_tail).digest(), head + b',"position":', after, data_bytes)
+        return RecordParts(hashlib.sha256(head + content_tail).digest(), head + b',"position":', after,
+                           data_bytes.decode())
 
 
 def utc_text(moment: datetime) -> str:

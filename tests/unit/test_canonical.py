@@ -257,7 +257,7 @@ def test_parts_built_from_pieces_are_the_canonical_bytes_of_the_whole_record(
               "request_id": request_id}
     parts = record_parts(record, recorded_by, request_id)
     assert parts.content_hash == content_hash(record)
-    assert parts.data == python_json(data)
+    assert parts.data.encode() == python_json(data)
     assert chain_hash_of_parts(GENESIS_HASH, parts, position, recorded_at_bytes(NOW)) == \
         hashlib.sha256(GENESIS_HASH + python_json(record)).digest() == chain_hash(GENESIS_HASH, record)
 
