@@ -5,7 +5,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from events.decide import Campaign
-from events.intake import DraftEvent, read_events
+from events.drafts import DraftEvent
+from events.intake import read_events
 from events.regions import NATION
 
 

@@ -12,10 +12,9 @@ so anyone can recompute a hash from an exported event (docs/canonical-form.md).
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -28,13 +27,10 @@ RECORD_FIELDS: Final = (*CONTENT_FIELDS, "position", "recorded_at", "recorded_by
 def format_timestamp(moment: datetime) -> str:
     """A timestamp in the canonical UTC form, microsecond precision.
 
-    Memoised: the writer formats every event's occurred_at twice and its group's one recorded_at once per
-    event. The result depends only on the instant, and equal aware datetimes are the same instant.
+    Memoised: a group's one recorded_at is formatted once per event when records are exported or folded.
+    The result depends only on the instant, and equal aware datetimes are the same instant.
     """
-    if moment.tzinfo is None:
-        raise ValueError("canonical timestamps must be timezone-aware")
-    # isoformat, not strftime: strftime("%Y") does not pad years before 1000 on every platform.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc_text(moment)
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -42,7 +38,7 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def canonical_bytes(fields: Mapping[str, Any]) -> bytes:
+def canonical_bytes(fields: object) -> bytes:
     """Canonical JSON of already-normalised fields (str, int, bool, None, lists and dicts only)."""
     return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
@@ -58,27 +54,74 @@ def chain_hash(prev_hash: bytes, record: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(prev_hash + body).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class RecordParts:
+class RecordParts(NamedTuple):
     """A record's canonical bytes split around what only the append lock decides (position, recorded_at).
 
     ``before`` runs up to ``"position":``, ``after`` from ``,"recorded_by"`` to the closing brace: the sorted
     keys put position and recorded_at between them, so ``before ‖ position ‖ ,"recorded_at":… ‖ after`` is
-    byte for byte ``canonical_bytes`` of the whole record.
+    byte for byte ``canonical_bytes`` of the whole record. ``data`` is the payload's canonical JSON (as
+    text), which is also what the log stores. A tuple, not a dataclass: one is built per event.
     """
 
     content_hash: bytes
     before: bytes
     after: bytes
+    data: str
 
 
 def record_parts(content: Mapping[str, Any], recorded_by: str, request_id: str) -> RecordParts:
     """Everything of a record's canonical form that is known before the append lock, built once."""
-    content_bytes = canonical_bytes({k: content[k] for k in CONTENT_FIELDS})
-    before = canonical_bytes({k: content[k] for k in ("campaign", "data", "event_id", "occurred_at")})
-    after = canonical_bytes({"recorded_by": recorded_by, "region": content["region"], "request_id": request_id,
-                             "schema_version": content["schema_version"], "type": content["type"]})
-    return RecordParts(hashlib.sha256(content_bytes).digest(), before[:-1] + b',"position":', b"," + after[1:])
+    return RecordBuilder(recorded_by, request_id).parts(
+        content["campaign"], content["data"], content["event_id"], content["occurred_at"], content["region"],
+        content["schema_version"], content["type"])
+
+
+class RecordBuilder:
+    """Builds the ``RecordParts`` of one request's events: what every event shares is serialised once.
+
+    The parts are assembled from pieces instead of serialising a dict per part; every piece is a
+    ``canonical_bytes`` of its own value, so the result is the same bytes (tests/unit/test_canonical.py).
+    """
+
+    def __init__(self, recorded_by: str, request_id: str) -> None:
+        self._recorded_by = b',"recorded_by":' + canonical_bytes(recorded_by)
+        self._request_id = b',"request_id":' + canonical_bytes(request_id)
+        self._heads: dict[tuple[str, str], bytes] = {}
+        self._tails: dict[tuple[str, int, str], tuple[bytes, bytes]] = {}
+
+    def _tail(self, region: str, schema_version: int, type_: str) -> tuple[bytes, bytes]:
+        # What follows occurred_at in the content, and the record's part after recorded_at: the same for
+        # every event of a region, version and type in the request.
+        fields = b"".join((b',"region":', canonical_bytes(region)))
+        version_and_type = b"".join((b',"schema_version":', canonical_bytes(schema_version), b',"type":',
+                                     canonical_bytes(type_), b"}"))
+        tail = self._tails[region, schema_version, type_] = (
+            fields + version_and_type, b"".join((self._recorded_by, fields, self._request_id, version_and_type)))
+        return tail
+
+    def parts(self, campaign: str, data: Mapping[str, Any], event_id: str, occurred_at: str, region: str,
+              schema_version: int, type_: str) -> RecordParts:
+        """The parts of one event's record (``occurred_at`` already in the canonical form)."""
+        content_tail, after = self._tails.get((region, schema_version, type_)) or self._tail(
+            region, schema_version, type_)
+        data_bytes = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        # A string has no keys to sort: orjson's plain output is its canonical form.
+        head = b"".join((b'{"campaign":', orjson.dumps(campaign), b',"data":', data_bytes, b',"event_id":',
+                         orjson.dumps(event_id), b',"occurred_at":', orjson.dumps(occurred_at)))
+        return RecordParts(hashlib.sha256(head + content_tail).digest(), head + b',"position":', after,
+                           data_bytes.decode())
+
+
+def utc_text(moment: datetime) -> str:
+    """``format_timestamp`` without its memo: for instants that rarely repeat (each event's occurred_at)."""
+    if moment.tzinfo is None:
+        raise ValueError("canonical timestamps must be timezone-aware")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat, not strftime: strftime("%Y") does not pad years before 1000 on every platform. An aware
+    # UTC instant reads YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00.
+    text = moment.isoformat()
+    return text[:19] + ".000000Z" if len(text) == 25 else text[:26] + "Z"
 
 
 def recorded_at_bytes(moment: datetime) -> bytes:

@@ -24,18 +24,21 @@ item ``_campaign_takes_events``, ``_within_window``, ``_in_region_list``, ``_tar
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from events.canonical import (
+    RecordBuilder,
     RecordParts,
     chain_hash_of_parts,
     format_timestamp,
-    record_parts,
     recorded_at_bytes,
+    utc_text,
 )
 from events.catalogue import CATALOGUE
+from events.drafts import DraftEvent
 from events.errors import (
     CampaignClosedError,
     CampaignConflict,
@@ -46,8 +49,8 @@ from events.errors import (
     OutOfScope,
     ValidationFailed,
 )
-from events.intake import DraftEvent, item_message, validate_payload
-from events.records import RecordedEvent
+from events.intake import item_message, validate_payload
+from events.records import EventRow, RecordedEvent
 from events.regions import NATION, is_within, level_of
 
 Role = Literal["reporter", "viewer", "auditor", "admin"]
@@ -85,16 +88,57 @@ class AppendRequest:
     server_stamped: bool = False
     """The server set ``occurred_at`` (a lifecycle call): a retry is the same event_id, type and campaign,
     since a retry's own timestamp must not make it look like different content."""
+    outline: "FactsOutline | None" = None
+    """Set when every event is a new-looking fact with its parts prepared: the request can be decided whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpan:
+    """A request's facts in one campaign: the earliest and latest occurred_at, and the listed-level regions
+    (prefectures and counties, which a region list can refuse)."""
+
+    earliest: datetime
+    latest: datetime
+    listed_regions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class FactsOutline:
+    """What deciding a request of plain facts needs, computed before the lock: its distinct event_ids and,
+    per campaign, the span of its events. Under the lock the request is then checked a campaign at a time,
+    not an event at a time; only when a check fails is it decided event by event, for the exact errors."""
+
+    event_ids: frozenset[str]
+    spans: dict[str, CampaignSpan]
 
 
 def prepare(drafts: list[DraftEvent], actor: Actor, request_id: str) -> AppendRequest:
     """An append request with each event's canonical parts built now, outside the append lock."""
-    return AppendRequest(drafts, actor, request_id, tuple(
-        None if d.type.kind == "correction" else record_parts(_event_values(d, d.data), actor.key_id, request_id)
-        for d in drafts))
+    builder = RecordBuilder(actor.key_id, request_id)
+    prepared = tuple(
+        None if d.type.kind == "correction" else builder.parts(
+            d.campaign, d.data, d.event_id, utc_text(d.occurred_at), d.region, d.schema_version, d.type.name)
+        for d in drafts)
+    return AppendRequest(drafts, actor, request_id, prepared, outline=_outline(drafts))
 
 
-@dataclass(frozen=True, slots=True)
+def _outline(drafts: list[DraftEvent]) -> FactsOutline | None:
+    if not all(d.type.kind == "fact" for d in drafts):
+        return None
+    event_ids = frozenset(d.event_id for d in drafts)
+    if len(event_ids) != len(drafts):  # a request repeating an event_id is decided event by event
+        return None
+    by_campaign: dict[str, list[DraftEvent]] = {}
+    for draft in drafts:
+        by_campaign.setdefault(draft.campaign, []).append(draft)
+    spans = {campaign: CampaignSpan(
+        min(d.occurred_at for d in group), max(d.occurred_at for d in group),
+        frozenset(region for region in {d.region for d in group} if level_of(region) in ("prefecture", "county")))
+        for campaign, group in by_campaign.items()}
+    return FactsOutline(event_ids, spans)
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~3× more, and one is built per event under the lock
 class ItemResult:
     """The answer for one event of a request."""
 
@@ -105,10 +149,15 @@ class ItemResult:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A request the log takes: its per-item results and the records to insert."""
+    """A request the log takes: its per-item results and the rows to insert."""
 
     results: list[ItemResult]
-    records: list[RecordedEvent]
+    rows: list[EventRow]
+
+    @property
+    def records(self) -> list[RecordedEvent]:
+        """The rows as recorded events (a dry run's flags, tests)."""
+        return [row.record() for row in self.rows]
 
 
 Outcome = Accepted | DomainError
@@ -140,9 +189,13 @@ class Campaign:
     @property
     def window(self) -> tuple[datetime, datetime]:
         """[start, end) of the window as instants: whole days in China Standard Time."""
-        start = datetime.combine(self.starts_on, time(), CHINA_STANDARD_TIME)
-        end = datetime.combine(self.ends_on + timedelta(days=1), time(), CHINA_STANDARD_TIME)
-        return start, end
+        return _window(self.starts_on, self.ends_on)
+
+
+@lru_cache(maxsize=256)
+def _window(starts_on: date, ends_on: date) -> tuple[datetime, datetime]:
+    return (datetime.combine(starts_on, time(), CHINA_STANDARD_TIME),
+            datetime.combine(ends_on + timedelta(days=1), time(), CHINA_STANDARD_TIME))
 
 
 @dataclass(slots=True)
@@ -155,6 +208,18 @@ class LogState:
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     region_lists: dict[int, frozenset[str]] = field(default_factory=dict)
     revoked_keys: frozenset[str] = frozenset()
+    appended: dict[str, tuple[DraftEvent, int, bytes]] = field(default_factory=dict)
+    """Events accepted since the state was loaded (draft, position, content hash); a ``KnownEvent`` is made
+    of one only when a later request names it (``known``), not for every event appended."""
+
+    def known(self, event_id: str) -> KnownEvent | None:
+        """What the log (with what this group appended so far) knows of an event, or None."""
+        found = self.events.get(event_id)
+        if found is None and (appended := self.appended.get(event_id)) is not None:
+            draft, position, digest = appended
+            found = self.events[event_id] = KnownEvent(event_id, position, draft.type.name, draft.schema_version,
+                                                       draft.campaign, draft.region, digest)
+        return found
 
 
 def check_scope(drafts: list[DraftEvent], actor: Actor) -> None:
@@ -167,18 +232,6 @@ def check_scope(drafts: list[DraftEvent], actor: Actor) -> None:
         if actor.scope is not None and not is_within(draft.region, actor.scope):
             raise OutOfScope(f"region {draft.region} (item {draft.index}) is outside this key's "
                              f"scope {actor.scope}")
-
-
-def _event_values(draft: DraftEvent, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "campaign": draft.campaign,
-        "data": data,
-        "event_id": draft.event_id,
-        "occurred_at": format_timestamp(draft.occurred_at),
-        "region": draft.region,
-        "schema_version": draft.schema_version,
-        "type": draft.type.name,
-    }
 
 
 def _problem(draft: DraftEvent, loc: tuple[str | int, ...], msg: str) -> ItemError:
@@ -219,6 +272,10 @@ class GroupDecider:
     def _decide(self, request: AppendRequest) -> Accepted:
         if request.actor.key_id in self._state.revoked_keys:
             raise KeyRevoked(f"key {request.actor.key_id} has been revoked")
+        if request.outline is not None and self._facts_fit(request.outline):
+            whole = [(d, d.data, p) for d, p in zip(request.drafts, request.prepared, strict=True) if p is not None]
+            return self._accept(request, whole, [(d.event_id, "created", None) for d in request.drafts],
+                                self._state.campaigns, set())
         normalised, seen = self._normalised(request)
         pending = _Pending(dict(self._state.campaigns), set(), seen)
         errors: list[ItemError] = []
@@ -227,7 +284,7 @@ class GroupDecider:
         in_request: dict[str, bytes] = {}
         for draft, data, parts in normalised:
             digest = parts.content_hash
-            stored = self._state.events.get(draft.event_id)
+            stored = self._state.known(draft.event_id)
             earlier = in_request.get(draft.event_id)
             if stored is not None or earlier is not None:
                 same = (stored.content_hash if stored is not None else earlier) == digest
@@ -245,6 +302,25 @@ class GroupDecider:
             raise ValidationFailed(errors)
         return self._accept(request, fresh, statuses, pending.campaigns, pending.retracted)
 
+    def _facts_fit(self, outline: FactsOutline) -> bool:
+        """True when a request of plain facts passes every check whole: no event_id the log or this group
+        already holds, and per campaign an open campaign whose window (and the clock) holds its span and
+        whose region list holds its regions. False says nothing: the request is then decided event by event."""
+        state = self._state
+        if not outline.event_ids.isdisjoint(state.events) or not outline.event_ids.isdisjoint(state.appended):
+            return False
+        for campaign_id, span in outline.spans.items():
+            campaign = state.campaigns.get(campaign_id)
+            if campaign is None or campaign.status != "open":
+                return False
+            start, end = campaign.window
+            if not (start <= span.earliest and span.latest < end and span.latest <= self._now + self._skew):
+                return False
+            codes = state.region_lists.get(campaign.starts_on.year)
+            if codes is not None and not span.listed_regions <= codes:
+                return False
+        return True
+
     def _normalised(self, request: AppendRequest) -> tuple[list[tuple[DraftEvent, dict[str, Any], RecordParts]],
                                                            dict[str, KnownEvent]]:
         """Each draft with its normalised payload and canonical parts, and the events the request names.
@@ -261,7 +337,9 @@ class GroupDecider:
                 continue
             parts = request.prepared[index] if request.prepared else None
             if parts is None:  # not prepared, or a correction (its replacement needed the log)
-                parts = record_parts(_event_values(draft, data), request.actor.key_id, request.request_id)
+                parts = RecordBuilder(request.actor.key_id, request.request_id).parts(
+                    draft.campaign, data, draft.event_id, format_timestamp(draft.occurred_at), draft.region,
+                    draft.schema_version, draft.type.name)
             normalised.append((draft, data, parts))
             if names_targets and draft.event_id not in seen:  # only corrections and retractions look here
                 seen[draft.event_id] = KnownEvent(draft.event_id, 0, draft.type.name, draft.schema_version,
@@ -274,7 +352,7 @@ class GroupDecider:
                    errors: list[ItemError]) -> dict[str, Any] | None:
         if draft.type.kind != "correction":
             return draft.data
-        target = self._state.events.get(draft.data["corrects"]) or seen.get(draft.data["corrects"])
+        target = self._state.known(draft.data["corrects"]) or seen.get(draft.data["corrects"])
         if target is None:
             errors.append(ItemError(draft.index, draft.event_id, ("data", "corrects"),
                                     f"no event {draft.data['corrects']} to correct"))
@@ -334,7 +412,7 @@ class GroupDecider:
         target_id = draft.target
         if target_id is None:
             return
-        target = self._state.events.get(target_id) or pending.seen.get(target_id)
+        target = self._state.known(target_id) or pending.seen.get(target_id)
         field_name, verb = ("corrects", "correct") if draft.type.kind == "correction" else ("retracts", "retract")
         if target is None or CATALOGUE[target.type].kind != "fact":
             yield _problem(draft, ("data", field_name), f"no fact event {target_id} to {verb}")
@@ -373,25 +451,27 @@ class GroupDecider:
     def _accept(self, request: AppendRequest, fresh: list[tuple[DraftEvent, dict[str, Any], RecordParts]],
                 statuses: list[tuple[str, ItemStatus, int | None]], campaigns: dict[str, Campaign],
                 retracted: set[str]) -> Accepted:
-        position, prev = self._state.head_position, self._state.head_hash
-        records: list[RecordedEvent] = []
-        positions: dict[str, int] = {}
-        for draft, data, parts in fresh:
+        state = self._state
+        position, prev = state.head_position, state.head_hash
+        rows: list[EventRow] = []
+        appended = state.appended
+        recorded_at, now = self._recorded_at, self._now
+        key_id, request_id = request.actor.key_id, request.request_id
+        for draft, _, parts in fresh:
             position += 1
-            digest = parts.content_hash
-            link = chain_hash_of_parts(prev, parts, position, self._recorded_at)
-            records.append(RecordedEvent(position, draft.event_id, draft.type.name, draft.schema_version,
-                                         draft.campaign, draft.region, draft.occurred_at, self._now,
-                                         request.actor.key_id, request.request_id, data, digest, prev, link))
+            link = chain_hash_of_parts(prev, parts, position, recorded_at)
+            target = draft.target if draft.type.kind in ("correction", "retraction") else None
+            rows.append(EventRow(position, draft.event_id, draft.type.name, draft.schema_version, draft.campaign,
+                                 draft.region, draft.occurred_at, now, key_id, request_id, target,
+                                 parts.data, parts.content_hash, prev, link))
             prev = link
-            positions[draft.event_id] = position
-            self._state.events[draft.event_id] = KnownEvent(
-                draft.event_id, position, draft.type.name, draft.schema_version, draft.campaign,
-                draft.region, digest)
-        for target in retracted:
-            self._state.events[target] = replace(self._state.events[target], retracted=True)
-        self._state.campaigns = campaigns
-        self._state.head_position, self._state.head_hash = position, prev
-        results = [ItemResult(event_id, status, pos if pos is not None else positions[event_id])
+            appended[draft.event_id] = (draft, position, parts.content_hash)
+        for target_id in retracted:
+            known = state.known(target_id)
+            assert known is not None  # _target_applies found it
+            state.events[target_id] = replace(known, retracted=True)
+        state.campaigns = campaigns
+        state.head_position, state.head_hash = position, prev
+        results = [ItemResult(event_id, status, pos if pos is not None else appended[event_id][1])
                    for event_id, status, pos in statuses]
-        return Accepted(results, records)
+        return Accepted(results, rows)

@@ -17,16 +17,21 @@ def _parse_money(value: Any) -> Decimal:
     if isinstance(value, bool | float):
         raise ValueError("must be yuan as a decimal string such as \"152000.50\" or an exact JSON number, "
                          "never a float")
+    if isinstance(value, str):
+        # The usual spelling, answered first: the pattern already rules out a sign, an exponent and a third
+        # decimal place, so only the upper bound is left to check.
+        if not _MONEY_TEXT.match(value):
+            raise ValueError("must be yuan written like \"152000.50\": digits, at most 2 decimal places")
+        amount = Decimal(value)
+        if amount > MAX_YUAN:
+            raise ValueError(f"must be at most {MAX_YUAN:,} yuan in one event")
+        return amount.quantize(_CENT)
     if isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("must be a finite amount of yuan")
         amount = value
-    elif isinstance(value, str):
-        if not _MONEY_TEXT.match(value):
-            raise ValueError("must be yuan written like \"152000.50\": digits, at most 2 decimal places")
-        amount = Decimal(value)
     else:
         raise ValueError("must be yuan as a decimal string such as \"152000.50\" or a JSON number")
     try:

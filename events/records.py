@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from events.canonical import chain_hash, content_hash, format_timestamp, parse_timestamp
 
@@ -52,6 +54,12 @@ class RecordedEvent:
         """Recompute this event's chain hash from its content and ``prev_hash``."""
         return chain_hash(self.prev_hash, self.canonical_fields())
 
+    def row(self) -> "EventRow":
+        """This event as a row of the events table."""
+        return EventRow(self.position, self.event_id, self.type, self.schema_version, self.campaign, self.region,
+                        self.occurred_at, self.recorded_at, self.recorded_by, self.request_id, self.target,
+                        orjson.dumps(self.data).decode(), self.content_hash, self.prev_hash, self.hash)
+
     def exported(self) -> dict[str, Any]:
         """The export / API form: canonical fields plus hex hashes."""
         out = self.canonical_fields()
@@ -78,3 +86,33 @@ def from_exported(item: dict[str, Any]) -> RecordedEvent:
         prev_hash=bytes.fromhex(item["prev_hash"]),
         hash=bytes.fromhex(item["hash"]),
     )
+
+
+class EventRow(NamedTuple):
+    """One row of the events table, in column order, as the writer appends it (COPY takes it as it is).
+
+    The writer builds one per appended event instead of a ``RecordedEvent``: ``data`` stays the JSON text
+    it was hashed as, and no object is made per event beyond the tuple the driver needs anyway.
+    """
+
+    position: int
+    event_id: str
+    type: str
+    schema_version: int
+    campaign: str
+    region: str
+    occurred_at: datetime
+    recorded_at: datetime
+    recorded_by: str
+    request_id: str
+    target_event_id: str | None
+    data: str
+    content_hash: bytes
+    prev_hash: bytes
+    hash: bytes
+
+    def record(self) -> RecordedEvent:
+        """The row as a recorded event."""
+        return RecordedEvent(self.position, self.event_id, self.type, self.schema_version, self.campaign,
+                             self.region, self.occurred_at, self.recorded_at, self.recorded_by, self.request_id,
+                             orjson.loads(self.data), self.content_hash, self.prev_hash, self.hash)

@@ -19,9 +19,9 @@ from events.campaigns import CampaignHistory, fold_lifecycle
 from events.canonical import GENESIS_HASH
 from events.coordination import APPEND_LOCK, EVENTS_CHANNEL, notify
 from events.decide import KnownEvent, LogState
+from events.drafts import DraftEvent
 from events.errors import StoreUnavailable
-from events.intake import DraftEvent
-from events.records import RecordedEvent
+from events.records import EventRow, RecordedEvent
 
 # Appends are serialized by one transaction-scoped advisory lock taken before the head is
 # read and held until commit. Positions are therefore assigned and become visible in the
@@ -184,15 +184,18 @@ async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
 
 
 @translating
-async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
-    """Insert recorded events and wake every listener. Call inside the lock.
+async def insert_records(conn: Connection, records: Sequence[RecordedEvent] | Sequence[EventRow]) -> None:
+    """Insert recorded events (or rows as the writer builds them) and wake every listener. Call inside the lock.
 
     A large group goes in by binary COPY (cheapest per row, then a second round trip for the NOTIFY); a
     small one by one INSERT … unnest that also notifies, since there the round trip costs more than the rows.
     """
-    if len(records) >= COPY_FROM_EVENTS:
-        await copy_records(conn, records)
-        await notify(conn, EVENTS_CHANNEL, str(records[-1].position))
+    rows = [r if isinstance(r, EventRow) else r.row() for r in records]
+    if not rows:
+        return
+    if len(rows) >= COPY_FROM_EVENTS:
+        await conn.copy_records_to_table("events", records=rows, columns=EventRow._fields)
+        await notify(conn, EVENTS_CHANNEL, str(rows[-1].position))
         return
     # One statement inserts and notifies: fewer round trips while holding the append lock.
     await conn.execute(
@@ -203,22 +206,14 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> 
                                      $12::jsonb[], $13::bytea[], $14::bytea[], $15::bytea[])
                 RETURNING position)
             SELECT pg_notify($16, max(position)::text) FROM inserted""",
-        [r.position for r in records], [r.event_id for r in records], [r.type for r in records],
-        [r.schema_version for r in records], [r.campaign for r in records], [r.region for r in records],
-        [r.occurred_at for r in records], [r.recorded_at for r in records], [r.recorded_by for r in records],
-        [r.request_id for r in records], [r.target for r in records],
-        [orjson.dumps(r.data).decode() for r in records], [r.content_hash for r in records],
-        [r.prev_hash for r in records], [r.hash for r in records], EVENTS_CHANNEL,
+        *(list(column) for column in zip(*rows, strict=True)), EVENTS_CHANNEL,
     )
 
 
 @translating
 async def copy_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
     """Bulk-load recorded events as they are (an import: the caller checked the chain and holds the lock)."""
-    await conn.copy_records_to_table("events", records=[
-        (e.position, e.event_id, e.type, e.schema_version, e.campaign, e.region, e.occurred_at, e.recorded_at,
-         e.recorded_by, e.request_id, e.target, orjson.dumps(e.data).decode(), e.content_hash, e.prev_hash, e.hash)
-        for e in records], columns=[c.strip() for c in _COLUMNS.split(",")])
+    await conn.copy_records_to_table("events", records=[r.row() for r in records], columns=EventRow._fields)
 
 
 def record_columns() -> str:

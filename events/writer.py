@@ -127,7 +127,7 @@ class GroupCommitWriter:
         events = 0
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, Accepted):
-                events += len(outcome.records)
+                events += len(outcome.rows)
             if future.done():
                 continue
             if isinstance(outcome, DomainError):
@@ -149,7 +149,7 @@ async def append_in_transaction(conn: Connection, requests: list[AppendRequest],
         state = await load_state(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests])
         decider = GroupDecider(state, now, clock_skew)
         outcomes = [decider.decide(request) for request in requests]
-        records = [rec for o in outcomes if isinstance(o, Accepted) for rec in o.records]
-        if records:
-            await insert_records(conn, records)
+        rows = [row for o in outcomes if isinstance(o, Accepted) for row in o.rows]
+        if rows:
+            await insert_records(conn, rows)
         return outcomes, decider.head[0]

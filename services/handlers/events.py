@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import hdrs, web
 
 from events.decide import AppendRequest, check_scope, prepare
+from events.drafts import DraftEvent
 from events.dryrun import decide_without_storing
 from events.exchange import export_lines
-from events.intake import parse_json, read_events
+from events.intake import parse_json, read_events_stepwise
 from events.regions import code_prefix, is_within
 from events.store import LogFilter, read_page, translated_errors
-from schemas.api import AppendResponse, DryRunResponse, DryRunResult, EventResult, EventsPage, StoredEvent
+from schemas.api import DryRunResponse, DryRunResult, EventsPage, StoredEvent
 from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
 from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
 from services.flag_views import dry_run_flags
@@ -22,6 +23,8 @@ from services.reads import Basis, position_headers, snapshot
 from services.responses import json_response
 
 NDJSON = "application/x-ndjson"
+VALIDATION_STEP = 250
+"""Events validated between two turns of the event loop (~1-2 ms of CPU)."""
 
 
 def require_json(request: web.Request) -> None:
@@ -73,17 +76,24 @@ async def post_events(request: web.Request) -> web.Response:
     dry_run = dry_run_param(request)
     require_json(request)
     body = await read_body(request)
-    drafts = read_events(parse_json(body), request.app[SETTINGS].max_batch_events)
+    drafts: list[DraftEvent] = []
+    # A slice at a time: this process's writer may hold the append lock meanwhile, and it resumes between
+    # slices instead of after the whole batch (every process waits for the lock while it is held).
+    for part in read_events_stepwise(parse_json(body), request.app[SETTINGS].max_batch_events, VALIDATION_STEP):
+        drafts.extend(part)
+        if len(part) == VALIDATION_STEP:  # more may follow
+            await asyncio.sleep(0)
     actor = api_key(request).actor
     check_scope(drafts, actor)
     append = prepare(drafts, actor, request_id(request))
     if dry_run:
         return await _dry_run(request, append)
     accepted = await request.app[WRITER].append(append)
-    results = [EventResult(event_id=r.event_id, status=r.status, position=r.position) for r in accepted.results]
+    results = accepted.results
     status = 201 if any(r.status == "created" for r in results) else 200
-    return json_response(AppendResponse(results=results, last_position=max(r.position for r in results)),
-                         status=status)
+    # The AppendResponse body, serialised straight from the writer's results (orjson writes a dataclass's
+    # fields in order: event_id, status, position), not through one pydantic model per event.
+    return json_response({"results": results, "last_position": max(r.position for r in results)}, status=status)
 
 
 def log_filter(request: web.Request) -> tuple[LogFilter, str | None]:

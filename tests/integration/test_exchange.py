@@ -19,8 +19,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from events.decide import Accepted, Actor, AppendRequest
+from events.drafts import DraftEvent
 from events.exchange import ImportRefused, import_lines
-from events.intake import DraftEvent, read_events
+from events.intake import read_events
 from events.writer import append_in_transaction
 from services.app import create_app
 from services.keyring import create_key

@@ -5,7 +5,8 @@ from typing import Any
 
 from events.canonical import GENESIS_HASH
 from events.decide import Accepted, Actor, AppendRequest, Campaign, GroupDecider, LogState
-from events.intake import DraftEvent, read_events
+from events.drafts import DraftEvent
+from events.intake import read_events
 from events.records import RecordedEvent
 from tests.factories import SAMPLE_DATA, event
 

@@ -16,9 +16,13 @@ from events.canonical import (
     RECORD_FIELDS,
     canonical_bytes,
     chain_hash,
+    chain_hash_of_parts,
     content_hash,
     format_timestamp,
     parse_timestamp,
+    record_parts,
+    recorded_at_bytes,
+    utc_text,
 )
 from events.decide import Accepted, AppendRequest, GroupDecider, prepare
 from events.records import RecordedEvent, from_exported
@@ -237,3 +241,32 @@ def test_records_prepared_before_the_lock_are_byte_identical_to_those_built_unde
         assert record.prev_hash == prev
         assert record.hash == hashlib.sha256(prev + body).digest() == record.computed_hash()
         prev = record.hash
+
+
+@settings(max_examples=300, deadline=None)
+@given(campaign=TRICKY_TEXT, region=TRICKY_TEXT, recorded_by=TRICKY_TEXT, request_id=TRICKY_TEXT,
+       type_=TRICKY_TEXT, data=st.dictionaries(TRICKY_TEXT, JSON_VALUES, max_size=4),
+       version=st.integers(min_value=1, max_value=2**15), position=st.integers(min_value=1, max_value=2**62),
+       moment=st.datetimes(timezones=st.just(UTC)))
+def test_parts_built_from_pieces_are_the_canonical_bytes_of_the_whole_record(
+        campaign: str, region: str, recorded_by: str, request_id: str, type_: str, data: dict[str, Any],
+        version: int, position: int, moment: datetime) -> None:
+    record = {"campaign": campaign, "data": data, "event_id": "6f1c2a4e-0d1b-4a57-9d6e-5b0f3c9a7e11",
+              "occurred_at": utc_text(moment), "region": region, "schema_version": version, "type": type_,
+              "position": position, "recorded_at": format_timestamp(NOW), "recorded_by": recorded_by,
+              "request_id": request_id}
+    parts = record_parts(record, recorded_by, request_id)
+    assert parts.content_hash == content_hash(record)
+    assert parts.data.encode() == python_json(data)
+    assert chain_hash_of_parts(GENESIS_HASH, parts, position, recorded_at_bytes(NOW)) == \
+        hashlib.sha256(GENESIS_HASH + python_json(record)).digest() == chain_hash(GENESIS_HASH, record)
+
+
+@given(moment=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)),
+                                                      timezone(timedelta(hours=-3, minutes=-30))])))
+def test_utc_text_is_the_canonical_timestamp(moment: datetime) -> None:
+    try:
+        expected = moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    except OverflowError:
+        return
+    assert utc_text(moment) == format_timestamp(moment) == expected

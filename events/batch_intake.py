@@ -1,0 +1,106 @@
+"""A whole request's events validated in one call into pydantic-core. Pure: no I/O.
+
+``read_events`` (events.intake) validates item by item: an envelope model, then the payload model of its
+type, then a dump to normalised JSON, each a separate call from Python. For a 1000-event batch that is
+most of the request's cost. Here one ``TypeAdapter`` over the list does the same work in Rust: each item is
+an envelope whose ``data`` is the payload model picked by (type, schema_version), and one more call dumps
+every payload to its normalised JSON form.
+
+This path only *accepts*. It takes the same parsed body (``parse_json``: exact Decimals, duplicate keys
+and NaN refused) and the same field types, and it refuses anything it is not sure the item-by-item path
+would accept unchanged: a correction (its replacement is validated once the log is read), an event_id not
+already in the canonical lowercase form, any validation error at all. Then the caller runs the item-by-item
+path, which alone words the 422 (so every error message stays exactly as it is). Identical drafts for
+every accepted body are asserted by tests/unit/test_batch_intake.py.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, NotRequired, Union, cast
+
+from pydantic import ConfigDict, Discriminator, Field, GetCoreSchemaHandler, Tag, TypeAdapter, ValidationError
+from pydantic import StringConstraints as Constraint
+from pydantic_core import CoreSchema, core_schema
+from typing_extensions import TypedDict
+
+from events.catalogue import CATALOGUE, EventType
+from events.drafts import RFC3339_DATE, DraftEvent
+from events.fields import CampaignId, RegionCode
+from events.payloads import Payload
+from events.regions import is_structurally_valid
+
+CANONICAL_UUID: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+"""The form ``str(UUID(...))`` writes; an id sent in any other spelling takes the item-by-item path."""
+
+
+class _OccurredAt:
+    """``events.drafts.OccurredAt`` without its two Python calls: the same text check, then the same parser."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.chain_schema([core_schema.str_schema(pattern="^" + RFC3339_DATE),
+                                         core_schema.datetime_schema(tz_constraint="aware")])
+
+
+def _version_tag(item: Any) -> str | None:
+    return str(item.get("schema_version", 1)) if isinstance(item, dict) else None
+
+
+def _envelope(event_type: EventType, version: int) -> Any:
+    """The TypedDict of one (type, version): the envelope's fields with ``data`` as that version's payload."""
+    model = event_type.versions[version]
+    fields = {
+        "event_id": Annotated[str, Constraint(pattern=CANONICAL_UUID)],
+        "type": Literal[event_type.name],
+        "schema_version": NotRequired[Annotated[int, Field(strict=True, ge=1)]],
+        "campaign": CampaignId,
+        "region": RegionCode,
+        "occurred_at": _OccurredAt,
+        "data": model,
+    }
+    # The functional form, since the fields depend on the type; ``extra="forbid"`` as on ``Envelope``.
+    envelope = cast(Any, TypedDict)(f"{model.__name__}V{version}Envelope", fields)
+    envelope.__pydantic_config__ = ConfigDict(extra="forbid")
+    return envelope
+
+
+def _variant(event_type: EventType) -> Any:
+    """One type's envelope; a type with several versions picks its version's envelope by schema_version."""
+    if len(event_type.versions) == 1:
+        return Annotated[_envelope(event_type, *event_type.versions), Tag(event_type.name)]
+    by_version = tuple(Annotated[_envelope(event_type, v), Tag(str(v))] for v in event_type.versions)
+    return Annotated[Union[by_version], Discriminator(_version_tag), Tag(event_type.name)]  # noqa: UP007
+
+
+_VARIANTS: Final = tuple(_variant(t) for t in CATALOGUE.values() if t.kind != "correction")
+_ITEMS: Final[TypeAdapter[list[dict[str, Any]]]] = TypeAdapter(
+    list[Annotated[Union[_VARIANTS], Discriminator("type")]])  # type: ignore[valid-type]  # noqa: UP007
+_PAYLOADS: Final[TypeAdapter[list[Payload]]] = TypeAdapter(list[Payload])
+
+
+def drafts_at_once(items: list[Any], first_index: int = 0) -> list[DraftEvent] | None:
+    """The drafts ``read_events`` would return for these items (numbered from ``first_index``), or None when
+    they must be validated item by item."""
+    try:
+        envelopes = _ITEMS.validate_python(items)
+    except ValidationError:
+        return None
+    payloads = [e["data"] for e in envelopes]
+    regions = {e["region"] for e in envelopes}
+    if not all(is_structurally_valid(region) for region in regions):
+        return None
+    drafts: list[DraftEvent] = []
+    dumped = _PAYLOADS.dump_python(payloads, mode="json", exclude_none=True, serialize_as_any=True)
+    for index, (envelope, payload, data) in enumerate(zip(envelopes, payloads, dumped, strict=True), first_index):
+        event_type = CATALOGUE[envelope["type"]]
+        version = envelope.get("schema_version", 1)
+        if version not in event_type.versions or type(payload) is not event_type.versions[version]:
+            return None
+        if event_type.rules and not all(rule.holds(payload.__dict__) for rule in event_type.rules):
+            return None
+        try:
+            occurred_at: datetime = envelope["occurred_at"].astimezone(UTC)
+        except OverflowError:
+            return None
+        drafts.append(DraftEvent(index, envelope["event_id"], event_type, version, envelope["campaign"],
+                                 envelope["region"], occurred_at, data))
+    return drafts
