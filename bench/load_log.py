@@ -55,6 +55,7 @@ from common import (
     run_main,
     start_server,
     verdict,
+    wait_followers,
     wait_projected,
 )
 
@@ -269,6 +270,9 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
             if result.first_failure:
                 print(f"first failure: {result.first_failure}")
             caught_up = await wait_projected(session, server.url, result.last_position, limit=args.time_limit)
+        followers = await wait_followers(admin, result.last_position, limit=args.time_limit)
+        print(f"followers:  the flags projection and the signed tree reached the head {followers:.1f} s after the "
+              "dashboard's", flush=True)
         total = result.seconds + caught_up
         rss_projected = server.rss_bytes()
         pss_projected = server.pss_bytes()
@@ -298,6 +302,7 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
     ]
     report = {"benchmark": "load", "machine": facts, "args": vars(args), "load": result.summary(),
               "cpu_cores": cores, "projection_catch_up_s": round(caught_up, 2),
+              "followers_catch_up_s": round(followers, 2),
               "serve_rss_mb": {"after_load": round(rss_after_load / MIB, 1), "projected": round(rss_mb, 1),
                                "peak": round(rss.peak / MIB, 1), "pss": round(pss_projected / MIB, 1)},
               "vacuum_checkpoint_s": round(vacuum_seconds, 1), "events_rows": rows,
