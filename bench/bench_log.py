@@ -157,7 +157,8 @@ async def ingest(args: argparse.Namespace, servers: list[QmstatsServer], data_di
             "≥ 90% of without", "met" if ratio >= 0.9 else "not met",
             {"ours": rates["on"], "limit": rates["off"], "ratio": ratio}),
         Row("signed checkpoint covers the last event after a burst, ms", spread([x * 1000 for x in lags]),
-            "–", "–", "≤ 1000 ms", "met" if lags and median(lags) <= 1.0 else "not met", {"ours": lags, "built": builds}),
+            "–", "–", "≤ 1000 ms", "met" if lags and median(lags) <= 1.0 else "not met",
+            {"ours": lags, "built": builds}),
     ]
     for conn in admins.values():
         await conn.close()
