@@ -170,8 +170,11 @@ async def feeding_with_changes(conn: Connection, campaign: str, types: Sequence[
     # events_by_target. Reading ids first and the events by id after looked every original up again. The
     # ids go to the index as an array: as a join, the planner merge-joins the whole of events_by_target.
     # The moved-in set comes from the partial index events_corrections_by_region (migration 0005); a
-    # correction at or before ``after`` cannot concern an original after it.
-    rows = await conn.fetch(
+    # correction at or before ``after`` cannot concern an original after it. That index serves ``region LIKE
+    # '33%'`` only when the planner sees the pattern: a statement prepared anew each time is planned with its
+    # values, where the connection's cached one turns generic after five runs and then scans the whole log
+    # for the moved-in set (240 ms a page instead of 30 on the 1M-event log).
+    statement = await conn.prepare(
         f"""WITH page AS MATERIALIZED (
                 SELECT {_COLUMNS} FROM events WHERE campaign = $1 AND type = ANY($2::text[])
                 AND position > $3 AND position <= $4 AND (region LIKE $6 OR event_id IN (
@@ -182,8 +185,8 @@ async def feeding_with_changes(conn: Connection, campaign: str, types: Sequence[
             UNION ALL
             SELECT {_COLUMNS} FROM events
             WHERE target_event_id = ANY(ARRAY(SELECT event_id FROM page)) AND position <= $4
-            ORDER BY position""",
-        campaign, list(types), after, until, limit, region_prefix + "%")
+            ORDER BY position""")
+    rows = await statement.fetch(campaign, list(types), after, until, limit, region_prefix + "%")
     page: dict[str, WithChanges] = {}
     for row in rows:  # in position order: an original comes before every change aimed at it
         record = record_from_row(row)
