@@ -276,10 +276,13 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
         total = result.seconds + caught_up
         rss_projected = server.rss_bytes()
         pss_projected = server.pss_bytes()
+        # Per process: resident, and unique (what stopping that process alone would free).
+        per_process = [(p.pid, p.memory_info().rss / MIB, p.memory_full_info().uss / MIB) for p in server.processes()]
         print(f"projected:  caught up {caught_up:.1f} s after the last answer ({result.events / total:,.0f} "
               f"events/s appended and projected); serve RSS (all {len(server.processes())} processes) "
               f"{rss_after_load / MIB:.0f} MB after the load, {rss_projected / MIB:.0f} MB once projected, peak "
-              f"{rss.peak / MIB:.0f} MB; PSS (shared pages counted once) {pss_projected / MIB:.0f} MB", flush=True)
+              f"{rss.peak / MIB:.0f} MB; PSS (shared pages counted once) {pss_projected / MIB:.0f} MB; per process "
+              "RSS / USS: " + ", ".join(f"{r:.0f} / {u:.0f}" for _, r, u in per_process), flush=True)
         vacuum_started = time.perf_counter()
         await admin.execute("VACUUM (ANALYZE) events")
         await admin.execute("CHECKPOINT")
@@ -304,7 +307,8 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
               "cpu_cores": cores, "projection_catch_up_s": round(caught_up, 2),
               "followers_catch_up_s": round(followers, 2),
               "serve_rss_mb": {"after_load": round(rss_after_load / MIB, 1), "projected": round(rss_mb, 1),
-                               "peak": round(rss.peak / MIB, 1), "pss": round(pss_projected / MIB, 1)},
+                               "peak": round(rss.peak / MIB, 1), "pss": round(pss_projected / MIB, 1),
+                               "per_process_rss_uss": [[round(r, 1), round(u, 1)] for _, r, u in per_process]},
               "vacuum_checkpoint_s": round(vacuum_seconds, 1), "events_rows": rows,
               "events_table_mb": round(log_bytes / MIB, 1), "ok": ok, "rows": rows_json(summary_rows)}
     if not ok:
