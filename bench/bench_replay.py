@@ -64,6 +64,7 @@ from common import (
     spread,
     start_server,
     verdict,
+    wait_followers,
     wait_projected,
 )
 
@@ -202,6 +203,10 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
         facts = await header("qmstats replay / read benchmark", admin)
         head = int(await admin.fetchval("SELECT max(position) FROM events"))
         await wait_projected(session, server.url, head, limit=900)
+        settled = await wait_followers(admin, head)
+        if settled > 1:
+            print(f"followers:  the flags projection and the signed tree reached the head {settled:.0f} s after the "
+                  "dashboard's", flush=True)
         keys = await create_keys(server, ("auditor",))
         rss_start = server.rss_bytes() / MIB
         live = head

@@ -694,6 +694,22 @@ async def wait_projected(session: aiohttp.ClientSession, url: str, position: int
         await asyncio.sleep(0.2)
 
 
+async def wait_followers(admin: asyncpg.Connection, position: int, limit: float = 900.0, *,
+                         tree: bool = True) -> float:
+    """Wait until the flags projection and (``tree``) the integrator's signed checkpoint reach ``position`` too
+    (read as the superuser); the seconds waited. A benchmark started while they still catch up on a loaded log
+    would measure their work as much as its own: they share the machine's two cores."""
+    started = time.perf_counter()
+    while True:
+        flags = await admin.fetchval("SELECT position FROM quality_checkpoint WHERE name = 'flags'")
+        signed = await admin.fetchval("SELECT coalesce(max(tree_size), 0) FROM log_checkpoints") if tree else flags
+        if flags >= position and signed >= position:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > limit:
+            raise RuntimeError(f"flags at {flags}, signed tree at {signed}, not {position}, after {limit:.0f} s")
+        await asyncio.sleep(0.5)
+
+
 def client_session(connections: int = 100, timeout: float = 60.0) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
                                  connector=aiohttp.TCPConnector(limit=connections))

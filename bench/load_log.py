@@ -55,6 +55,7 @@ from common import (
     run_main,
     start_server,
     verdict,
+    wait_followers,
     wait_projected,
 )
 
@@ -269,13 +270,19 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
             if result.first_failure:
                 print(f"first failure: {result.first_failure}")
             caught_up = await wait_projected(session, server.url, result.last_position, limit=args.time_limit)
+        followers = await wait_followers(admin, result.last_position, limit=args.time_limit)
+        print(f"followers:  the flags projection and the signed tree reached the head {followers:.1f} s after the "
+              "dashboard's", flush=True)
         total = result.seconds + caught_up
         rss_projected = server.rss_bytes()
         pss_projected = server.pss_bytes()
+        # Per process: resident, and unique (what stopping that process alone would free).
+        per_process = [(p.pid, p.memory_info().rss / MIB, p.memory_full_info().uss / MIB) for p in server.processes()]
         print(f"projected:  caught up {caught_up:.1f} s after the last answer ({result.events / total:,.0f} "
               f"events/s appended and projected); serve RSS (all {len(server.processes())} processes) "
               f"{rss_after_load / MIB:.0f} MB after the load, {rss_projected / MIB:.0f} MB once projected, peak "
-              f"{rss.peak / MIB:.0f} MB; PSS (shared pages counted once) {pss_projected / MIB:.0f} MB", flush=True)
+              f"{rss.peak / MIB:.0f} MB; PSS (shared pages counted once) {pss_projected / MIB:.0f} MB; per process "
+              "RSS / USS: " + ", ".join(f"{r:.0f} / {u:.0f}" for _, r, u in per_process), flush=True)
         vacuum_started = time.perf_counter()
         await admin.execute("VACUUM (ANALYZE) events")
         await admin.execute("CHECKPOINT")
@@ -298,8 +305,10 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
     ]
     report = {"benchmark": "load", "machine": facts, "args": vars(args), "load": result.summary(),
               "cpu_cores": cores, "projection_catch_up_s": round(caught_up, 2),
+              "followers_catch_up_s": round(followers, 2),
               "serve_rss_mb": {"after_load": round(rss_after_load / MIB, 1), "projected": round(rss_mb, 1),
-                               "peak": round(rss.peak / MIB, 1), "pss": round(pss_projected / MIB, 1)},
+                               "peak": round(rss.peak / MIB, 1), "pss": round(pss_projected / MIB, 1),
+                               "per_process_rss_uss": [[round(r, 1), round(u, 1)] for _, r, u in per_process]},
               "vacuum_checkpoint_s": round(vacuum_seconds, 1), "events_rows": rows,
               "events_table_mb": round(log_bytes / MIB, 1), "ok": ok, "rows": rows_json(summary_rows)}
     if not ok:

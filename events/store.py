@@ -161,19 +161,41 @@ async def with_changes(conn: Connection, event_ids: Sequence[str], *,
 
 
 @translating
-async def ids_feeding(conn: Connection, campaign: str, types: Sequence[str], *, after: int, until: int,
-                      limit: int, region_prefix: str = "") -> list[str]:
-    """Ids of a campaign's events of these types with after < position <= until, a page in position order;
-    only those reported under ``region_prefix`` or moved under it by a correction up to ``until``."""
+async def feeding_with_changes(conn: Connection, campaign: str, types: Sequence[str], *, after: int, until: int,
+                               limit: int, region_prefix: str = "") -> list[WithChanges]:
+    """A page (in position order) of a campaign's events of these types with after < position <= until, each with
+    its corrections and retractions up to ``until``; only those reported under ``region_prefix`` or moved under it
+    by a correction up to ``until``."""
+    # One statement: the page is found and read in the same pass over the log, and its changes come from
+    # events_by_target. Reading ids first and the events by id after looked every original up again. The
+    # ids go to the index as an array: as a join, the planner merge-joins the whole of events_by_target.
     # The moved-in set comes from the partial index events_corrections_by_region (migration 0005); a
-    # correction at or before ``after`` cannot concern an original after it.
-    rows = await conn.fetch(
-        "SELECT event_id::text AS event_id FROM events WHERE campaign = $1 AND type = ANY($2::text[]) "
-        "AND position > $3 AND position <= $4 AND (region LIKE $6 OR event_id IN ("
-        "  SELECT target_event_id FROM events WHERE type = 'event_corrected' AND campaign = $1 "
-        "  AND region LIKE $6 AND position > $3 AND position <= $4)) ORDER BY position LIMIT $5",
-        campaign, list(types), after, until, limit, region_prefix + "%")
-    return [r["event_id"] for r in rows]
+    # correction at or before ``after`` cannot concern an original after it. That index serves ``region LIKE
+    # '33%'`` only when the planner sees the pattern: a statement prepared anew each time is planned with its
+    # values, where the connection's cached one turns generic after five runs and then scans the whole log
+    # for the moved-in set (240 ms a page instead of 30 on the 1M-event log).
+    statement = await conn.prepare(
+        f"""WITH page AS MATERIALIZED (
+                SELECT {_COLUMNS} FROM events WHERE campaign = $1 AND type = ANY($2::text[])
+                AND position > $3 AND position <= $4 AND (region LIKE $6 OR event_id IN (
+                    SELECT target_event_id FROM events WHERE type = 'event_corrected' AND campaign = $1
+                    AND region LIKE $6 AND position > $3 AND position <= $4))
+                ORDER BY position LIMIT $5)
+            SELECT * FROM page
+            UNION ALL
+            SELECT {_COLUMNS} FROM events
+            WHERE target_event_id = ANY(ARRAY(SELECT event_id FROM page)) AND position <= $4
+            ORDER BY position""")
+    rows = await statement.fetch(campaign, list(types), after, until, limit, region_prefix + "%")
+    page: dict[str, WithChanges] = {}
+    for row in rows:  # in position order: an original comes before every change aimed at it
+        record = record_from_row(row)
+        target = row["target_event_id"]
+        if target is None:
+            page[record.event_id] = WithChanges(record, [])
+        else:
+            page[str(target)].changes.append(record)
+    return list(page.values())
 
 
 @translating

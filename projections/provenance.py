@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from events.catalogue import CATALOGUE, METRICS
 from events.regions import code_prefix, is_within
-from events.store import Connection, ids_feeding, with_changes
+from events.store import Connection, feeding_with_changes
 from projections.fold import effective_fact, metric_value
 
 
@@ -38,13 +38,12 @@ async def contributions(conn: Connection, campaign: str, metric: str, region: st
     spec = METRICS[metric]
     # Candidates: originals reported within the region's code prefix, and those a correction moved into it.
     # The rest cannot end up in the region, so they are skipped inside PostgreSQL; is_within below decides.
-    ids = await ids_feeding(conn, campaign, feeding_types(metric), after=after, until=until, limit=limit,
-                            region_prefix=code_prefix(region) or "")
-    if not ids:
+    histories = await feeding_with_changes(conn, campaign, feeding_types(metric), after=after, until=until,
+                                           limit=limit, region_prefix=code_prefix(region) or "")
+    if not histories:
         return [], after, True
-    histories = await with_changes(conn, ids, before=until + 1)
     page: list[Contribution] = []
-    for history in histories.values():
+    for history in histories:
         original, changes = history.original, history.changes
         fact = effective_fact(original, changes)
         if fact is None or not is_within(fact.region, region):
@@ -54,4 +53,4 @@ async def contributions(conn: Connection, campaign: str, metric: str, region: st
             page.append(Contribution(original.event_id, original.position, original.type, fact.region, fact.day,
                                      value, [c.event_id for c in changes if c.type == "event_corrected"],
                                      fact.changed_at))
-    return page, histories[ids[-1]].original.position, len(ids) < limit
+    return page, histories[-1].original.position, len(histories) < limit

@@ -36,7 +36,8 @@ from services.appkeys import (
 )
 from services.cache import PollAnswers, ResponseCache
 from services.directory import Directory
-from services.integrator import IntegratorState, IntegratorWorker
+from services.integrator import IntegratorState
+from services.integrator_thread import IntegratorThread
 from services.keyring import KeyRing
 from services.middleware import authenticate, echo_request_id, request_context
 from services.poll_answers import answer_polls
@@ -137,10 +138,10 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
                 flags = app[FLAGS_PROJECTOR] = await stack.enter_async_context(
                     flags_projector(pool, database_url, settings))
                 app[PROJECTOR] = worker
-                followers: list[ProjectorWorker | IntegratorWorker] = [worker, flags]
+                followers: list[ProjectorWorker | IntegratorThread] = [worker, flags]
                 if settings.run_integrator:  # the log's Merkle tree and checkpoints, where the projector runs
                     tree = app[INTEGRATOR] = await stack.enter_async_context(
-                        integrator(pool, database_url, settings, app[INTEGRATION]))
+                        integrator(database_url, settings, app[INTEGRATION]))
                     followers.append(tree)
 
                 def wake() -> None:

@@ -8,7 +8,8 @@ from events.writer import GroupCommitWriter
 from services.cache import PollAnswers, ResponseCache
 from services.directory import Directory
 from services.errors import Unauthenticated
-from services.integrator import IntegratorState, IntegratorWorker
+from services.integrator import IntegratorState
+from services.integrator_thread import IntegratorThread
 from services.keyring import KeyRing
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
@@ -34,9 +35,9 @@ REPLICAS = web.AppKey("replicas", ReplicaSet)
 POLL_ANSWERS = web.AppKey("poll_answers", PollAnswers)
 DIRECTORY = web.AppKey("directory", Directory)
 STREAMS = web.AppKey("streams", OpenStreams)
-INTEGRATOR = web.AppKey("integrator", IntegratorWorker)
+INTEGRATOR = web.AppKey("integrator", IntegratorThread)
 INTEGRATION = web.AppKey("integration", IntegratorState)
-FOLLOWERS = web.AppKey("followers", list[ProjectorWorker | IntegratorWorker])
+FOLLOWERS = web.AppKey("followers", list[ProjectorWorker | IntegratorThread])
 """The workers that follow the log in this process (projector, integrator): woken on every append."""
 
 REQUEST_KEY = web.RequestKey("api_key", ApiKey)

@@ -116,23 +116,33 @@ class IntegratorWorker:
     async def _lead(self, leader: Connection) -> None:
         frontier, last = await self._restore()
         next_sign = 0.0
+        signed_behind = False  # the last checkpoint was signed while more events waited to be read
         while True:
             if leader.is_closed():
                 raise ConnectionError("leader connection closed")
+            # Cleared before reading, not after: an append that notifies while this round reads or signs must
+            # cut the wait below short. Cleared after, its wake-up was lost and its events waited a whole poll.
+            self._wake.clear()
             async with self._pool.acquire() as conn:
                 leaves = await read_leaves(conn, frontier.size, self._batch)
                 if leaves:
                     await insert_tiles(conn, frontier.extend(leaves))
                     self.state.size = frontier.size
+                behind = len(leaves) == self._batch
                 due = (last is None or frontier.size > last.tree_size
                        or last.key_id != self._signer.verifier.key_id)
-                if due and time.monotonic() >= next_sign:
+                # One checkpoint per interval while events arrive; but when the tree catches up with the log
+                # after signing on the way, the head is signed at once rather than an interval after that
+                # checkpoint of an older size (at most two checkpoints per interval).
+                if due and (time.monotonic() >= next_sign or (signed_behind and not behind)):
                     last = await self._sign(conn, frontier, last)
                     next_sign = time.monotonic() + self._interval
+                    signed_behind = behind
                     due = False
-            if len(leaves) == self._batch:
+                elif not behind:
+                    signed_behind = False
+            if behind:
                 continue
-            self._wake.clear()
             wait = max(0.0, next_sign - time.monotonic()) if due else self._poll
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
             # wake-up, and then SIGTERM leaves the integrator (and its process) running.

@@ -19,7 +19,8 @@ from events.writer import GroupCommitted, GroupCommitWriter
 from projections.projector import BatchApplied
 from projections.tables import checkpoint_status
 from services.database import create_pool
-from services.integrator import IntegratorState, IntegratorWorker
+from services.integrator import IntegratorState
+from services.integrator_thread import IntegratorThread
 from services.listener import Callback, Listener
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker, flags_worker
@@ -126,10 +127,13 @@ async def flags_projector(pool: asyncpg.Pool, url: str, settings: Settings) -> A
 
 
 @asynccontextmanager
-async def integrator(pool: asyncpg.Pool, url: str, settings: Settings,
-                     state: IntegratorState | None = None) -> AsyncIterator[IntegratorWorker]:
-    """The log's integrator (issue 16: Merkle tree and signed checkpoints; leader or hot standby) in this process."""
-    worker = IntegratorWorker(pool, url, load_signer(settings), state=state,
-                              interval_seconds=settings.log_checkpoint_interval_seconds)
-    async with background("integrator", worker.run()):
-        yield worker
+async def integrator(url: str, settings: Settings,
+                     state: IntegratorState | None = None) -> AsyncIterator[IntegratorThread]:
+    """The log's integrator (issue 16: Merkle tree and signed checkpoints; leader or hot standby) in this process,
+    on a thread of its own (services/integrator_thread.py says why)."""
+    thread = IntegratorThread(url, settings, load_signer(settings), state or IntegratorState())
+    thread.start()
+    try:
+        yield thread
+    finally:
+        await asyncio.to_thread(thread.stop)

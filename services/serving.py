@@ -33,7 +33,7 @@ from aiohttp import web
 
 from events.coordination import EVENTS_CHANNEL
 from services.app import Overrides, create_app
-from services.integrator import IntegratorWorker
+from services.integrator_thread import IntegratorThread
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
@@ -77,9 +77,9 @@ async def run_projector(settings: Settings, database_url: str) -> None:
             flags_projector(pool, database_url, settings) as flags, \
             contextlib.AsyncExitStack() as stack:
 
-        followers: list[ProjectorWorker | IntegratorWorker] = [worker, flags]
+        followers: list[ProjectorWorker | IntegratorThread] = [worker, flags]
         if settings.run_integrator:  # the log's Merkle tree and checkpoints run wherever the projector runs
-            followers.append(await stack.enter_async_context(integrator(pool, database_url, settings)))
+            followers.append(await stack.enter_async_context(integrator(database_url, settings)))
 
         def wake(_: object) -> None:  # every follower of the log wakes on each append
             for follower in followers:

@@ -26,8 +26,10 @@ from events.treestore import (
     read_tiles,
 )
 from events.writer import GroupCommitWriter
-from services.integrator import IntegratorWorker
-from tests.conftest import Database
+from services.integrator import IntegratorState, IntegratorWorker
+from services.integrator_thread import IntegratorThread
+from services.settings import Settings
+from tests.conftest import LOG_SIGNER, Database
 from tests.factories import event
 from tests.integration.appending import open_campaign, read_log, request, running_writer
 from tests.projection_support import eventually
@@ -198,6 +200,32 @@ async def test_a_second_integrator_waits_then_takes_over_and_stays_consistent(
         async with integrating(pool, database, signer):
             await append(writer, 300)
             await signed(pool, 561)
+    async with pool.acquire() as conn:
+        assert (await verify_tree(conn)).ok
+
+
+async def test_the_integrator_thread_follows_appends_and_hands_over_when_stopped(
+        pool: asyncpg.Pool, database: Database, settings: Settings) -> None:
+    signer = LOG_SIGNER  # the key test_settings configures
+    thread = IntegratorThread(database.service_url, settings, signer, IntegratorState())
+    thread.start()
+    try:
+        async with running_writer(pool) as writer:
+            await open_campaign(writer)
+            await append(writer, 300)
+            thread.wake()  # from this thread, as the listener does
+            await signed(pool, 301)
+            assert thread.state.mode == "active"
+            await append(writer, 20)
+            thread.wake()
+            await signed(pool, 321)
+    finally:
+        await asyncio.to_thread(thread.stop)
+    # Stopped, it let go of the leader lock: a new integrator leads at once and carries on.
+    async with running_writer(pool) as writer, integrating(pool, database, signer) as successor:
+        await append(writer, 5)
+        await signed(pool, 326)
+        assert successor.state.mode == "active"
     async with pool.acquire() as conn:
         assert (await verify_tree(conn)).ok
 
