@@ -81,12 +81,25 @@ def translating(query: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R
     return translated
 
 
+# The context function takes APPEND_LOCK for its transaction and reads under it with fresh snapshots
+# (plpgsql, volatile). With ``hold``, the same statement also takes it for the session: granted at once to
+# a session already holding it, whichever of the two is evaluated first, and kept after this statement's
+# own (implicit) transaction ends, until ``release_append_lock``.
+_CONTEXT: Final = "SELECT qmstats_append_context($1, $2::uuid[], $3::text[], $4::text[], $5::text[])"
+_CONTEXT_HELD: Final = _CONTEXT + ", pg_advisory_lock($1)"
+
+
 @translating
-async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = ()) -> LogState:
-    """Take the append lock and read what deciding these drafts needs, in one round trip. Call in a transaction."""
+async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = (), *,
+                     hold: bool = False) -> LogState:
+    """Take the append lock and read what deciding these drafts needs, in one round trip.
+
+    Call in a transaction, which holds the lock until it ends; or, with ``hold``, outside one: the lock is then
+    held by the session until ``release_append_lock`` (or the connection closing) releases it.
+    """
     ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
     raw = await conn.fetchval(
-        "SELECT qmstats_append_context($1, $2::uuid[], $3::text[], $4::text[], $5::text[])", APPEND_LOCK,
+        _CONTEXT_HELD if hold else _CONTEXT, APPEND_LOCK,
         list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids)))
     context = orjson.loads(raw)
     head = context["head"]
@@ -185,14 +198,20 @@ async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
 
 @translating
 async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> None:
-    """Insert recorded events and wake every listener. Call inside the lock.
+    """Insert recorded events and wake every listener, atomically. Call inside the lock, in a transaction or not.
 
     A large group goes in by binary COPY (cheapest per row, then a second round trip for the NOTIFY); a
     small one by one INSERT … unnest that also notifies, since there the round trip costs more than the rows.
     """
     if len(records) >= COPY_FROM_EVENTS:
-        await copy_records(conn, records)
-        await notify(conn, EVENTS_CHANNEL, str(records[-1].position))
+        if conn.is_in_transaction():
+            await copy_records(conn, records)
+            await notify(conn, EVENTS_CHANNEL, str(records[-1].position))
+            return
+        # Two statements; outside a transaction (a writer holding the lock for its session) they need one.
+        async with conn.transaction():
+            await copy_records(conn, records)
+            await notify(conn, EVENTS_CHANNEL, str(records[-1].position))
         return
     # One statement inserts and notifies: fewer round trips while holding the append lock.
     await conn.execute(
@@ -210,6 +229,12 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent]) -> 
         [orjson.dumps(r.data).decode() for r in records], [r.content_hash for r in records],
         [r.prev_hash for r in records], [r.hash for r in records], EVENTS_CHANNEL,
     )
+
+
+@translating
+async def release_append_lock(conn: Connection) -> None:
+    """Release the append lock ``load_state(..., hold=True)`` took for the session."""
+    await conn.execute("SELECT pg_advisory_unlock($1)", APPEND_LOCK)
 
 
 @translating
