@@ -4,6 +4,7 @@ Driver errors are translated here and only here: a lost or refused connection be
 ``StoreUnavailable``; everything else the driver raises is a bug and propagates.
 """
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -81,12 +82,25 @@ def translating(query: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R
     return translated
 
 
+# The context function takes APPEND_LOCK for its transaction and reads under it with fresh snapshots
+# (plpgsql, volatile). With ``hold``, the same statement also takes it for the session: granted at once to
+# a session already holding it, whichever of the two is evaluated first, and kept after this statement's
+# own (implicit) transaction ends, until ``release_append_lock``.
+_CONTEXT: Final = "SELECT qmstats_append_context($1, $2::uuid[], $3::text[], $4::text[], $5::text[])"
+_CONTEXT_HELD: Final = _CONTEXT + ", pg_advisory_lock($1)"
+
+
 @translating
-async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = ()) -> LogState:
-    """Take the append lock and read what deciding these drafts needs, in one round trip. Call in a transaction."""
+async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = (), *,
+                     hold: bool = False) -> LogState:
+    """Take the append lock and read what deciding these drafts needs, in one round trip.
+
+    Call in a transaction, which holds the lock until it ends; or, with ``hold``, outside one: the lock is then
+    held by the session until ``release_append_lock`` (or the connection closing) releases it.
+    """
     ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
     raw = await conn.fetchval(
-        "SELECT qmstats_append_context($1, $2::uuid[], $3::text[], $4::text[], $5::text[])", APPEND_LOCK,
+        _CONTEXT_HELD if hold else _CONTEXT, APPEND_LOCK,
         list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids)))
     context = orjson.loads(raw)
     head = context["head"]
@@ -207,7 +221,8 @@ async def find_event(conn: Connection, event_id: str) -> RecordedEvent | None:
 
 @translating
 async def insert_records(conn: Connection, records: Sequence[RecordedEvent] | Sequence[EventRow]) -> None:
-    """Insert recorded events (or rows as the writer builds them) and wake every listener. Call inside the lock.
+    """Insert recorded events (or rows as the writer builds them) and wake every listener, atomically. Call
+    inside the lock, in a transaction or not.
 
     A large group goes in by binary COPY (cheapest per row, then a second round trip for the NOTIFY); a
     small one by one INSERT … unnest that also notifies, since there the round trip costs more than the rows.
@@ -216,8 +231,11 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent] | Se
     if not rows:
         return
     if len(rows) >= COPY_FROM_EVENTS:
-        await conn.copy_records_to_table("events", records=rows, columns=EventRow._fields)
-        await notify(conn, EVENTS_CHANNEL, str(rows[-1].position))
+        async with contextlib.AsyncExitStack() as stack:
+            if not conn.is_in_transaction():  # a writer holding the lock for its session: two statements, one tx
+                await stack.enter_async_context(conn.transaction())
+            await conn.copy_records_to_table("events", records=rows, columns=EventRow._fields)
+            await notify(conn, EVENTS_CHANNEL, str(rows[-1].position))
         return
     # One statement inserts and notifies: fewer round trips while holding the append lock.
     await conn.execute(
@@ -230,6 +248,12 @@ async def insert_records(conn: Connection, records: Sequence[RecordedEvent] | Se
             SELECT pg_notify($16, max(position)::text) FROM inserted""",
         *(list(column) for column in zip(*rows, strict=True)), EVENTS_CHANNEL,
     )
+
+
+@translating
+async def release_append_lock(conn: Connection) -> None:
+    """Release the append lock ``load_state(..., hold=True)`` took for the session."""
+    await conn.execute("SELECT pg_advisory_unlock($1)", APPEND_LOCK)
 
 
 @translating

@@ -38,6 +38,8 @@ class PollAnswer:
     state: State
     body: bytes
     etag: str
+    etag_header: str
+    """The ETag header of the answer: the weak validator ``W/"<etag>"``."""
 
 
 class PollAnswers:
@@ -49,7 +51,7 @@ class PollAnswers:
 
     def put(self, path_qs: str, state: State, body: bytes, etag: str) -> None:
         """File an answer the handler rendered for ``state``."""
-        self._items[path_qs] = PollAnswer(state, body, etag)
+        self._items[path_qs] = PollAnswer(state, body, etag, f'W/"{etag}"')
         self._items.move_to_end(path_qs)
         while len(self._items) > self._size:
             self._items.popitem(last=False)

@@ -1,8 +1,8 @@
 """Request middleware: request id and access log, error mapping, authentication and rate limits."""
 
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -53,12 +53,17 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers["X-Request-ID"] = rid
 
 
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-ID when it is usable, else a new random one (32 hex digits)."""
+    supplied = request.headers.get("X-Request-ID", "")
+    # secrets.token_hex, not uuid4().hex: the same 128 random bits in the same form, at an eighth of the cost.
+    return supplied if supplied and _REQUEST_ID.match(supplied) else secrets.token_hex(16)
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id, map any error to problem+json, log one line, count it."""
-    supplied = request.headers.get("X-Request-ID", "")
-    rid = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
-    request[REQUEST_ID] = rid
+    rid = request[REQUEST_ID] = request_id_of(request)
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -80,14 +85,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Qmstats-Position"] = str(position)
     route = _route_name(request)
     seconds = time.perf_counter() - started
-    telemetry = request.app[TELEMETRY]
-    telemetry.http_requests.labels(request.method, route, str(response.status)).inc()
-    if route not in QUIET_ROUTES:
-        telemetry.http_seconds.labels(route).observe(seconds)
-        if request.app[SETTINGS].log_level in ACCESS_LOG_LEVELS:  # a filtered call still costs ~9 µs per request
-            key = request.get(REQUEST_KEY)
-            log.info("request", request_id=rid, key_id=key.id if key else None, method=request.method,
-                     route=route, path=request.path, status=response.status, ms=round(seconds * 1000, 2))
+    quiet = route in QUIET_ROUTES
+    request.app[TELEMETRY].http_answered(request.method, route, response.status, None if quiet else seconds)
+    # A filtered structlog call still costs ~9 µs per request: the level is checked first.
+    if not quiet and request.app[SETTINGS].log_level in ACCESS_LOG_LEVELS:
+        key = request.get(REQUEST_KEY)
+        log.info("request", request_id=rid, key_id=key.id if key else None, method=request.method,
+                 route=route, path=request.path, status=response.status, ms=round(seconds * 1000, 2))
     return response
 
 
@@ -127,7 +131,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("send Authorization: Bearer <token>")
-    key = await request.app[KEYRING].authenticate(token.strip())
+    ring, token = request.app[KEYRING], token.strip()
+    # A token verified since the last key change is known without hashing it again (the ring's own rule).
+    key = ring.verified(token) or await ring.authenticate(token)
     if key is None:
         raise Unauthenticated("the key is unknown or has been revoked")
     request[REQUEST_KEY] = key

@@ -11,18 +11,27 @@ error. These answers are not in the access log or the per-route metrics: logging
 answering it.
 """
 
-import re
-import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import ETag, hdrs, web
+from aiohttp import hdrs, web
 
 from services.appkeys import DIRECTORY, KEYRING, LIMITER, POLL_ANSWERS, PROJECTION
-from services.middleware import ROLES_KEY
+from services.cache import PollAnswer
+from services.middleware import ROLES_KEY, request_id_of
 from services.reads import POSITION_HEADER
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _not_modified(request: web.Request, answer: PollAnswer) -> bool:
+    """If-None-Match names the answer's ETag (weak comparison, RFC 9110 13.1.2) or is ``*``."""
+    raw = request.headers.get(hdrs.IF_NONE_MATCH)
+    if raw is None:
+        return False
+    if raw == answer.etag_header:  # what a poller sends back: the validator it was given, verbatim
+        return True
+    tags = request.if_none_match
+    return bool(tags) and any(t.value in (answer.etag, "*") for t in tags or ())
 
 
 @web.middleware
@@ -30,24 +39,22 @@ async def answer_polls(request: web.Request, handler: Handler) -> web.StreamResp
     """Answer a repeated poll from memory when everything it depends on is unchanged; else pass it on."""
     if request.method != "GET":
         return await handler(request)
-    projection = request.app[PROJECTION]
-    answer = request.app[POLL_ANSWERS].get(request.path_qs, (projection.position, projection.head, projection.tables,
-                                                             request.app[DIRECTORY].version))
+    app = request.app
+    projection = app[PROJECTION]
+    answer = app[POLL_ANSWERS].get(request.path_qs, (projection.position, projection.head, projection.tables,
+                                                     app[DIRECTORY].version))
     if answer is None:
         return await handler(request)
     scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    key = request.app[KEYRING].verified(token.strip()) if scheme.lower() == "bearer" else None
+    key = app[KEYRING].verified(token.strip()) if scheme.lower() == "bearer" else None
     roles: frozenset[str] | None = getattr(request.match_info.handler, ROLES_KEY, None)
-    if key is None or roles is None or key.role not in roles or request.app[LIMITER].check(key.id) > 0:
+    if key is None or roles is None or key.role not in roles or app[LIMITER].check(key.id) > 0:
         return await handler(request)
-    supplied = request.headers.get("X-Request-ID", "")
     # The answer was filed at exactly this projection position (it is part of the lookup), so that is the
-    # position it reflects; a min_position in the URL was met when the full path rendered it.
+    # position it reflects; a min_position in the URL was met when the full path rendered it. The ETag goes
+    # in as the header the handler's ETag setter produced (and validated) when it rendered the answer.
     headers = {"Cache-Control": "no-cache", POSITION_HEADER: str(projection.position),
-               "X-Request-ID": supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex}
-    tags = request.if_none_match
-    response = web.Response(status=304, headers=headers) if tags and any(
-        t.value in (answer.etag, "*") for t in tags) else \
-        web.Response(body=answer.body, content_type="application/json", headers=headers)
-    response.etag = ETag(value=answer.etag, is_weak=True)
-    return response
+               "X-Request-ID": request_id_of(request), hdrs.ETAG: answer.etag_header}
+    if _not_modified(request, answer):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=answer.body, content_type="application/json", headers=headers)

@@ -16,6 +16,7 @@ from multiprocessing.sharedctypes import RawArray
 from typing import Any, Protocol
 
 _PROBES = 16
+_DIGESTS_KEPT = 65536
 
 
 class Buckets(Protocol):
@@ -56,6 +57,7 @@ class SharedBuckets:
         self._slots: Any = RawArray(_Slot, slots)
         self._lock = multiprocessing.get_context("fork").Lock()
         self._size = slots
+        self._digests: dict[str, int] = {}  # per process: hashing a key costs more than the rest of a take
 
     @staticmethod
     def _digest(key: str) -> int:
@@ -64,7 +66,11 @@ class SharedBuckets:
     def take(self, key: str, update: Callable[[float, float], tuple[float, float]], now: float,
              full: float) -> float:
         """Apply ``update(tokens, last)`` to ``key``'s bucket under the shared lock."""
-        digest = self._digest(key)
+        digest = self._digests.get(key)
+        if digest is None:
+            if len(self._digests) >= _DIGESTS_KEPT:
+                self._digests.clear()
+            digest = self._digests[key] = self._digest(key)
         with self._lock:
             slot = self._find(digest, now, full)
             slot.tokens, slot.last = update(slot.tokens, slot.last)

@@ -49,6 +49,8 @@ class Telemetry:
                                     "lag within the bound)", ["replica"], registry=r)
         self.http_seconds = Histogram("qmstats_http_request_seconds", "HTTP request duration by route",
                                       ["route"], registry=r)
+        self._http_counters: dict[tuple[str, str, int], Counter] = {}
+        self._http_histograms: dict[str, Histogram] = {}
         self.client_disconnects = Counter(
             "qmstats_http_client_disconnects", "Responses the client stopped reading (closed tab, dropped stream); "
             "counted as status 499 in qmstats_http_requests, never as a 5xx", ["route"], registry=r)
@@ -71,6 +73,22 @@ class Telemetry:
         Gauge("qmstats_projector_failed", "1 when the projector stopped on an event it cannot apply",
               registry=r).set_function(lambda: 1.0 if projection.projector == "failed" else 0.0)
         return telemetry
+
+    def http_answered(self, method: str, route: str, status: int, seconds: float | None) -> None:
+        """Count one answered request and, unless ``seconds`` is None, time it.
+
+        The labelled children are kept: looking one up through ``labels()`` costs more than updating it.
+        """
+        counter = self._http_counters.get((method, route, status))
+        if counter is None:
+            counter = self._http_counters[(method, route, status)] = self.http_requests.labels(
+                method, route, str(status))
+        counter.inc()
+        if seconds is not None:
+            histogram = self._http_histograms.get(route)
+            if histogram is None:
+                histogram = self._http_histograms[route] = self.http_seconds.labels(route)
+            histogram.observe(seconds)
 
     def watch_replica(self, replica: Replica) -> None:
         """Export a replica's lag and state, read from it at scrape time."""
