@@ -58,7 +58,7 @@ async def test_pieces_pages_and_region_filter_give_the_same_bytes_and_an_early_c
                                                           piece=piece)])
         assert exported == b"".join(line for line in zhejiang.splitlines(keepends=True)
                                     if orjson.loads(line)["position"] > 3)
-    async with contextlib.aclosing(export_lines(admin_conn, LogFilter(), page=4, piece=2)) as chunks:
-        async for _ in chunks:
+    async with contextlib.aclosing(export_lines(admin_conn, LogFilter(), page=4, piece=2)) as stream:
+        async for _ in stream:
             break  # the next page is being read: closing cancels it
     assert await admin_conn.fetchval("SELECT count(*) FROM events") == len(events)
