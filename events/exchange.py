@@ -1,6 +1,9 @@
 """Exporting the log as NDJSON and importing such a file into an empty database."""
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -11,22 +14,52 @@ from events.coordination import APPEND_LOCK, EVENTS_CHANNEL, lock_transaction, n
 from events.errors import DomainError
 from events.records import RecordedEvent, from_exported
 from events.regions import code_prefix, is_within
-from events.store import Connection, LogFilter, copy_records, is_empty, read_export_page
+from events.store import (
+    Connection,
+    ExportRow,
+    LogFilter,
+    copy_records,
+    export_chunk,
+    is_empty,
+    read_export_page,
+)
 
 
 async def export_lines(conn: Connection, flt: LogFilter, *, region: str | None = None,
-                       page: int = 5000) -> AsyncIterator[bytes]:
-    """The log (or the filtered part of it) as NDJSON, one chunk per page, one page in memory at a time.
+                       page: int = 2000, piece: int = 100) -> AsyncGenerator[bytes, None]:
+    """The log (or the filtered part of it) as NDJSON, in chunks of at most ``piece`` events.
 
     With ``region``, only that region's subtree (exactly, see regions.code_prefix) is kept.
+
+    PostgreSQL writes most of each line (see store._EXPORT_TAIL) and Python re-serialises ``data``; the two
+    overlap: the next page is asked for before this one is turned into lines, and the loop is given back
+    after every piece so the rows PostgreSQL sends meanwhile are read off the socket (otherwise it stalls once
+    the socket buffer, a few hundred rows, is full). At most two pages are in memory. Close the iterator
+    (``contextlib.aclosing``) when stopping early: that cancels the read in flight.
     """
     prefix = code_prefix(region) if region is not None else None
-    after = flt.after
-    while lines := await read_export_page(conn, LogFilter(after, flt.campaign, flt.type, prefix), page):
-        kept = [line for _, code, line in lines if region is None or is_within(code, region)]
-        if kept:
-            yield b"".join(kept)
-        after = lines[-1][0]
+    keep = None if region is None else functools.partial(_within, region)
+
+    def read(after: int) -> asyncio.Future[list[ExportRow]]:
+        return asyncio.ensure_future(read_export_page(conn, LogFilter(after, flt.campaign, flt.type, prefix), page))
+
+    pending: asyncio.Future[list[ExportRow]] | None = read(flt.after)
+    try:
+        while pending is not None and (rows := await pending):
+            pending = read(rows[-1][0]) if len(rows) == page else None
+            for start in range(0, len(rows), piece):
+                if chunk := export_chunk(rows[start:start + piece], keep):
+                    yield chunk
+                await asyncio.sleep(0)
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+
+
+def _within(region: str, code: str) -> bool:
+    return is_within(code, region)
 
 
 class ImportRefused(DomainError):

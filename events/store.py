@@ -329,15 +329,24 @@ _EXPORT_TAIL: Final = """convert_to(',"event_id":"' || event_id::text
     || '","hash":"' || encode(hash, 'hex') || '"}', 'UTF8')"""
 
 
+ExportRow: TypeAlias = asyncpg.Record
+"""One row of ``read_export_page``: position, region, and the pieces ``export_chunk`` joins into its line."""
+
+
 @translating
-async def read_export_page(conn: Connection, flt: LogFilter, limit: int) -> list[tuple[int, str, bytes]]:
-    """One keyset page of the log as (position, region, exported NDJSON line)."""
+async def read_export_page(conn: Connection, flt: LogFilter, limit: int) -> list[ExportRow]:
+    """One keyset page of the log in position order, as rows for ``export_chunk``."""
     where, args = _where(flt)
-    rows = await conn.fetch(
+    rows: list[ExportRow] = await conn.fetch(
         f"SELECT position, region, {_EXPORT_HEAD} AS head, convert_to(data::text, 'UTF8') AS data, "
         f"{_EXPORT_TAIL} AS tail FROM events WHERE {where} ORDER BY position LIMIT ${len(args) + 1}", *args, limit)
+    return rows
+
+
+def export_chunk(rows: Sequence[ExportRow], keep: Callable[[str], bool] | None = None) -> bytes:
+    """The exported NDJSON lines of ``rows`` (those whose region ``keep`` accepts), joined."""
     dumps, loads = orjson.dumps, orjson.loads
-    return [(r[0], r[1], r[2] + dumps(loads(r[3])) + r[4] + b"\n") for r in rows]
+    return b"".join([r[2] + dumps(loads(r[3])) + r[4] + b"\n" for r in rows if keep is None or keep(r[1])])
 
 
 @translating

@@ -36,6 +36,7 @@ from services.appkeys import (
 )
 from services.cache import PollAnswers, ResponseCache
 from services.directory import Directory
+from services.heap import trimming
 from services.integrator import IntegratorState
 from services.integrator_thread import IntegratorThread
 from services.keyring import KeyRing
@@ -130,6 +131,8 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
             await stack.enter_async_context(
                 background("projection-poll", poll_projection(pool, projection, settings.projector_poll_seconds,
                                                               on_lists=directory.lists_changed)))
+            if settings.malloc_trim_seconds:
+                await stack.enter_async_context(background("malloc-trim", trimming(settings.malloc_trim_seconds)))
             wake: Callable[[], None] = lambda: None  # noqa: E731 - replaced when the projector runs here
             if settings.run_projector:
                 worker = await stack.enter_async_context(projector(

@@ -1,6 +1,7 @@
 """The ``qmstats`` command line: serve, migrate, keys, campaigns, regions, simulate."""
 
 import asyncio
+import contextlib
 import errno
 import logging
 import re
@@ -308,8 +309,9 @@ def export(
 
     async def run() -> int:
         count = 0
-        async with owner_connection(_settings(data_dir=data_dir)) as conn:
-            async for chunk in export_lines(conn, LogFilter(0, campaign, type_), region=region):
+        async with (owner_connection(_settings(data_dir=data_dir)) as conn,
+                    contextlib.aclosing(export_lines(conn, LogFilter(0, campaign, type_), region=region)) as chunks):
+            async for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
                 count += chunk.count(b"\n")
         sys.stdout.buffer.flush()

@@ -33,11 +33,12 @@ from aiohttp import web
 
 from events.coordination import EVENTS_CHANNEL
 from services.app import Overrides, create_app
+from services.heap import trimming
 from services.integrator_thread import IntegratorThread
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
-from services.resources import database_pool, flags_projector, integrator, listening, projector
+from services.resources import background, database_pool, flags_projector, integrator, listening, projector
 from services.settings import Settings
 
 log = structlog.get_logger("qmstats.serve")
@@ -78,6 +79,8 @@ async def run_projector(settings: Settings, database_url: str) -> None:
             contextlib.AsyncExitStack() as stack:
 
         followers: list[ProjectorWorker | IntegratorThread] = [worker, flags]
+        if settings.malloc_trim_seconds:
+            await stack.enter_async_context(background("malloc-trim", trimming(settings.malloc_trim_seconds)))
         if settings.run_integrator:  # the log's Merkle tree and checkpoints run wherever the projector runs
             followers.append(await stack.enter_async_context(integrator(database_url, settings)))
 

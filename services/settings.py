@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = Field(default=1000, ge=1)
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
+    malloc_trim_seconds: float = Field(default=1.0, ge=0, description="how often each serve process gives "
+                                       "freed heap back to the system (services.heap); 0: never")
     replica_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="PostgreSQL hot-standby replicas the read routes read from "
                                           "(comma-separated in QMSTATS_REPLICA_URLS); writes stay on database_url")

@@ -1,6 +1,7 @@
 """POST /v1/events (append) and GET /v1/events (read the log)."""
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -136,7 +137,8 @@ async def _stream_ndjson(request: web.Request, flt: LogFilter, region: str | Non
     async with snapshot(request, Basis.LOG) as snap:
         response = web.StreamResponse(headers={"Content-Type": NDJSON, **position_headers(request)})
         await response.prepare(request)
-        async for chunk in export_lines(snap.conn, flt, region=region):
-            await response.write(chunk)
+        async with contextlib.aclosing(export_lines(snap.conn, flt, region=region)) as chunks:
+            async for chunk in chunks:
+                await response.write(chunk)
     await response.write_eof()
     return response

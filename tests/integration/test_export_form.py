@@ -1,9 +1,10 @@
 """The NDJSON export, written mostly by PostgreSQL, is byte for byte the exported form of each event
 (RecordedEvent.exported serialised by orjson), whatever the strings and timestamps hold."""
 
+import contextlib
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import orjson
@@ -34,3 +35,30 @@ async def test_export_lines_are_the_exported_form_byte_for_byte(admin_conn: asyn
     exported = b"".join([chunk async for chunk in export_lines(admin_conn, LogFilter(), page=4)])
     assert exported.count(b"\n") == len(events)
     assert exported == expected
+
+
+async def test_pieces_pages_and_region_filter_give_the_same_bytes_and_an_early_close_frees_the_connection(
+        admin_conn: asyncpg.Connection) -> None:
+    regions = ["330102", "440103", "330000", "110101"]
+    events = [RecordedEvent(
+        i, str(uuid.uuid4()), "raid_conducted", 1, "2017", regions[i % len(regions)],
+        datetime(2017, 9, 8, tzinfo=UTC) + timedelta(minutes=i),
+        datetime(2017, 9, 9, tzinfo=UTC) + timedelta(seconds=i),
+        "cli", f"req-{i}", {"dens_busted": i}, os.urandom(32), os.urandom(32), os.urandom(32)) for i in range(1, 42)]
+    async with admin_conn.transaction():
+        await admin_conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        await insert_records(admin_conn, events)
+    lines = [orjson.dumps(e.exported()) + b"\n" for e in await read_page(admin_conn, LogFilter(), 100)]
+    zhejiang = b"".join(line for line, e in zip(lines, events, strict=True) if e.region.startswith("33"))
+    for page, piece in ((41, 100), (40, 100), (7, 3), (5, 5), (1, 1), (1000, 2)):
+        chunks = [chunk async for chunk in export_lines(admin_conn, LogFilter(), page=page, piece=piece)]
+        assert b"".join(chunks) == b"".join(lines)
+        assert max(chunk.count(b"\n") for chunk in chunks) <= piece
+        exported = b"".join([c async for c in export_lines(admin_conn, LogFilter(3), region="330000", page=page,
+                                                          piece=piece)])
+        assert exported == b"".join(line for line in zhejiang.splitlines(keepends=True)
+                                    if orjson.loads(line)["position"] > 3)
+    async with contextlib.aclosing(export_lines(admin_conn, LogFilter(), page=4, piece=2)) as stream:
+        async for _ in stream:
+            break  # the next page is being read: closing cancels it
+    assert await admin_conn.fetchval("SELECT count(*) FROM events") == len(events)
