@@ -11,6 +11,7 @@ import structlog
 from events.coordination import FLAGS_PROJECTOR_LOCK, PROJECTOR_LOCK, ping
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
+from projections.baselines import BaselineMemory
 from projections.flag_runner import apply_flag_batch
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
@@ -134,9 +135,10 @@ def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> Pro
     """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
     and checkpoint, so either may lag, fail or be rebuilt without the other."""
     late_after = timedelta(days=settings.flag_late_after_days)
+    memory = BaselineMemory()  # valid only at the checkpoint it was settled at: the batch checks
 
     async def batch(conn: Connection, size: int) -> BatchApplied:
-        return await apply_flag_batch(conn, batch_size=size, late_after=late_after)
+        return await apply_flag_batch(conn, batch_size=size, late_after=late_after, memory=memory)
 
     return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.projector_batch_size,
                            poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
