@@ -12,12 +12,14 @@ a 10⁴ unit slip far above a genuine 3× rise. Thresholds are the catalogue's (
 
 import hashlib
 import math
+from bisect import bisect_left, insort
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from statistics import median
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from events.canonical import canonical_bytes, format_timestamp
 from events.catalogue import CATALOGUE, FLAG_RULES, METRICS
@@ -26,6 +28,7 @@ from events.regions import NATION, is_within, parent_of
 from events.rules import FlagRule
 from events.upcasting import upcast
 
+P = TypeVar("P", bound=tuple[str, ...])
 _SCORE: Final = Decimal("0.001")
 _MEAN_AD_SCALE: Final = 1.253314  # σ ≈ 1.2533·mean |x − median| for a normal: the MAD = 0 fallback
 _MAD_SCALE: Final = 1.4826  # σ ≈ 1.4826·MAD for a normal (1 / 0.6745)
@@ -108,6 +111,31 @@ class QualityState:
     """relation flag id → whether it is open now."""
     flag_regions: dict[str, str] = field(default_factory=dict)
     """flag id → region, for the reviews in the batch."""
+    windows: "Windows" = field(default_factory=lambda: Windows())
+    """Sorted baseline windows of the lists above, kept up to date as values arrive (made when first scored)."""
+
+
+@dataclass(slots=True)
+class Window:
+    """The values of a list's last entries, sorted, and how many of them each region gave (pools only)."""
+
+    values: list[Decimal]
+    regions: Counter[str]
+
+
+@dataclass(slots=True)
+class Windows:
+    """Sorted windows by key, one dict per kind of list: a median then needs no sort per value scored."""
+
+    own: dict[tuple[str, str, str], Window] = field(default_factory=dict)
+    peers: dict[tuple[str, str, str, str], Window] = field(default_factory=dict)
+    national: dict[tuple[str, str, str], Window] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        """Forget every window (they are made again from the lists when next needed)."""
+        self.own.clear()
+        self.peers.clear()
+        self.national.clear()
 
 
 @dataclass(slots=True)
@@ -137,7 +165,7 @@ class FlagChanges:
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
-    """What an observation is compared with."""
+    """What an observation is compared with (``values`` sorted)."""
 
     basis: str
     values: list[Decimal]
@@ -166,10 +194,23 @@ def _text(metric: str, value: Decimal) -> str:
     return format(value.normalize(), "f") if value != value.to_integral_value() else str(int(value))
 
 
-def _median(values: list[Decimal]) -> Decimal:
-    ordered = sorted(values)
+def _median(ordered: list[Decimal]) -> Decimal:
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _slide(window: Window, value: Decimal, region: str, leaving: tuple[Any, ...] | None, *, pooled: bool) -> None:
+    """Keep a sorted window equal to its list's last entries: ``value`` (of ``region``) came in, ``leaving`` (the
+    entry that dropped out of the window, if any; its value last, its region second in a pool) went out."""
+    insort(window.values, value)
+    if pooled:
+        window.regions[region] += 1
+    if leaving is not None:
+        del window.values[bisect_left(window.values, leaving[-1])]
+        if pooled:
+            window.regions[leaving[1]] -= 1
+            if not window.regions[leaving[1]]:
+                del window.regions[leaving[1]]
 
 
 def robust_z(value: Decimal, baseline: list[Decimal], floor: float) -> float:
@@ -197,6 +238,7 @@ class FlagFold:
         self._unit = FLAG_RULES["unit_scale"]
         self._outlier = FLAG_RULES["outlier"]
         self._own_window, self._peer_window = own_window(), peer_window()
+        self._min_history, self._min_peers = int(self._unit.params["min_history"]), int(self._unit.params["min_peers"])
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -231,11 +273,24 @@ class FlagFold:
             if flag is not None:
                 self.changes.raised.append(flag)
         parent = parent_of(region)
+        windows = self.state.windows
         for metric, value in values.items():
-            self.state.history.setdefault((region, type_, metric), []).append((position, value))
+            own = self.state.history.setdefault((region, type_, metric), [])
+            own.append((position, value))
+            if (window := windows.own.get((region, type_, metric))) is not None:
+                _slide(window, value, region, own[-self._own_window - 1] if len(own) > self._own_window else None,
+                       pooled=False)
             if parent is not None:
-                self.state.peers.setdefault((campaign, parent, type_, metric), []).append((position, region, value))
-            self.state.national.setdefault((campaign, type_, metric), []).append((position, region, value))
+                peers = self.state.peers.setdefault((campaign, parent, type_, metric), [])
+                peers.append((position, region, value))
+                if (window := windows.peers.get((campaign, parent, type_, metric))) is not None:
+                    _slide(window, value, region,
+                           peers[-self._peer_window - 1] if len(peers) > self._peer_window else None, pooled=True)
+            nation = self.state.national.setdefault((campaign, type_, metric), [])
+            nation.append((position, region, value))
+            if (window := windows.national.get((campaign, type_, metric))) is not None:
+                _slide(window, value, region,
+                       nation[-self._peer_window - 1] if len(nation) > self._peer_window else None, pooled=True)
             self.changes.values[(event_id, metric)] = (campaign, region, parent, type_, value, position)
         self.state.current[event_id] = Current(type_, campaign, region, position, values)
         self._add_sums(campaign, region, values, 1, event_id, position)
@@ -246,7 +301,12 @@ class FlagFold:
         if before is None:
             return None
         parent = parent_of(before.region)
+        windows = self.state.windows
         for metric, value in before.values.items():
+            # A value may leave from inside a window: its windows are made afresh when next needed.
+            windows.own.pop((before.region, before.type, metric), None)
+            windows.peers.pop((before.campaign, parent or "", before.type, metric), None)
+            windows.national.pop((before.campaign, before.type, metric), None)
             own = self.state.history.get((before.region, before.type, metric))
             if own is not None and (before.position, value) in own:
                 own.remove((before.position, value))
@@ -264,18 +324,40 @@ class FlagFold:
 
     def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
         """The region's own last values if it has enough, else its siblings', else every region's, else None."""
-        enough = int(self._unit.params["min_history"])
-        own = self.state.history.get((region, type_, metric), [])[-self._own_window:]
-        if len(own) >= enough:
-            return Baseline("own", [v for _, v in own])
+        enough = self._min_history
+        own = self.state.history.get((region, type_, metric))
+        if own is not None and len(own) >= enough:
+            window = self.state.windows.own.get((region, type_, metric))
+            if window is None:
+                window = self.state.windows.own[(region, type_, metric)] = Window(
+                    sorted(v for _, v in own[-self._own_window:]), Counter())
+            return Baseline("own", window.values)
         parent = parent_of(region)
-        for basis, window in (
-                ("peers", self.state.peers.get((campaign, parent or "", type_, metric), [])[-self._peer_window:]),
-                ("national", self.state.national.get((campaign, type_, metric), [])[-self._peer_window:])):
-            pool = [(r, v) for _, r, v in window if r != region]
-            if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
-                return Baseline(basis, [v for _, v in pool])
-        return None
+        peers = (campaign, parent or "", type_, metric)
+        nation = (campaign, type_, metric)
+        return (self._pooled("peers", self.state.windows.peers, peers, self.state.peers.get(peers), region)
+                or self._pooled("national", self.state.windows.national, nation, self.state.national.get(nation),
+                                region))
+
+    def _pooled(self, basis: str, windows: dict[P, Window], key: P, pool: list[tuple[int, str, Decimal]] | None,
+                region: str) -> Baseline | None:
+        """The pool's last values without the region's own, if enough values from enough other regions."""
+        if not pool:
+            return None
+        window = windows.get(key)
+        if window is None:
+            last = pool[-self._peer_window:]
+            window = windows[key] = Window(sorted(v for _, _, v in last), Counter(r for _, r, _ in last))
+        mine = window.regions.get(region, 0)
+        if len(window.values) - mine < self._min_history or len(window.regions) - (mine > 0) < self._min_peers:
+            return None
+        values = window.values
+        if mine:
+            values = list(values)
+            for _, r, v in pool[-self._peer_window:]:
+                if r == region:
+                    del values[bisect_left(values, v)]
+        return Baseline(basis, values)
 
     def _score(self, event_id: str, type_: str, campaign: str, region: str, metric: str, value: Decimal,
                position: int) -> Flag | None:
