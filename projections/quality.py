@@ -13,7 +13,6 @@ a 10⁴ unit slip far above a genuine 3× rise. Thresholds are the catalogue's (
 import hashlib
 import math
 from bisect import bisect_left, insort
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -117,10 +116,12 @@ class QualityState:
 
 @dataclass(slots=True)
 class Window:
-    """The values of a list's last entries, sorted, and how many of them each region gave (pools only)."""
+    """The values of a list's last entries, sorted, as of the entry at ``seen`` (a position); for a pool also
+    how many of them each region gave."""
 
     values: list[Decimal]
-    regions: Counter[str]
+    regions: dict[str, int]
+    seen: int
 
 
 @dataclass(slots=True)
@@ -199,18 +200,40 @@ def _median(ordered: list[Decimal]) -> Decimal:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _slide(window: Window, value: Decimal, region: str, leaving: tuple[Any, ...] | None, *, pooled: bool) -> None:
-    """Keep a sorted window equal to its list's last entries: ``value`` (of ``region``) came in, ``leaving`` (the
-    entry that dropped out of the window, if any; its value last, its region second in a pool) went out."""
-    insort(window.values, value)
-    if pooled:
-        window.regions[region] += 1
-    if leaving is not None:
-        del window.values[bisect_left(window.values, leaving[-1])]
+def _catch_up(windows: dict[P, Window], key: P, entries: list[tuple[Any, ...]], size: int, *,
+              pooled: bool) -> Window:
+    """The sorted window of ``entries``' last ``size`` (entries: (position, value) or (position, region, value)),
+    made once and then moved along the entries appended since it was last used."""
+    window = windows.get(key)
+    last = entries[-1][0]
+    if window is not None and window.seen == last:
+        return window
+    n = len(entries)
+    k = 0
+    if window is not None:
+        while k < n and entries[n - 1 - k][0] > window.seen:
+            k += 1
+    if window is None or k >= size or n - k < size:  # new, or as cheap to sort afresh
+        tail = entries[-size:]
+        regions: dict[str, int] = {}
         if pooled:
-            window.regions[leaving[1]] -= 1
-            if not window.regions[leaving[1]]:
-                del window.regions[leaving[1]]
+            for entry in tail:
+                regions[entry[1]] = regions.get(entry[1], 0) + 1
+        window = windows[key] = Window(sorted(entry[-1] for entry in tail), regions, last)
+        return window
+    values, regions = window.values, window.regions
+    for j in range(n - k, n):
+        insort(values, entries[j][-1])
+        gone = entries[j - size]
+        del values[bisect_left(values, gone[-1])]
+        if pooled:
+            regions[entries[j][1]] = regions.get(entries[j][1], 0) + 1
+            if regions[gone[1]] == 1:
+                del regions[gone[1]]
+            else:
+                regions[gone[1]] -= 1
+    window.seen = last
+    return window
 
 
 def robust_z(value: Decimal, baseline: list[Decimal], floor: float) -> float:
@@ -273,24 +296,11 @@ class FlagFold:
             if flag is not None:
                 self.changes.raised.append(flag)
         parent = parent_of(region)
-        windows = self.state.windows
         for metric, value in values.items():
-            own = self.state.history.setdefault((region, type_, metric), [])
-            own.append((position, value))
-            if (window := windows.own.get((region, type_, metric))) is not None:
-                _slide(window, value, region, own[-self._own_window - 1] if len(own) > self._own_window else None,
-                       pooled=False)
+            self.state.history.setdefault((region, type_, metric), []).append((position, value))
             if parent is not None:
-                peers = self.state.peers.setdefault((campaign, parent, type_, metric), [])
-                peers.append((position, region, value))
-                if (window := windows.peers.get((campaign, parent, type_, metric))) is not None:
-                    _slide(window, value, region,
-                           peers[-self._peer_window - 1] if len(peers) > self._peer_window else None, pooled=True)
-            nation = self.state.national.setdefault((campaign, type_, metric), [])
-            nation.append((position, region, value))
-            if (window := windows.national.get((campaign, type_, metric))) is not None:
-                _slide(window, value, region,
-                       nation[-self._peer_window - 1] if len(nation) > self._peer_window else None, pooled=True)
+                self.state.peers.setdefault((campaign, parent, type_, metric), []).append((position, region, value))
+            self.state.national.setdefault((campaign, type_, metric), []).append((position, region, value))
             self.changes.values[(event_id, metric)] = (campaign, region, parent, type_, value, position)
         self.state.current[event_id] = Current(type_, campaign, region, position, values)
         self._add_sums(campaign, region, values, 1, event_id, position)
@@ -327,11 +337,8 @@ class FlagFold:
         enough = self._min_history
         own = self.state.history.get((region, type_, metric))
         if own is not None and len(own) >= enough:
-            window = self.state.windows.own.get((region, type_, metric))
-            if window is None:
-                window = self.state.windows.own[(region, type_, metric)] = Window(
-                    sorted(v for _, v in own[-self._own_window:]), Counter())
-            return Baseline("own", window.values)
+            return Baseline("own", _catch_up(self.state.windows.own, (region, type_, metric), own, self._own_window,
+                                             pooled=False).values)
         parent = parent_of(region)
         peers = (campaign, parent or "", type_, metric)
         nation = (campaign, type_, metric)
@@ -344,10 +351,7 @@ class FlagFold:
         """The pool's last values without the region's own, if enough values from enough other regions."""
         if not pool:
             return None
-        window = windows.get(key)
-        if window is None:
-            last = pool[-self._peer_window:]
-            window = windows[key] = Window(sorted(v for _, _, v in last), Counter(r for _, r, _ in last))
+        window = _catch_up(windows, key, pool, self._peer_window, pooled=True)
         mine = window.regions.get(region, 0)
         if len(window.values) - mine < self._min_history or len(window.regions) - (mine > 0) < self._min_peers:
             return None

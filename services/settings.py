@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = Field(default=1000, ge=1)
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
+    projector_coalesce_seconds: float = Field(
+        default=0.005, ge=0, le=0.05, description="while following live appends, the projector waits this long "
+                                                  "after a batch so the next one gathers what arrived meanwhile")
+    flags_coalesce_seconds: float = Field(
+        default=0.1, ge=0, le=1.0, description="the same for the flags projector (its lag is not the dashboard's)")
+    projector_nice: int = Field(
+        default=5, ge=0, le=19, description="the projector process (serve --workers N ≥ 2) lowers its scheduling "
+                                            "priority by this much, so answering appends wins under contention")
     replica_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="PostgreSQL hot-standby replicas the read routes read from "
                                           "(comma-separated in QMSTATS_REPLICA_URLS); writes stay on database_url")
