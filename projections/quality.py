@@ -111,7 +111,7 @@ class QualityState:
     flag_regions: dict[str, str] = field(default_factory=dict)
     """flag id → region, for the reviews in the batch."""
     windows: "Windows" = field(default_factory=lambda: Windows())
-    """Sorted baseline windows of the lists above, kept up to date as values arrive (made when first scored)."""
+    """Sorted baseline windows of the lists above (made when first scored, caught up when scored again)."""
 
 
 @dataclass(slots=True)
