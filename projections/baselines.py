@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, Generic, TypeVar
 
-from projections.quality import QualityState, Window, Windows, own_window, peer_window
+from projections.quality import QualityState, own_window, peer_window
 
 SLACK: Final = 16
 """Values kept beyond a window after a cut: the withdrawals a batch may make in one key without a re-read."""
@@ -46,11 +46,9 @@ class HeldLists(Generic[K, V]):
             return not complete
         return key in self.cut and len(held) < self.window + withdrawals
 
-    def read(self, key: K, values: list[V], limit: int, windows: dict[K, Window]) -> None:
-        """Hold what the table gave for ``key`` (in position order; ``limit`` was the read's limit); its sorted
-        window, if any, is made afresh."""
+    def read(self, key: K, values: list[V], limit: int) -> None:
+        """Hold what the table gave for ``key`` (in position order; ``limit`` was the read's limit)."""
         self.lists[key] = values
-        windows.pop(key, None)
         if len(values) >= limit:
             self.cut.add(key)
         else:
@@ -115,8 +113,6 @@ class BaselineMemory:
     open_relations: dict[str, bool] = field(default_factory=dict)
     provinces: set[tuple[str, str]] = field(default_factory=set)
     """(campaign, province) whose sums and relation flag are held."""
-    windows: Windows = field(default_factory=Windows)
-    """The sorted baseline windows the fold keeps beside the lists."""
 
     def valid_at(self, position: int) -> bool:
         """Whether the memory reflects the projection at ``position``."""
@@ -132,13 +128,12 @@ class BaselineMemory:
         self.sums.clear()
         self.open_relations.clear()
         self.provinces.clear()
-        self.windows.clear()
 
     def state(self) -> QualityState:
         """A fold state whose baselines and sums are this memory's (the fold updates them in place)."""
         self.position = None  # until settled: a batch that fails half-way leaves the memory changed
         return QualityState(history=self.history.lists, peers=self.peers.lists, national=self.national.lists,
-                            sums=self.sums, open_relations=self.open_relations, windows=self.windows)
+                            sums=self.sums, open_relations=self.open_relations)
 
     def settle(self, position: int) -> None:
         """The batch is committed: trim what it touched, drop the least recently used keys, valid at ``position``."""
@@ -148,5 +143,4 @@ class BaselineMemory:
             self.complete = False  # a dropped key is absent but has values in the table
             for held in (self.history, self.peers, self.national):
                 held.drop_oldest_half()
-            self.windows.clear()
         self.position = position

@@ -20,7 +20,6 @@ from projections.quality import (
     Current,
     FlagChanges,
     QualityState,
-    Window,
     fingerprint,
     flag_id,
     min_history,
@@ -175,16 +174,14 @@ async def _recall_baselines(conn: Connection, memory: BaselineMemory, keys: Iter
             if parent is not None:
                 key = (campaign, parent, type_, metric.name)
                 pools[key] = pools.get(key, 0) + taken
-    windows, complete = memory.windows, memory.complete
-    await _recall(conn, memory.history, own, _read_own, windows.own, complete=complete, withdrawals=withdrawals)
-    await _recall(conn, memory.peers, pools, _read_pools, windows.peers, complete=complete, withdrawals=withdrawals)
-    await _recall(conn, memory.national, nations, _read_nations, windows.national, complete=complete,
-                  withdrawals=withdrawals)
+    await _recall(conn, memory.history, own, _read_own, complete=memory.complete, withdrawals=withdrawals)
+    await _recall(conn, memory.peers, pools, _read_pools, complete=memory.complete, withdrawals=withdrawals)
+    await _recall(conn, memory.national, nations, _read_nations, complete=memory.complete, withdrawals=withdrawals)
 
 
 async def _recall(conn: Connection, held: HeldLists[K, V], wanted: Mapping[K, int],
-                  read: Callable[[Connection, Sequence[K], int], Awaitable[dict[K, list[V]]]],
-                  windows: dict[K, Window], *, complete: bool, withdrawals: int) -> None:
+                  read: Callable[[Connection, Sequence[K], int], Awaitable[dict[K, list[V]]]], *, complete: bool,
+                  withdrawals: int) -> None:
     held.touched.extend(wanted)
     missing = sorted(k for k, taken in wanted.items() if held.needs(k, taken, complete=complete))
     if not missing:
@@ -192,7 +189,7 @@ async def _recall(conn: Connection, held: HeldLists[K, V], wanted: Mapping[K, in
     limit = held.window + withdrawals
     lists = await read(conn, missing, limit)
     for key in missing:
-        held.read(key, lists.get(key, []), limit, windows)
+        held.read(key, lists.get(key, []), limit)
 
 
 async def _read_own(conn: Connection, keys: Sequence[tuple[str, str, str]],

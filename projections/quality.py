@@ -12,13 +12,12 @@ a 10⁴ unit slip far above a genuine 3× rise. Thresholds are the catalogue's (
 
 import hashlib
 import math
-from bisect import bisect_left, insort
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from statistics import median
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from events.canonical import canonical_bytes, format_timestamp
 from events.catalogue import CATALOGUE, FLAG_RULES, METRICS
@@ -27,7 +26,6 @@ from events.regions import NATION, is_within, parent_of
 from events.rules import FlagRule
 from events.upcasting import upcast
 
-P = TypeVar("P", bound=tuple[str, ...])
 _SCORE: Final = Decimal("0.001")
 _MEAN_AD_SCALE: Final = 1.253314  # σ ≈ 1.2533·mean |x − median| for a normal: the MAD = 0 fallback
 _MAD_SCALE: Final = 1.4826  # σ ≈ 1.4826·MAD for a normal (1 / 0.6745)
@@ -110,33 +108,6 @@ class QualityState:
     """relation flag id → whether it is open now."""
     flag_regions: dict[str, str] = field(default_factory=dict)
     """flag id → region, for the reviews in the batch."""
-    windows: "Windows" = field(default_factory=lambda: Windows())
-    """Sorted baseline windows of the lists above (made when first scored, caught up when scored again)."""
-
-
-@dataclass(slots=True)
-class Window:
-    """The values of a list's last entries, sorted, as of the entry at ``seen`` (a position); for a pool also
-    how many of them each region gave."""
-
-    values: list[Decimal]
-    regions: dict[str, int]
-    seen: int
-
-
-@dataclass(slots=True)
-class Windows:
-    """Sorted windows by key, one dict per kind of list: a median then needs no sort per value scored."""
-
-    own: dict[tuple[str, str, str], Window] = field(default_factory=dict)
-    peers: dict[tuple[str, str, str, str], Window] = field(default_factory=dict)
-    national: dict[tuple[str, str, str], Window] = field(default_factory=dict)
-
-    def clear(self) -> None:
-        """Forget every window (they are made again from the lists when next needed)."""
-        self.own.clear()
-        self.peers.clear()
-        self.national.clear()
 
 
 @dataclass(slots=True)
@@ -166,7 +137,7 @@ class FlagChanges:
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
-    """What an observation is compared with (``values`` sorted)."""
+    """What an observation is compared with."""
 
     basis: str
     values: list[Decimal]
@@ -195,45 +166,10 @@ def _text(metric: str, value: Decimal) -> str:
     return format(value.normalize(), "f") if value != value.to_integral_value() else str(int(value))
 
 
-def _median(ordered: list[Decimal]) -> Decimal:
+def _median(values: list[Decimal]) -> Decimal:
+    ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def _catch_up(windows: dict[P, Window], key: P, entries: list[tuple[Any, ...]], size: int, *,
-              pooled: bool) -> Window:
-    """The sorted window of ``entries``' last ``size`` (entries: (position, value) or (position, region, value)),
-    made once and then moved along the entries appended since it was last used."""
-    window = windows.get(key)
-    last = entries[-1][0]
-    if window is not None and window.seen == last:
-        return window
-    n = len(entries)
-    k = 0
-    if window is not None:
-        while k < n and entries[n - 1 - k][0] > window.seen:
-            k += 1
-    if window is None or k >= size or n - k < size:  # new, or as cheap to sort afresh
-        tail = entries[-size:]
-        regions: dict[str, int] = {}
-        if pooled:
-            for entry in tail:
-                regions[entry[1]] = regions.get(entry[1], 0) + 1
-        window = windows[key] = Window(sorted(entry[-1] for entry in tail), regions, last)
-        return window
-    values, regions = window.values, window.regions
-    for j in range(n - k, n):
-        insort(values, entries[j][-1])
-        gone = entries[j - size]
-        del values[bisect_left(values, gone[-1])]
-        if pooled:
-            regions[entries[j][1]] = regions.get(entries[j][1], 0) + 1
-            if regions[gone[1]] == 1:
-                del regions[gone[1]]
-            else:
-                regions[gone[1]] -= 1
-    window.seen = last
-    return window
 
 
 def robust_z(value: Decimal, baseline: list[Decimal], floor: float) -> float:
@@ -261,7 +197,6 @@ class FlagFold:
         self._unit = FLAG_RULES["unit_scale"]
         self._outlier = FLAG_RULES["outlier"]
         self._own_window, self._peer_window = own_window(), peer_window()
-        self._min_history, self._min_peers = int(self._unit.params["min_history"]), int(self._unit.params["min_peers"])
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -311,12 +246,7 @@ class FlagFold:
         if before is None:
             return None
         parent = parent_of(before.region)
-        windows = self.state.windows
         for metric, value in before.values.items():
-            # A value may leave from inside a window: its windows are made afresh when next needed.
-            windows.own.pop((before.region, before.type, metric), None)
-            windows.peers.pop((before.campaign, parent or "", before.type, metric), None)
-            windows.national.pop((before.campaign, before.type, metric), None)
             own = self.state.history.get((before.region, before.type, metric))
             if own is not None and (before.position, value) in own:
                 own.remove((before.position, value))
@@ -334,34 +264,18 @@ class FlagFold:
 
     def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
         """The region's own last values if it has enough, else its siblings', else every region's, else None."""
-        enough = self._min_history
-        own = self.state.history.get((region, type_, metric))
-        if own is not None and len(own) >= enough:
-            return Baseline("own", _catch_up(self.state.windows.own, (region, type_, metric), own, self._own_window,
-                                             pooled=False).values)
+        enough = int(self._unit.params["min_history"])
+        own = self.state.history.get((region, type_, metric), [])[-self._own_window:]
+        if len(own) >= enough:
+            return Baseline("own", [v for _, v in own])
         parent = parent_of(region)
-        peers = (campaign, parent or "", type_, metric)
-        nation = (campaign, type_, metric)
-        return (self._pooled("peers", self.state.windows.peers, peers, self.state.peers.get(peers), region)
-                or self._pooled("national", self.state.windows.national, nation, self.state.national.get(nation),
-                                region))
-
-    def _pooled(self, basis: str, windows: dict[P, Window], key: P, pool: list[tuple[int, str, Decimal]] | None,
-                region: str) -> Baseline | None:
-        """The pool's last values without the region's own, if enough values from enough other regions."""
-        if not pool:
-            return None
-        window = _catch_up(windows, key, pool, self._peer_window, pooled=True)
-        mine = window.regions.get(region, 0)
-        if len(window.values) - mine < self._min_history or len(window.regions) - (mine > 0) < self._min_peers:
-            return None
-        values = window.values
-        if mine:
-            values = list(values)
-            for _, r, v in pool[-self._peer_window:]:
-                if r == region:
-                    del values[bisect_left(values, v)]
-        return Baseline(basis, values)
+        for basis, window in (
+                ("peers", self.state.peers.get((campaign, parent or "", type_, metric), [])[-self._peer_window:]),
+                ("national", self.state.national.get((campaign, type_, metric), [])[-self._peer_window:])):
+            pool = [(r, v) for _, r, v in window if r != region]
+            if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
+                return Baseline(basis, [v for _, v in pool])
+        return None
 
     def _score(self, event_id: str, type_: str, campaign: str, region: str, metric: str, value: Decimal,
                position: int) -> Flag | None:
