@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         default=0.005, ge=0, le=0.05, description="while following live appends, the projector waits this long "
                                                   "after a batch so the next one gathers what arrived meanwhile")
     flags_coalesce_seconds: float = Field(
-        default=0.1, ge=0, le=1.0, description="the same for the flags projector (its lag is not the dashboard's)")
+        default=0.02, ge=0, le=1.0, description="the same for the flags projector (its lag is not the dashboard's)")
     projector_nice: int = Field(
         default=0, ge=0, le=19, description="the projector process (serve --workers N ≥ 2) lowers its scheduling "
                                             "priority by this much (0: not at all; 5 tripled the lag under load)")
