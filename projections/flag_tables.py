@@ -3,7 +3,8 @@
 SQL lives here and only here. The checkpoint row is moved in the same transaction as the rows.
 """
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -14,6 +15,7 @@ from events.catalogue import CATALOGUE
 from events.records import RecordedEvent
 from events.regions import code_prefix, is_within, parent_of
 from events.store import Connection, translating
+from projections.baselines import BaselineMemory, HeldLists, K, V
 from projections.quality import (
     BLOCKING_CODES,
     Current,
@@ -46,33 +48,32 @@ async def flags_checkpoint(conn: Connection) -> int:
 
 
 @translating
-async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> QualityState:
-    """The slice of the quality tables that scoring ``events`` needs, as of just before them."""
-    state = QualityState()
+async def load_state(conn: Connection, events: Sequence[RecordedEvent],
+                     memory: BaselineMemory | None = None) -> QualityState:
+    """The slice of the quality tables that scoring ``events`` needs, as of just before them.
+
+    With ``memory`` (the flags projector's, valid at the checkpoint), baselines and sums come from it and only
+    what it lacks is read; the fold then updates the memory in place.
+    """
+    state = QualityState() if memory is None else memory.state()
     targets = {t for e in events if (t := e.target) is not None}
+    current = state.current
     if targets:
         rows = await conn.fetch("SELECT event_id::text AS event_id, metric, campaign, region, type, value, position "
                                 "FROM quality_values WHERE event_id = ANY($1::uuid[])", list(targets))
         for row in rows:
-            current = state.current.get(row["event_id"])
-            if current is None:
-                current = Current(row["type"], row["campaign"], row["region"], row["position"], {})
-                state.current[row["event_id"]] = current
-            current.values[row["metric"]] = row["value"]
-    keys: set[tuple[str, str, str]] = set()  # (campaign, region, type)
-    in_batch: dict[str, str] = {}  # event_id → type of the facts in this batch
-    for event in events:
-        if event.type in CATALOGUE and CATALOGUE[event.type].kind == "fact":
-            keys.add((event.campaign, event.region, event.type))
-            in_batch[event.event_id] = event.type
-        elif (target := event.target) is not None:
-            if (known := state.current.get(target)) is not None:
-                keys.add((known.campaign, event.region, known.type))
-                keys.add((known.campaign, known.region, known.type))
-            elif target in in_batch:  # a correction may move the fact to another region
-                keys.add((event.campaign, event.region, in_batch[target]))
+            known = current.get(row["event_id"])
+            if known is None:
+                known = current[row["event_id"]] = Current(row["type"], row["campaign"], row["region"],
+                                                           row["position"], {})
+            known.values[row["metric"]] = row["value"]
+    keys, withdrawn = _touched(events, current)
     if keys:
-        await _load_baselines(conn, state, keys, sum(1 for e in events if e.target is not None))
+        withdrawals = sum(1 for e in events if e.target is not None)
+        if memory is None:
+            await _load_baselines(conn, state, keys, withdrawals)
+        else:
+            await _recall_baselines(conn, memory, keys, withdrawn, withdrawals)
     facts = [e for e in events if e.type in CATALOGUE and CATALOGUE[e.type].kind == "fact"]
     if facts:
         rows = await conn.fetch("SELECT fingerprint, event_id::text AS event_id FROM quality_fingerprints "
@@ -84,21 +85,53 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent]) -> Quali
                                 "WHERE event_id = ANY($1::uuid[])", retracted)
         state.fingerprints.update({bytes(r["fingerprint"]): r["event_id"] for r in rows})
     state.fingerprint_of = {owner: print_ for print_, owner in state.fingerprints.items()}
-    provinces = {(c, p) for c, r, _ in keys if (p := province_of(r)) is not None}
-    if provinces:
-        rows = await conn.fetch(
-            "SELECT campaign, region, metric, value FROM quality_sums WHERE (campaign, region) IN "
-            "(SELECT * FROM unnest($1::text[], $2::text[]))", [c for c, _ in provinces], [p for _, p in provinces])
-        state.sums = {(r["campaign"], r["region"], r["metric"]): r["value"] for r in rows}
-        ids = [flag_id("relation", c, p, "destroyed_value_yuan") for c, p in provinces]
-        rows = await conn.fetch("SELECT id, region, resolved_at IS NULL AS open FROM quality_flags "
-                                "WHERE id = ANY($1::text[])", ids)
-        state.open_relations = {r["id"]: r["open"] for r in rows}
+    await _load_sums(conn, state, {(c, p) for c, r, _ in keys if (p := province_of(r)) is not None}, memory)
     reviewed = [str(e.data["flag_id"]) for e in events if e.type == "flag_reviewed"]
     if reviewed:
         rows = await conn.fetch("SELECT id, region FROM quality_flags WHERE id = ANY($1::text[])", reviewed)
         state.flag_regions = {r["id"]: r["region"] for r in rows}
     return state
+
+
+def _touched(events: Sequence[RecordedEvent], current: Mapping[str, Current | None]) -> tuple[
+        set[tuple[str, str, str]], Counter[tuple[str, str, str]]]:
+    """The (campaign, region, type) a batch touches, and how many values it may withdraw from each as it stood
+    before the batch (``current``: the targets' values as they stand)."""
+    keys: set[tuple[str, str, str]] = set()
+    withdrawn: Counter[tuple[str, str, str]] = Counter()
+    in_batch: dict[str, str] = {}  # event_id → type of the facts in this batch
+    for event in events:
+        if event.type in CATALOGUE and CATALOGUE[event.type].kind == "fact":
+            keys.add((event.campaign, event.region, event.type))
+            in_batch[event.event_id] = event.type
+        elif (target := event.target) is not None:
+            if (known := current.get(target)) is not None:
+                for key in ((known.campaign, event.region, known.type), (known.campaign, known.region, known.type)):
+                    keys.add(key)
+                    withdrawn[key] += 1
+            elif target in in_batch:  # a correction may move the fact to another region
+                keys.add((event.campaign, event.region, in_batch[target]))
+    return keys, withdrawn
+
+
+async def _load_sums(conn: Connection, state: QualityState, provinces: set[tuple[str, str]],
+                     memory: BaselineMemory | None) -> None:
+    """The relation sums and relation flags of (campaign, province); with ``memory``, only those it lacks."""
+    if memory is not None:
+        if memory.complete:
+            memory.provinces |= provinces
+        provinces -= memory.provinces
+        memory.provinces |= provinces
+    if not provinces:
+        return
+    rows = await conn.fetch(
+        "SELECT campaign, region, metric, value FROM quality_sums WHERE (campaign, region) IN "
+        "(SELECT * FROM unnest($1::text[], $2::text[]))", [c for c, _ in provinces], [p for _, p in provinces])
+    state.sums.update({(r["campaign"], r["region"], r["metric"]): r["value"] for r in rows})
+    ids = [flag_id("relation", c, p, "destroyed_value_yuan") for c, p in provinces]
+    rows = await conn.fetch("SELECT id, region, resolved_at IS NULL AS open FROM quality_flags "
+                            "WHERE id = ANY($1::text[])", ids)
+    state.open_relations.update({r["id"]: r["open"] for r in rows})
 
 
 async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[tuple[str, str, str]],
@@ -114,43 +147,104 @@ async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[
             nations.setdefault((campaign, type_, metric.name), []).append((region, type_, metric.name))
             if (parent := parent_of(region)) is not None:
                 peers.setdefault((campaign, parent, type_, metric.name), []).append((region, type_, metric.name))
-    wanted = sorted(own)
-    rows = await conn.fetch(
-        "SELECT k.i, v.position, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[]) "
-        "WITH ORDINALITY AS k(region, type, metric, i) CROSS JOIN LATERAL (SELECT position, value FROM "
-        "quality_values q WHERE q.region = k.region AND q.type = k.type AND q.metric = k.metric "
-        "ORDER BY position DESC LIMIT $4) v", *_columns(wanted), own_window() + withdrawals)
-    for row in rows:
-        state.history.setdefault(wanted[row["i"] - 1], []).append((row["position"], Decimal(row["value"])))
+    state.history.update(await _read_own(conn, sorted(own), own_window() + withdrawals))
     # Peers are a fallback: a pool is needed only if some region of the batch under that parent may have too
     # few values of its own, even after every withdrawal in the batch took one of them.
     enough = min_history() + withdrawals
     pools = sorted(key for key, regions in peers.items()
                    if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
-    rows = [] if not pools else await conn.fetch(
+    state.peers.update(await _read_pools(conn, pools, peer_window() + withdrawals))
+    countries = sorted(key for key, regions in nations.items()
+                       if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
+    state.national.update(await _read_nations(conn, countries, peer_window() + withdrawals))
+
+
+async def _recall_baselines(conn: Connection, memory: BaselineMemory, keys: Iterable[tuple[str, str, str]],
+                            withdrawn: Mapping[tuple[str, str, str], int], withdrawals: int) -> None:
+    """Read into ``memory`` every list the batch touches that it lacks, or holds too short for the batch's
+    withdrawals from it (``withdrawn``: per (campaign, region, type))."""
+    own: dict[tuple[str, str, str], int] = {}
+    pools: dict[tuple[str, str, str, str], int] = {}
+    nations: dict[tuple[str, str, str], int] = {}
+    for campaign, region, type_ in keys:
+        taken = withdrawn.get((campaign, region, type_), 0)
+        parent = parent_of(region)
+        for metric in CATALOGUE[type_].metrics:
+            own[(region, type_, metric.name)] = own.get((region, type_, metric.name), 0) + taken
+            nations[(campaign, type_, metric.name)] = nations.get((campaign, type_, metric.name), 0) + taken
+            if parent is not None:
+                key = (campaign, parent, type_, metric.name)
+                pools[key] = pools.get(key, 0) + taken
+    await _recall(conn, memory.history, own, _read_own, complete=memory.complete, withdrawals=withdrawals)
+    await _recall(conn, memory.peers, pools, _read_pools, complete=memory.complete, withdrawals=withdrawals)
+    await _recall(conn, memory.national, nations, _read_nations, complete=memory.complete, withdrawals=withdrawals)
+
+
+async def _recall(conn: Connection, held: HeldLists[K, V], wanted: Mapping[K, int],
+                  read: Callable[[Connection, Sequence[K], int], Awaitable[dict[K, list[V]]]], *, complete: bool,
+                  withdrawals: int) -> None:
+    held.touched.extend(wanted)
+    missing = sorted(k for k, taken in wanted.items() if held.needs(k, taken, complete=complete))
+    if not missing:
+        return
+    limit = held.window + withdrawals
+    lists = await read(conn, missing, limit)
+    for key in missing:
+        held.read(key, lists.get(key, []), limit)
+
+
+async def _read_own(conn: Connection, keys: Sequence[tuple[str, str, str]],
+                    limit: int) -> dict[tuple[str, str, str], list[tuple[int, Decimal]]]:
+    """(region, type, metric) → its last ``limit`` values in position order (keys without values left out)."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT k.i, v.position, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[]) "
+        "WITH ORDINALITY AS k(region, type, metric, i) CROSS JOIN LATERAL (SELECT position, value FROM "
+        "quality_values q WHERE q.region = k.region AND q.type = k.type AND q.metric = k.metric "
+        "ORDER BY position DESC LIMIT $4) v", *_columns(keys), limit)
+    lists: dict[tuple[str, str, str], list[tuple[int, Decimal]]] = {}
+    for row in rows:
+        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], Decimal(row["value"])))
+    for values in lists.values():
+        values.reverse()  # read newest first; the fold wants position order
+    return lists
+
+
+async def _read_pools(conn: Connection, keys: Sequence[tuple[str, str, str, str]],
+                      limit: int) -> dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]]:
+    """(campaign, parent, type, metric) → the last ``limit`` values of parent's children in position order."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
         "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::text[]) WITH ORDINALITY AS k(campaign, parent, type, metric, i) CROSS JOIN LATERAL (SELECT position, "
         "region, value FROM quality_values q WHERE q.campaign = k.campaign AND q.parent = k.parent AND "
-        "q.type = k.type AND q.metric = k.metric ORDER BY position DESC LIMIT $5) v",
-        *_columns(pools), peer_window() + withdrawals)
+        "q.type = k.type AND q.metric = k.metric ORDER BY position DESC LIMIT $5) v", *_columns(keys), limit)
+    lists: dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]] = {}
     for row in rows:
-        state.peers.setdefault(pools[row["i"] - 1], []).append((row["position"], row["region"],
-                                                                Decimal(row["value"])))
-    countries = sorted(key for key, regions in nations.items()
-                       if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
-    rows = [] if not countries else await conn.fetch(
+        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], row["region"], Decimal(row["value"])))
+    for values in lists.values():
+        values.reverse()
+    return lists
+
+
+async def _read_nations(conn: Connection, keys: Sequence[tuple[str, str, str]],
+                        limit: int) -> dict[tuple[str, str, str], list[tuple[int, str, Decimal]]]:
+    """(campaign, type, metric) → the last ``limit`` values of every region in position order."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
         "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[]) WITH ORDINALITY AS "
         "k(key, i) CROSS JOIN LATERAL (SELECT position, region, value FROM quality_values q WHERE "
         "(q.campaign || '|' || q.type || '|' || q.metric) = k.key ORDER BY position DESC LIMIT $2) v",
-        ["|".join(key) for key in countries], peer_window() + withdrawals)
+        ["|".join(key) for key in keys], limit)
+    lists: dict[tuple[str, str, str], list[tuple[int, str, Decimal]]] = {}
     for row in rows:
-        state.national.setdefault(countries[row["i"] - 1], []).append((row["position"], row["region"],
-                                                                     Decimal(row["value"])))
-    # Read newest first; the fold wants position order.
-    for own_values in state.history.values():
-        own_values.reverse()
-    for pool in (*state.peers.values(), *state.national.values()):
-        pool.reverse()
+        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], row["region"], Decimal(row["value"])))
+    for values in lists.values():
+        values.reverse()
+    return lists
 
 
 @translating
@@ -166,27 +260,30 @@ async def write_changes(conn: Connection, changes: FlagChanges, *, from_position
         await conn.execute("DELETE FROM quality_values WHERE (event_id, metric) IN "
                            "(SELECT * FROM unnest($1::uuid[], $2::text[]))", [e for e, _ in gone], [m for _, m in gone])
     kept = [(e, m, *v) for (e, m), v in changes.values.items() if v is not None]
-    if kept:
+    fresh = [row for row in kept if row[0] in changes.new_facts]
+    if fresh:  # COPY: a new fact has no row to conflict with, and the upsert cost most of the flags projector's time
+        await conn.copy_records_to_table("quality_values", records=fresh, columns=[
+            "event_id", "metric", "campaign", "region", "parent", "type", "value", "position"])
+    moved = [row for row in kept if row[0] not in changes.new_facts]
+    if moved:
         await conn.execute(
             "INSERT INTO quality_values (event_id, metric, campaign, region, parent, type, value, position) "
             "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
             "$7::text[]::numeric[], $8::bigint[]) ON CONFLICT (event_id, metric) DO UPDATE SET campaign = "
             "excluded.campaign, region = excluded.region, parent = excluded.parent, value = excluded.value, "
-            "position = excluded.position", *_columns(kept, numeric=6))
+            "position = excluded.position", *_columns(moved, numeric=6))
     if changes.sums:
         await conn.execute(
             "INSERT INTO quality_sums AS s (campaign, region, metric, value) SELECT * FROM unnest($1::text[], "
             "$2::text[], $3::text[], $4::text[]::numeric[]) ON CONFLICT (campaign, region, metric) DO UPDATE "
             "SET value = s.value + excluded.value", *_columns([(*k, v) for k, v in changes.sums.items()], numeric=3))
-    dropped = [p for p, v in changes.fingerprints.items() if v is None]
-    if dropped:
-        await conn.execute("DELETE FROM quality_fingerprints WHERE fingerprint = ANY($1::bytea[])", dropped)
+    if changes.dropped_fingerprints:
+        await conn.execute("DELETE FROM quality_fingerprints WHERE fingerprint = ANY($1::bytea[])",
+                           list(changes.dropped_fingerprints))
     added = [(p, *v) for p, v in changes.fingerprints.items() if v is not None]
-    if added:
-        await conn.execute(
-            "INSERT INTO quality_fingerprints (fingerprint, event_id, campaign, position) SELECT * FROM "
-            "unnest($1::bytea[], $2::uuid[], $3::text[], $4::bigint[]) ON CONFLICT (fingerprint) DO NOTHING",
-            *_columns(added))
+    if added:  # a fingerprint is added only when the table had none (load_state read them): nothing to conflict
+        await conn.copy_records_to_table("quality_fingerprints", records=added,
+                                         columns=["fingerprint", "event_id", "campaign", "position"])
     latest = {f.id: f for f in changes.raised}  # a relation flag raised twice in one batch: keep the last
     if latest:
         rows = [(f.id, f.code, f.severity, f.campaign, f.event_id, f.region, f.type, f.metric, f.observed,

@@ -129,6 +129,10 @@ class FlagChanges:
     """event_id → position: possible_duplicate flags naming it as the earlier event are resolved."""
     resolved_ids: dict[str, int] = field(default_factory=dict)
     reviews: list[Review] = field(default_factory=list)
+    dropped_fingerprints: set[bytes] = field(default_factory=set)
+    """Fingerprints whose row goes (written before the added ones: a later send in the batch may take one over)."""
+    new_facts: set[str] = field(default_factory=set)
+    """Facts first seen in this batch: their values have no row yet (written without an upsert)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +203,7 @@ class FlagFold:
         kind = CATALOGUE[event.type].kind if event.type in CATALOGUE else None
         if kind == "fact":
             _, data = upcast(event.type, event.schema_version, event.data)
+            self.changes.new_facts.add(event.event_id)
             self._late(event)
             self._duplicate(event)
             self._observe(event.event_id, event.type, event.campaign, event.region, event.position, data)
@@ -337,6 +342,7 @@ class FlagFold:
         if print_ is not None and self.state.fingerprints.get(print_) == event_id:
             del self.state.fingerprints[print_]
             self.changes.fingerprints[print_] = None
+            self.changes.dropped_fingerprints.add(print_)
 
     # --- relations across events --------------------------------------------------------------
 

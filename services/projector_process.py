@@ -11,6 +11,7 @@ import structlog
 from events.coordination import FLAGS_PROJECTOR_LOCK, PROJECTOR_LOCK, ping
 from events.errors import StoreUnavailable
 from events.store import UNAVAILABLE_ERRORS, Connection
+from projections.baselines import BaselineMemory
 from projections.flag_runner import apply_flag_batch
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
@@ -34,7 +35,7 @@ class ProjectorWorker:
     def __init__(self, pool: asyncpg.Pool, leader_url: str, state: ProjectionState, *, batch_size: int = 1000,
                  poll_seconds: float = 1.0, standby_seconds: float = 1.0, retry_seconds: float = 5.0,
                  on_batch: Callable[[BatchApplied], None] | None = None, apply: ApplyBatch = _dashboard_batch,
-                 lock: int = PROJECTOR_LOCK, name: str = "projector") -> None:
+                 lock: int = PROJECTOR_LOCK, name: str = "projector", coalesce_seconds: float = 0.0) -> None:
         self._pool = pool
         self._apply = apply
         self._lock = lock
@@ -46,6 +47,7 @@ class ProjectorWorker:
         self._standby = standby_seconds
         self._retry = retry_seconds
         self._on_batch = on_batch
+        self._coalesce = coalesce_seconds
         self._wake = asyncio.Event()
         self.running: asyncio.Task[None] | None = None  # set by services.resources.projector while it runs
 
@@ -85,9 +87,13 @@ class ProjectorWorker:
         self._state.projector = "standby"
 
     async def _lead(self, leader: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        pinged = loop.time()
         while True:
             if leader.is_closed():
                 raise ConnectionError("leader connection closed")
+            # Cleared before the batch reads: a NOTIFY from now on may name events the batch does not see.
+            self._wake.clear()
             try:
                 async with self._pool.acquire() as conn:
                     batch = await self._apply(conn, self._batch_size)
@@ -116,14 +122,19 @@ class ProjectorWorker:
                 self._state.advance(batch.to_position)
                 if self._on_batch is not None:
                     self._on_batch(batch)
-                continue
-            self._wake.clear()
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
-            # wake-up, and then SIGTERM leaves the projector running.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll):
-                    await self._wake.wait()
-            await ping(leader)  # notice a dead leader connection promptly
+                if batch.events < self._batch_size and self._coalesce > 0:
+                    # Following live appends: a batch costs round trips and a commit whatever its size, so
+                    # let the appends of the next few milliseconds gather rather than chase each one.
+                    await asyncio.sleep(self._coalesce)
+            else:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
+                # wake-up, and then SIGTERM leaves the projector running.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
+            if loop.time() - pinged >= self._poll:
+                await ping(leader)  # notice a dead leader connection promptly (once a poll, not once a batch)
+                pinged = loop.time()
 
 
 class ProjectorStopped(Exception):
@@ -134,10 +145,11 @@ def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> Pro
     """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
     and checkpoint, so either may lag, fail or be rebuilt without the other."""
     late_after = timedelta(days=settings.flag_late_after_days)
+    memory = BaselineMemory()  # valid only at the checkpoint it was settled at: the batch checks
 
     async def batch(conn: Connection, size: int) -> BatchApplied:
-        return await apply_flag_batch(conn, batch_size=size, late_after=late_after)
+        return await apply_flag_batch(conn, batch_size=size, late_after=late_after, memory=memory)
 
     return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.projector_batch_size,
                            poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
-                           name="flags")
+                           name="flags", coalesce_seconds=settings.flags_coalesce_seconds)

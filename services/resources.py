@@ -85,7 +85,8 @@ async def projector(pool: asyncpg.Pool, url: str, settings: Settings, projection
                     on_batch: Callable[[BatchApplied], None] | None = None) -> AsyncIterator[ProjectorWorker]:
     """The projector (leader or hot standby) running in this process."""
     worker = ProjectorWorker(pool, url, projection, batch_size=settings.projector_batch_size,
-                             poll_seconds=settings.projector_poll_seconds, on_batch=on_batch)
+                             poll_seconds=settings.projector_poll_seconds, on_batch=on_batch,
+                             coalesce_seconds=settings.projector_coalesce_seconds)
     async with background("projector", worker.run()) as task:
         worker.running = task
         yield worker

@@ -135,6 +135,9 @@ def _api_worker(settings: Settings, database_url: str, limiter: RateLimiter) -> 
 
 
 def _projector_worker(settings: Settings, database_url: str) -> None:
+    # Off by default: niced, the projector fell behind whenever the cores were contended (docs/decisions.md).
+    if settings.projector_nice:
+        os.nice(settings.projector_nice)
     loop = new_event_loop()
     try:
         loop.run_until_complete(run_projector(settings, database_url))

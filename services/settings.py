@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
     malloc_trim_seconds: float = Field(default=1.0, ge=0, description="how often each serve process gives "
                                        "freed heap back to the system (services.heap); 0: never")
+    projector_coalesce_seconds: float = Field(
+        default=0.005, ge=0, le=0.05, description="while following live appends, the projector waits this long "
+                                                  "after a batch so the next one gathers what arrived meanwhile")
+    flags_coalesce_seconds: float = Field(
+        default=0.02, ge=0, le=1.0, description="the same for the flags projector (its lag is not the dashboard's)")
+    projector_nice: int = Field(
+        default=0, ge=0, le=19, description="the projector process (serve --workers N ≥ 2) lowers its scheduling "
+                                            "priority by this much (0: not at all; 5 tripled the lag under load)")
     replica_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="PostgreSQL hot-standby replicas the read routes read from "
                                           "(comma-separated in QMSTATS_REPLICA_URLS); writes stay on database_url")

@@ -25,7 +25,7 @@ from projections.summary import percent
 from services.app import create_app
 from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings
-from tests.e2e.wire import expect_problem, logged, read_log
+from tests.e2e.wire import eventually, expect_problem, logged, read_log
 from tests.factories import CAMPAIGN, correction, event, retraction
 
 QMSTATS = Path(sys.executable).with_name("qmstats")
@@ -266,6 +266,11 @@ async def closed(client: TestClient, keys: Keys, month: Month) -> Closed:
     assert view["status"] == "closed"
     # The final summary names the signed checkpoint covering the close: wait the moment until one does.
     await logged(client, keys.viewer, view["event"]["position"])
+
+    async def scored() -> bool:  # and its quality block is final once the flags projection reached the close
+        return bool((await _json(client, keys))["quality"]["scored_to"] >= view["event"]["position"])
+
+    await eventually(scored, seconds=10)
     return Closed(month.facts, view["event"]["position"])
 
 

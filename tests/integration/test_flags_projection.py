@@ -11,7 +11,8 @@ from events.decide import Actor, AppendRequest
 from events.intake import read_events
 from events.records import RecordedEvent
 from events.writer import GroupCommitWriter
-from projections.flag_runner import project_flags
+from projections.baselines import BaselineMemory
+from projections.flag_runner import apply_flag_batch, project_flags
 from projections.flag_tables import FlagQuery, read_flags, reset_flags
 from projections.projector import apply_batch
 from projections.quality import QualityState, fold_flags
@@ -71,6 +72,32 @@ async def test_flags_are_identical_after_a_rebuild_and_equal_the_pure_fold(pool:
     # Batching does not change what is flagged: one pure fold over the whole log gives the same flags.
     pure = fold_flags(QualityState(), log, late_after=timedelta(days=7)).raised
     assert sorted(f.id for f in pure) == sorted(f["id"] for f in live)
+
+
+async def test_baselines_kept_in_memory_give_the_flags_read_per_batch_and_the_pure_fold(pool: asyncpg.Pool) -> None:
+    builder = province_month(seed=8)
+    heavy = [builder.add("raid_conducted", "330106", raid(builder.rng, 1.0), day=1 + i % 28) for i in range(90)]
+    for target in heavy[50:]:  # more withdrawals from one list in a batch than the memory keeps beyond a window
+        builder.retract(target)
+    for target in heavy[20:32]:  # older than the memory's cut list: their corrections come last
+        builder.correct(target, raid(builder.rng, 1.0) | {"seized_value_yuan": "910000.00"})
+    builder.add("raid_conducted", "330106", raid(builder.rng, 1.0) | {"seized_value_yuan": "920000000.00"}, day=29)
+    await _append(pool, builder)
+    async with pool.acquire() as conn:
+        memory = BaselineMemory(max_values=300)  # small: the least recently used lists leave and are read again
+        while (await apply_flag_batch(conn, batch_size=61, memory=memory)).events:
+            pass
+        kept = await read_flags(conn, FlagQuery("2017", status="all"))
+        await reset_flags(conn)
+        while (await apply_flag_batch(conn, batch_size=61)).events:  # no memory: every baseline read per batch
+            pass
+        read = await read_flags(conn, FlagQuery("2017", status="all"))
+        log = await read_log(conn)
+    assert [_key(f) for f in kept] == [_key(f) for f in read]
+    pure = {f.id: f for f in fold_flags(QualityState(), log, late_after=timedelta(days=7)).raised}
+    assert {f["id"]: (f["observed"], f["expected"]) for f in kept} == {
+        i: (f.observed, f.expected) for i, f in pure.items()}
+    assert ("330106", "unit_scale") in {(f["region"], f["code"]) for f in kept}
 
 
 async def test_flags_never_change_a_figure(pool: asyncpg.Pool) -> None:
