@@ -205,9 +205,9 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
                                  hold=True)
         decider = GroupDecider(state, now, clock_skew)
         outcomes = [decider.decide(request) for request in requests]
-        records = [rec for o in outcomes if isinstance(o, Accepted) for rec in o.records]
-        if records:
-            await insert_records(conn, records)
+        rows = [row for o in outcomes if isinstance(o, Accepted) for row in o.rows]
+        if rows:
+            await insert_records(conn, rows)
         await release_append_lock(conn)
     except BaseException:
         try:
