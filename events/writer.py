@@ -36,6 +36,9 @@ from events.store import (
 log = structlog.get_logger("qmstats.writer")
 HOLD_IDLE_SECONDS = 0.5
 """How long the writer keeps its connection once nothing is queued."""
+HOLD_MIN_POOL = 3
+"""The writer keeps its connection only in a pool of at least this many: in a smaller one the readers would
+wait behind a steady write load for the one or two connections there are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,9 @@ class GroupCommitWriter:
             for _, future in group:
                 if not future.done():
                     future.set_exception(exc)
+        if self._pool.get_max_size() < HOLD_MIN_POOL:
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
+                await self._release()
 
     def stop_accepting(self) -> None:
         """Refuse new requests; ``run()`` returns once every queued request has been answered."""

@@ -14,6 +14,7 @@ from events.errors import EventIdConflict, ValidationFailed
 from events.records import RecordedEvent
 from events.store import Connection, find_event, insert_records
 from events.writer import GroupCommitWriter
+from tests.conftest import Database
 from tests.factories import event
 from tests.integration.appending import CommitLog, count_events, open_campaign, read_log, request, running_writer
 
@@ -146,3 +147,18 @@ async def test_a_request_the_database_keeps_refusing_fails_alone(
     async with pool.acquire() as conn:
         assert await count_events(conn) == 4
         assert await find_event(conn, poisoned["event_id"]) is None
+
+
+async def test_in_a_pool_of_one_the_writer_gives_its_connection_back_after_each_group(database: Database) -> None:
+    """A steady write load must not hold the only connection: a reader gets it between groups."""
+    small = await asyncpg.create_pool(database.service_url, min_size=1, max_size=1)
+    try:
+        async with running_writer(small) as writer:
+            await open_campaign(writer)
+            for _ in range(3):
+                await writer.append(request(event()))
+                # Well inside HOLD_IDLE_SECONDS: a writer keeping its connection would make this wait.
+                async with small.acquire(timeout=events.writer.HOLD_IDLE_SECONDS / 5) as conn:
+                    assert await count_events(conn) >= 2
+    finally:
+        await small.close()
