@@ -207,13 +207,7 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
     fails the lock is released, or the connection terminated, which releases it too.
     """
     try:
-        state = await load_state(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests],
-                                 hold=True)
-        decider = GroupDecider(state, now, clock_skew)
-        outcomes = [decider.decide(request) for request in requests]
-        rows = [row for o in outcomes if isinstance(o, Accepted) for row in o.rows]
-        if rows:
-            await insert_records(conn, rows)
+        answered = await _decide_and_insert(conn, requests, now, clock_skew, hold=True)
         await release_append_lock(conn)
     except BaseException:
         try:
@@ -221,17 +215,25 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
         except BaseException:
             conn.terminate()
         raise
-    return outcomes, decider.head[0]
+    return answered
 
 
 async def append_in_transaction(conn: Connection, requests: list[AppendRequest], now: datetime,
                                 clock_skew: timedelta = timedelta(minutes=5)) -> tuple[list[Outcome], int]:
     """Decide and append requests in one transaction on ``conn``; returns each outcome and the new head."""
     async with conn.transaction():
-        state = await load_state(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests])
-        decider = GroupDecider(state, now, clock_skew)
-        outcomes = [decider.decide(request) for request in requests]
-        rows = [row for o in outcomes if isinstance(o, Accepted) for row in o.rows]
-        if rows:
-            await insert_records(conn, rows)
-        return outcomes, decider.head[0]
+        return await _decide_and_insert(conn, requests, now, clock_skew, hold=False)
+
+
+async def _decide_and_insert(conn: Connection, requests: list[AppendRequest], now: datetime, clock_skew: timedelta,
+                             *, hold: bool) -> tuple[list[Outcome], int]:
+    """Take the append lock (for the session with ``hold``) with what deciding needs, decide every request,
+    insert the accepted rows; returns each outcome and the new head. The caller ends the lock."""
+    state = await load_state(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests],
+                             hold=hold)
+    decider = GroupDecider(state, now, clock_skew)
+    outcomes = [decider.decide(request) for request in requests]
+    rows = [row for o in outcomes if isinstance(o, Accepted) for row in o.rows]
+    if rows:
+        await insert_records(conn, rows)
+    return outcomes, decider.head[0]
