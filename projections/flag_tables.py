@@ -75,8 +75,9 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent],
             await _recall_baselines(conn, memory, keys, withdrawn, withdrawals)
     facts = [e for e in events if e.type in CATALOGUE and CATALOGUE[e.type].kind == "fact"]
     if facts:
+        state.batch_prints = {e.event_id: fingerprint(e) for e in facts}
         rows = await conn.fetch("SELECT fingerprint, event_id::text AS event_id FROM quality_fingerprints "
-                                "WHERE fingerprint = ANY($1::bytea[])", [fingerprint(e) for e in facts])
+                                "WHERE fingerprint = ANY($1::bytea[])", list(state.batch_prints.values()))
         state.fingerprints = {bytes(r["fingerprint"]): r["event_id"] for r in rows}
     retracted = [e.target for e in events if e.type == "event_retracted" and e.target is not None]
     if retracted:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache
+from operator import itemgetter
 from statistics import median
 from typing import Any, Final
 
@@ -109,6 +110,8 @@ class QualityState:
     """fingerprint of (type, campaign, region, occurred_at, data) → the first event that had it."""
     fingerprint_of: dict[str, bytes] = field(default_factory=dict)
     """event_id → its fingerprint, for the events in ``fingerprints``."""
+    batch_prints: dict[str, bytes] = field(default_factory=dict)
+    """event_id → fingerprint of the batch's facts, when the store already computed them (a hash each)."""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     """(campaign, province, metric) → sum over the province's subtree, for relation rules."""
     open_relations: dict[str, bool] = field(default_factory=dict)
@@ -306,7 +309,7 @@ class FlagFold:
         if value <= 0:
             return None  # zero never alarms: nothing to be off by a unit
         basis, facts = base
-        values = [v[metric] for v in facts]
+        values = list(map(itemgetter(metric), facts))
         expected = _median(values)
         if expected <= 0:
             return None
@@ -346,7 +349,7 @@ class FlagFold:
             f"{days:.1f}", f"{threshold:.1f}".removesuffix(".0"), score, event.position, "threshold"))
 
     def _duplicate(self, event: RecordedEvent) -> None:
-        print_ = fingerprint(event)
+        print_ = self.state.batch_prints.get(event.event_id) or fingerprint(event)
         earlier = self.state.fingerprints.get(print_)
         if earlier is None:
             self.state.fingerprints[print_] = event.event_id
