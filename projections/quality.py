@@ -221,6 +221,8 @@ class FlagFold:
         self._outlier = FLAG_RULES["outlier"]
         self._own_window, self._peer_window = own_window(), peer_window()
         self._min_history, self._min_peers = min_history(), int(self._unit.params["min_peers"])
+        relation = FLAG_RULES["relation"].params
+        self._relation_metrics = str(relation["left"]), str(relation["right"])
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -374,11 +376,13 @@ class FlagFold:
 
     def _add_sums(self, campaign: str, region: str, values: Mapping[str, Decimal], sign: int, event_id: str,
                   position: int) -> None:
+        left, right = self._relation_metrics
+        if left not in values and right not in values:
+            return  # most facts: neither side of the relation
         province = province_of(region)
-        rule = FLAG_RULES["relation"]
-        left, right = str(rule.params["left"]), str(rule.params["right"])
-        if province is None or not ({left, right} & set(values)):
+        if province is None:
             return
+        rule = FLAG_RULES["relation"]
         for metric in (left, right):
             if metric in values:
                 # The sum, and how many facts make it (a relation is judged only on enough reports).
