@@ -223,6 +223,7 @@ class FlagFold:
         self._min_history, self._min_peers = min_history(), int(self._unit.params["min_peers"])
         relation = FLAG_RULES["relation"].params
         self._relation_metrics = str(relation["left"]), str(relation["right"])
+        self._log_min_fold = math.log10(float(self._outlier.params["min_fold"]))
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -316,7 +317,7 @@ class FlagFold:
         if expected <= 0:
             return None
         lr = math.log10(float(value / expected))
-        if abs(lr) < math.log10(float(self._outlier.params["min_fold"])):
+        if abs(lr) < self._log_min_fold:
             return None  # within 10× of the baseline: neither rule can fire (most values stop here, cheaply)
         z = robust_z(value, values, float(self._outlier.params["mad_floor"]))
         if abs(z) <= float(self._outlier.params["z"]):
