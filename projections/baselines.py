@@ -22,9 +22,10 @@ from projections.quality import QualityState, Values, own_window, peer_window
 
 SLACK: Final = 16
 """Entries kept beyond a window after a cut: the withdrawals a batch may make in one key without a re-read."""
-MAX_ENTRIES: Final = 300_000
+MAX_ENTRIES: Final = 200_000
 """Entries held in all lists together before the least recently used half of the keys is dropped (a fact is one
-entry in each of its up to three lists and shares one values dict among them: ~60 MB at most)."""
+entry in each of its up to three lists, sharing one values dict: ~270 B an entry, so ~55 MB at most; the
+per-metric lists this replaced held 400,000 values, about 133,000 facts' worth per kind of list)."""
 
 K = TypeVar("K", bound=tuple[str, ...])
 V = TypeVar("V")

@@ -144,14 +144,6 @@ class FlagChanges:
     """Facts first seen in this batch: their values have no row yet (written without an upsert)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """What an observation is compared with."""
-
-    basis: str
-    values: list[Decimal]
-
-
 def fingerprint(event: RecordedEvent) -> bytes:
     """What two sends of the same fact share whatever their event_id: type, campaign, region, time, data."""
     return hashlib.sha256(canonical_bytes({
@@ -301,11 +293,6 @@ class FlagFold:
             if len(pool) >= enough and len({r for _, r, _ in window if r != region}) >= self._min_peers:
                 return basis, pool
         return None
-
-    def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
-        """The values of ``metric`` a fact of ``region`` is compared with (see ``basis``), or None."""
-        found = self.basis(campaign, region, type_)
-        return None if found is None else Baseline(found[0], [v[metric] for v in found[1]])
 
     def _score(self, event_id: str, type_: str, campaign: str, region: str, metric: str, value: Decimal,
                position: int, base: tuple[str, list[Values]]) -> Flag | None:
