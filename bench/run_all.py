@@ -12,8 +12,8 @@ Steps, each a subprocess that starts and stops its own ``qmstats serve`` (full /
              --workers 1 (20 s / 3 s)
 * replica    bench_replica.py: the same read mix from a streaming replica and from the primary under steady ingest,
              and the replica's lag under steady and flat-out ingest (10 s × 3 / 3 s × 1)
-* flags      bench_flags.py: flag projection vs dashboard projection from 0 on one log, vs its ingest (20,000 × 3 /
-             5,000 × 1)
+* flags      bench_flags.py: flag projection vs dashboard projection from 0 on one log (20,000 × 3 / 5,000 × 1),
+             then both projections' lag under live ingest at 2,000 and 3,000 events/s, serve defaults (5 s / 3 s)
 * load       load_log.py: 1,000,000 / 20,000 generated events through POST /v1/events into a kept data dir
 * replay     bench_replay.py on that log: rebuild (2 rounds), export, at_position, provenance, serve RSS (3 / 1 rounds)
 * log        bench_log.py: ingest with and without the integrator (same run, interleaved), then on the loaded log
@@ -62,7 +62,8 @@ def commands(args: argparse.Namespace, data_dir: Path) -> dict[str, list[str]]:
                 "--warmup", "1" if quick else "3"],
         "replica": ["bench_replica.py", "--seconds", seconds, "--rounds", rounds,
                     "--events", "5000" if quick else "20000", "--burst-seconds", "2" if quick else "5"],
-        "flags": ["bench_flags.py", "--events", "5000" if quick else "20000", "--rounds", rounds],
+        "flags": ["bench_flags.py", "--events", "5000" if quick else "20000", "--rounds", rounds,
+                  "--seconds", "3" if quick else "5", "--warmup", "1" if quick else "2"],
         "load": ["load_log.py", "--events", events, "--data-dir", str(data_dir)],
         "replay": ["bench_replay.py", "--data-dir", str(data_dir), "--rounds", rounds,
                    "--rebuild-rounds", "1" if quick else "2"],

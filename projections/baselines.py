@@ -1,28 +1,31 @@
 """The flags projector's baselines kept in memory between batches (issue 15). Pure, no I/O.
 
-Reading every baseline a batch touches from ``quality_values`` cost the flags projector more than scoring
-the batch. The memory holds, per key, a suffix of the key's current values in position order — exactly what
-the table would give for it — and the fold updates it in place, so a batch reads only the keys it has not
-met before (none at all when the projection starts from position 0, where every quality table is empty).
+Reading every baseline a batch touches from ``quality_facts`` cost the flags projector more than scoring
+the batch. The memory holds, per key, a suffix of the key's current facts (one entry per fact: its position,
+values and, in a pool, region) in position order — exactly what the table would give for it — and the fold
+updates it in place, so a batch reads only the keys it has not met before (none at all when the projection
+starts from position 0, where every quality table is empty).
 
-A suffix stays a suffix whatever the fold does (appends come last; a withdrawn value leaves wherever it is),
-so a held list gives the table's baseline as long as it still has a window's worth of values; the store
+A suffix stays a suffix whatever the fold does (appends come last; a withdrawn fact leaves wherever it is),
+so a held list gives the table's baseline as long as it still has a window's worth of facts; the store
 re-reads a cut list that a batch's withdrawals could shorten below that. The memory is valid only at the
 checkpoint it was settled at: a failed batch (the fold already changed it), a rebuild or another projector
 moving the checkpoint discards it. Bounded: a list keeps at most its window plus some slack, and the least
-recently used keys leave when too many values are held.
+recently used keys leave when too many entries are held.
 """
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, Generic, TypeVar
 
-from projections.quality import QualityState, own_window, peer_window
+from projections.quality import QualityState, Values, own_window, peer_window
 
 SLACK: Final = 16
-"""Values kept beyond a window after a cut: the withdrawals a batch may make in one key without a re-read."""
-MAX_VALUES: Final = 400_000
-"""Values held in all lists together before the least recently used half of the keys is dropped (~50 MB)."""
+"""Entries kept beyond a window after a cut: the withdrawals a batch may make in one key without a re-read."""
+MAX_ENTRIES: Final = 200_000
+"""Entries held in all lists together before the least recently used half of the keys is dropped (a fact is one
+entry in each of its up to three lists, sharing one values dict: ~270 B an entry, so ~55 MB at most; the
+per-metric lists this replaced held 400,000 values, about 133,000 facts' worth per kind of list)."""
 
 K = TypeVar("K", bound=tuple[str, ...])
 V = TypeVar("V")
@@ -30,7 +33,7 @@ V = TypeVar("V")
 
 @dataclass(slots=True)
 class HeldLists(Generic[K, V]):
-    """One kind of baseline list (own, peers or national): key → a suffix of its values in position order."""
+    """One kind of baseline list (own, peers or national): key → a suffix of its entries in position order."""
 
     window: int
     lists: dict[K, list[V]] = field(default_factory=dict)
@@ -67,7 +70,7 @@ class HeldLists(Generic[K, V]):
         self.touched.clear()
 
     def size(self) -> int:
-        """Values held."""
+        """Entries held."""
         return sum(map(len, self.lists.values()))
 
     def drop_oldest_half(self) -> None:
@@ -83,15 +86,15 @@ class HeldLists(Generic[K, V]):
         self.touched.clear()
 
 
-def _own() -> "HeldLists[tuple[str, str, str], tuple[int, Decimal]]":
+def _own() -> "HeldLists[tuple[str, str], tuple[int, Values]]":
     return HeldLists(own_window())
 
 
-def _pool() -> "HeldLists[tuple[str, str, str, str], tuple[int, str, Decimal]]":
+def _pool() -> "HeldLists[tuple[str, str, str], tuple[int, str, Values]]":
     return HeldLists(peer_window())
 
 
-def _nation() -> "HeldLists[tuple[str, str, str], tuple[int, str, Decimal]]":
+def _nation() -> "HeldLists[tuple[str, str], tuple[int, str, Values]]":
     return HeldLists(peer_window())
 
 
@@ -99,16 +102,16 @@ def _nation() -> "HeldLists[tuple[str, str, str], tuple[int, str, Decimal]]":
 class BaselineMemory:
     """Baselines and relation sums as of ``position`` (None: not valid; the next batch starts afresh)."""
 
-    max_values: int = MAX_VALUES
+    max_entries: int = MAX_ENTRIES
     position: int | None = None
     complete: bool = False
     """Every key absent from the lists has no values at all (started from an empty projection, nothing dropped)."""
-    history: HeldLists[tuple[str, str, str], tuple[int, Decimal]] = field(default_factory=_own)
-    """(region, type, metric) → (position, value)"""
-    peers: HeldLists[tuple[str, str, str, str], tuple[int, str, Decimal]] = field(default_factory=_pool)
-    """(campaign, parent, type, metric) → (position, region, value)"""
-    national: HeldLists[tuple[str, str, str], tuple[int, str, Decimal]] = field(default_factory=_nation)
-    """(campaign, type, metric) → (position, region, value)"""
+    history: HeldLists[tuple[str, str], tuple[int, Values]] = field(default_factory=_own)
+    """(region, type) → (position, values)"""
+    peers: HeldLists[tuple[str, str, str], tuple[int, str, Values]] = field(default_factory=_pool)
+    """(campaign, parent, type) → (position, region, values)"""
+    national: HeldLists[tuple[str, str], tuple[int, str, Values]] = field(default_factory=_nation)
+    """(campaign, type) → (position, region, values)"""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     open_relations: dict[str, bool] = field(default_factory=dict)
     provinces: set[tuple[str, str]] = field(default_factory=set)
@@ -139,7 +142,7 @@ class BaselineMemory:
         """The batch is committed: trim what it touched, drop the least recently used keys, valid at ``position``."""
         for held in (self.history, self.peers, self.national):
             held.settle()
-        if self.history.size() + self.peers.size() + self.national.size() > self.max_values:
+        if self.history.size() + self.peers.size() + self.national.size() > self.max_entries:
             self.complete = False  # a dropped key is absent but has values in the table
             for held in (self.history, self.peers, self.national):
                 held.drop_oldest_half()

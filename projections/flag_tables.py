@@ -21,6 +21,7 @@ from projections.quality import (
     Current,
     FlagChanges,
     QualityState,
+    Values,
     fingerprint,
     flag_id,
     min_history,
@@ -31,7 +32,7 @@ from projections.quality import (
 from projections.tables import CheckpointMoved
 
 CHECKPOINT: Final = "flags"
-TABLES: Final = ("quality_values", "quality_sums", "quality_fingerprints", "quality_flags")
+TABLES: Final = ("quality_facts", "quality_sums", "quality_fingerprints", "quality_flags")
 Status = Literal["open", "reviewed", "resolved", "all"]
 _STATUS_SQL: Final = (
     "CASE WHEN resolved_at IS NOT NULL THEN 'resolved' WHEN review IS NOT NULL THEN 'reviewed' ELSE 'open' END")
@@ -59,14 +60,12 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent],
     targets = {t for e in events if (t := e.target) is not None}
     current = state.current
     if targets:
-        rows = await conn.fetch("SELECT event_id::text AS event_id, metric, campaign, region, type, value, position "
-                                "FROM quality_values WHERE event_id = ANY($1::uuid[])", list(targets))
+        rows = await conn.fetch("SELECT event_id::text AS event_id, campaign, region, type, amounts::text AS amounts, "
+                                "position FROM quality_facts WHERE event_id = ANY($1::uuid[])", list(targets))
         for row in rows:
-            known = current.get(row["event_id"])
-            if known is None:
-                known = current[row["event_id"]] = Current(row["type"], row["campaign"], row["region"],
-                                                           row["position"], {})
-            known.values[row["metric"]] = row["value"]
+            if row["event_id"] not in current:
+                current[row["event_id"]] = Current(row["type"], row["campaign"], row["region"], row["position"],
+                                                   _values(row["amounts"]))
     keys, withdrawn = _touched(events, current)
     if keys:
         withdrawals = sum(1 for e in events if e.target is not None)
@@ -76,8 +75,9 @@ async def load_state(conn: Connection, events: Sequence[RecordedEvent],
             await _recall_baselines(conn, memory, keys, withdrawn, withdrawals)
     facts = [e for e in events if e.type in CATALOGUE and CATALOGUE[e.type].kind == "fact"]
     if facts:
+        state.batch_prints = {e.event_id: fingerprint(e) for e in facts}
         rows = await conn.fetch("SELECT fingerprint, event_id::text AS event_id FROM quality_fingerprints "
-                                "WHERE fingerprint = ANY($1::bytea[])", [fingerprint(e) for e in facts])
+                                "WHERE fingerprint = ANY($1::bytea[])", list(state.batch_prints.values()))
         state.fingerprints = {bytes(r["fingerprint"]): r["event_id"] for r in rows}
     retracted = [e.target for e in events if e.type == "event_retracted" and e.target is not None]
     if retracted:
@@ -136,20 +136,19 @@ async def _load_sums(conn: Connection, state: QualityState, provinces: set[tuple
 
 async def _load_baselines(conn: Connection, state: QualityState, keys: Iterable[tuple[str, str, str]],
                           withdrawals: int) -> None:
-    """The last values of every key the batch touches: a window, plus one per withdrawal in the batch (a
-    correction or retraction may take a value out, and the next older one then belongs to the window)."""
-    own: set[tuple[str, str, str]] = set()
-    peers: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
-    nations: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+    """The last facts of every key the batch touches: a window, plus one per withdrawal in the batch (a
+    correction or retraction may take a fact out, and the next older one then belongs to the window)."""
+    own: set[tuple[str, str]] = set()
+    peers: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    nations: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for campaign, region, type_ in keys:
-        for metric in CATALOGUE[type_].metrics:
-            own.add((region, type_, metric.name))
-            nations.setdefault((campaign, type_, metric.name), []).append((region, type_, metric.name))
-            if (parent := parent_of(region)) is not None:
-                peers.setdefault((campaign, parent, type_, metric.name), []).append((region, type_, metric.name))
+        own.add((region, type_))
+        nations.setdefault((campaign, type_), []).append((region, type_))
+        if (parent := parent_of(region)) is not None:
+            peers.setdefault((campaign, parent, type_), []).append((region, type_))
     state.history.update(await _read_own(conn, sorted(own), own_window() + withdrawals))
     # Peers are a fallback: a pool is needed only if some region of the batch under that parent may have too
-    # few values of its own, even after every withdrawal in the batch took one of them.
+    # few facts of its own, even after every withdrawal in the batch took one of them.
     enough = min_history() + withdrawals
     pools = sorted(key for key, regions in peers.items()
                    if any(len(state.history.get(own_key, ())) < enough for own_key in regions))
@@ -163,18 +162,15 @@ async def _recall_baselines(conn: Connection, memory: BaselineMemory, keys: Iter
                             withdrawn: Mapping[tuple[str, str, str], int], withdrawals: int) -> None:
     """Read into ``memory`` every list the batch touches that it lacks, or holds too short for the batch's
     withdrawals from it (``withdrawn``: per (campaign, region, type))."""
-    own: dict[tuple[str, str, str], int] = {}
-    pools: dict[tuple[str, str, str, str], int] = {}
-    nations: dict[tuple[str, str, str], int] = {}
+    own: dict[tuple[str, str], int] = {}
+    pools: dict[tuple[str, str, str], int] = {}
+    nations: dict[tuple[str, str], int] = {}
     for campaign, region, type_ in keys:
         taken = withdrawn.get((campaign, region, type_), 0)
-        parent = parent_of(region)
-        for metric in CATALOGUE[type_].metrics:
-            own[(region, type_, metric.name)] = own.get((region, type_, metric.name), 0) + taken
-            nations[(campaign, type_, metric.name)] = nations.get((campaign, type_, metric.name), 0) + taken
-            if parent is not None:
-                key = (campaign, parent, type_, metric.name)
-                pools[key] = pools.get(key, 0) + taken
+        own[(region, type_)] = own.get((region, type_), 0) + taken
+        nations[(campaign, type_)] = nations.get((campaign, type_), 0) + taken
+        if (parent := parent_of(region)) is not None:
+            pools[(campaign, parent, type_)] = pools.get((campaign, parent, type_), 0) + taken
     await _recall(conn, memory.history, own, _read_own, complete=memory.complete, withdrawals=withdrawals)
     await _recall(conn, memory.peers, pools, _read_pools, complete=memory.complete, withdrawals=withdrawals)
     await _recall(conn, memory.national, nations, _read_nations, complete=memory.complete, withdrawals=withdrawals)
@@ -193,57 +189,61 @@ async def _recall(conn: Connection, held: HeldLists[K, V], wanted: Mapping[K, in
         held.read(key, lists.get(key, []), limit)
 
 
-async def _read_own(conn: Connection, keys: Sequence[tuple[str, str, str]],
-                    limit: int) -> dict[tuple[str, str, str], list[tuple[int, Decimal]]]:
-    """(region, type, metric) → its last ``limit`` values in position order (keys without values left out)."""
+def _values(amounts: str) -> Values:
+    """A fact's values as quality_facts holds them (jsonb: metric → the value as a decimal string)."""
+    return {metric: Decimal(text) for metric, text in orjson.loads(amounts).items()}
+
+
+async def _read_own(conn: Connection, keys: Sequence[tuple[str, str]],
+                    limit: int) -> dict[tuple[str, str], list[tuple[int, Values]]]:
+    """(region, type) → its last ``limit`` facts in position order (keys without facts left out)."""
     if not keys:
         return {}
     rows = await conn.fetch(
-        "SELECT k.i, v.position, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[]) "
-        "WITH ORDINALITY AS k(region, type, metric, i) CROSS JOIN LATERAL (SELECT position, value FROM "
-        "quality_values q WHERE q.region = k.region AND q.type = k.type AND q.metric = k.metric "
+        "SELECT k.i, v.position, v.amounts::text AS amounts FROM unnest($1::text[], $2::text[]) "
+        "WITH ORDINALITY AS k(region, type, i) CROSS JOIN LATERAL (SELECT position, amounts FROM "
+        "quality_facts q WHERE q.region = k.region AND q.type = k.type ORDER BY position DESC LIMIT $3) v",
+        *_columns(keys), limit)
+    lists: dict[tuple[str, str], list[tuple[int, Values]]] = {}
+    for row in rows:
+        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], _values(row["amounts"])))
+    for entries in lists.values():
+        entries.reverse()  # read newest first; the fold wants position order
+    return lists
+
+
+async def _read_pools(conn: Connection, keys: Sequence[tuple[str, str, str]],
+                      limit: int) -> dict[tuple[str, str, str], list[tuple[int, str, Values]]]:
+    """(campaign, parent, type) → the last ``limit`` facts of parent's children in position order."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT k.i, v.position, v.region, v.amounts::text AS amounts FROM unnest($1::text[], $2::text[], "
+        "$3::text[]) WITH ORDINALITY AS k(campaign, parent, type, i) CROSS JOIN LATERAL (SELECT position, region, "
+        "amounts FROM quality_facts q WHERE q.campaign = k.campaign AND q.parent = k.parent AND q.type = k.type "
         "ORDER BY position DESC LIMIT $4) v", *_columns(keys), limit)
-    lists: dict[tuple[str, str, str], list[tuple[int, Decimal]]] = {}
-    for row in rows:
-        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], Decimal(row["value"])))
-    for values in lists.values():
-        values.reverse()  # read newest first; the fold wants position order
-    return lists
+    return _pool_lists(keys, rows)
 
 
-async def _read_pools(conn: Connection, keys: Sequence[tuple[str, str, str, str]],
-                      limit: int) -> dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]]:
-    """(campaign, parent, type, metric) → the last ``limit`` values of parent's children in position order."""
+async def _read_nations(conn: Connection, keys: Sequence[tuple[str, str]],
+                        limit: int) -> dict[tuple[str, str], list[tuple[int, str, Values]]]:
+    """(campaign, type) → the last ``limit`` facts of every region in position order."""
     if not keys:
         return {}
     rows = await conn.fetch(
-        "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[]) WITH ORDINALITY AS k(campaign, parent, type, metric, i) CROSS JOIN LATERAL (SELECT position, "
-        "region, value FROM quality_values q WHERE q.campaign = k.campaign AND q.parent = k.parent AND "
-        "q.type = k.type AND q.metric = k.metric ORDER BY position DESC LIMIT $5) v", *_columns(keys), limit)
-    lists: dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]] = {}
-    for row in rows:
-        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], row["region"], Decimal(row["value"])))
-    for values in lists.values():
-        values.reverse()
-    return lists
-
-
-async def _read_nations(conn: Connection, keys: Sequence[tuple[str, str, str]],
-                        limit: int) -> dict[tuple[str, str, str], list[tuple[int, str, Decimal]]]:
-    """(campaign, type, metric) → the last ``limit`` values of every region in position order."""
-    if not keys:
-        return {}
-    rows = await conn.fetch(
-        "SELECT k.i, v.position, v.region, v.value::text AS value FROM unnest($1::text[]) WITH ORDINALITY AS "
-        "k(key, i) CROSS JOIN LATERAL (SELECT position, region, value FROM quality_values q WHERE "
-        "(q.campaign || '|' || q.type || '|' || q.metric) = k.key ORDER BY position DESC LIMIT $2) v",
+        "SELECT k.i, v.position, v.region, v.amounts::text AS amounts FROM unnest($1::text[]) WITH ORDINALITY AS "
+        "k(key, i) CROSS JOIN LATERAL (SELECT position, region, amounts FROM quality_facts q WHERE "
+        "(q.campaign || '|' || q.type) = k.key ORDER BY position DESC LIMIT $2) v",
         ["|".join(key) for key in keys], limit)
-    lists: dict[tuple[str, str, str], list[tuple[int, str, Decimal]]] = {}
+    return _pool_lists(keys, rows)
+
+
+def _pool_lists(keys: Sequence[K], rows: Iterable[Any]) -> dict[K, list[tuple[int, str, Values]]]:
+    lists: dict[K, list[tuple[int, str, Values]]] = {}
     for row in rows:
-        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], row["region"], Decimal(row["value"])))
-    for values in lists.values():
-        values.reverse()
+        lists.setdefault(keys[row["i"] - 1], []).append((row["position"], row["region"], _values(row["amounts"])))
+    for entries in lists.values():
+        entries.reverse()
     return lists
 
 
@@ -255,23 +255,24 @@ async def write_changes(conn: Connection, changes: FlagChanges, *, from_position
                                 CHECKPOINT, to_position, from_position)
     if moved is None:
         raise CheckpointMoved(f"flags checkpoint is no longer at {from_position}")
-    gone = [(e, m) for (e, m), v in changes.values.items() if v is None]
+    gone = [e for e, v in changes.values.items() if v is None]
     if gone:
-        await conn.execute("DELETE FROM quality_values WHERE (event_id, metric) IN "
-                           "(SELECT * FROM unnest($1::uuid[], $2::text[]))", [e for e, _ in gone], [m for _, m in gone])
-    kept = [(e, m, *v) for (e, m), v in changes.values.items() if v is not None]
+        await conn.execute("DELETE FROM quality_facts WHERE event_id = ANY($1::uuid[])", gone)
+    kept = [(event_id, campaign, region, parent, type_, _amounts(values), position)
+            for event_id, fact in changes.values.items() if fact is not None
+            for campaign, region, parent, type_, values, position in (fact,)]
     fresh = [row for row in kept if row[0] in changes.new_facts]
-    if fresh:  # COPY: a new fact has no row to conflict with, and the upsert cost most of the flags projector's time
-        await conn.copy_records_to_table("quality_values", records=fresh, columns=[
-            "event_id", "metric", "campaign", "region", "parent", "type", "value", "position"])
+    if fresh:  # COPY: a new fact has no row to conflict with (an upsert cost most of the flags projector's time)
+        await conn.copy_records_to_table("quality_facts", records=fresh, columns=[
+            "event_id", "campaign", "region", "parent", "type", "amounts", "position"])
     moved = [row for row in kept if row[0] not in changes.new_facts]
     if moved:
         await conn.execute(
-            "INSERT INTO quality_values (event_id, metric, campaign, region, parent, type, value, position) "
-            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-            "$7::text[]::numeric[], $8::bigint[]) ON CONFLICT (event_id, metric) DO UPDATE SET campaign = "
-            "excluded.campaign, region = excluded.region, parent = excluded.parent, value = excluded.value, "
-            "position = excluded.position", *_columns(moved, numeric=6))
+            "INSERT INTO quality_facts (event_id, campaign, region, parent, type, amounts, position) "
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], "
+            "$7::bigint[]) ON CONFLICT (event_id) DO UPDATE SET campaign = excluded.campaign, region = "
+            "excluded.region, parent = excluded.parent, amounts = excluded.amounts, position = excluded.position",
+            *_columns(moved))
     if changes.sums:
         await conn.execute(
             "INSERT INTO quality_sums AS s (campaign, region, metric, value) SELECT * FROM unnest($1::text[], "
@@ -323,6 +324,11 @@ async def _resolve(conn: Connection, changes: FlagChanges) -> None:
             "UPDATE quality_flags f SET resolved_at = r.position FROM unnest($1::text[], $2::bigint[]) "
             "AS r(id, position) WHERE f.id = r.id AND f.resolved_at IS NULL",
             list(changes.resolved_ids), list(changes.resolved_ids.values()))
+
+
+def _amounts(values: Values) -> str:
+    """A fact's values as jsonb text: decimal strings, so they come back exactly as they went in."""
+    return orjson.dumps({metric: str(value) for metric, value in values.items()}).decode()
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], numeric: int | None = None) -> list[list[Any]]:

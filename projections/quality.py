@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from functools import cache
+from operator import itemgetter
 from statistics import median
 from typing import Any, Final
 
@@ -69,6 +71,10 @@ class Review:
     position: int
 
 
+Values = Mapping[str, Decimal]
+"""A fact's value per metric of its type (every metric of the type's latest version)."""
+
+
 @dataclass(slots=True)
 class Current:
     """A fact's effective values as the flags projection holds them (its latest version)."""
@@ -77,31 +83,35 @@ class Current:
     campaign: str
     region: str
     position: int
-    values: dict[str, Decimal]
+    values: Values
 
 
 @dataclass(slots=True)
 class QualityState:
     """What scoring a batch needs, as of just before it: loaded by the store, updated by the fold.
 
-    ``history`` and ``peers`` hold current values in position order (a corrected value moves to the
-    correction's position; a retracted one leaves). A baseline is the last values of its list, so the store
-    needs to load only the last window of each key the batch touches (plus one per withdrawal in the batch),
-    and every batch split gives the same baselines.
+    ``history``, ``peers`` and ``national`` hold facts' current values in position order, one entry per fact
+    with every metric of its type (a corrected fact moves to the correction's position; a retracted one
+    leaves). A baseline is the last entries of its list, so the store needs to load only the last window of
+    each key the batch touches (plus one per withdrawal in the batch), and every batch split gives the same
+    baselines. One entry per fact, not per metric: which baseline a fact is scored against (own, peers,
+    national) is decided once for all its metrics, as it is the same for each.
     """
 
-    history: dict[tuple[str, str, str], list[tuple[int, Decimal]]] = field(default_factory=dict)
-    """(region, type, metric) → (position, value): the region's own values, every campaign."""
-    peers: dict[tuple[str, str, str, str], list[tuple[int, str, Decimal]]] = field(default_factory=dict)
-    national: dict[tuple[str, str, str], list[tuple[int, str, Decimal]]] = field(default_factory=dict)
-    """(campaign, type, metric) → (position, region, value) of every region: the last resort for unit_scale."""
-    """(campaign, parent, type, metric) → (position, region, value): the values of parent's children."""
+    history: dict[tuple[str, str], list[tuple[int, Values]]] = field(default_factory=dict)
+    """(region, type) → (position, values): the region's own facts, every campaign."""
+    peers: dict[tuple[str, str, str], list[tuple[int, str, Values]]] = field(default_factory=dict)
+    """(campaign, parent, type) → (position, region, values): the facts of parent's children."""
+    national: dict[tuple[str, str], list[tuple[int, str, Values]]] = field(default_factory=dict)
+    """(campaign, type) → (position, region, values) of every region: the last resort for unit_scale."""
     current: dict[str, Current | None] = field(default_factory=dict)
     """event_id → effective values (None: retracted or not a fact the projection saw)."""
     fingerprints: dict[bytes, str] = field(default_factory=dict)
     """fingerprint of (type, campaign, region, occurred_at, data) → the first event that had it."""
     fingerprint_of: dict[str, bytes] = field(default_factory=dict)
     """event_id → its fingerprint, for the events in ``fingerprints``."""
+    batch_prints: dict[str, bytes] = field(default_factory=dict)
+    """event_id → fingerprint of the batch's facts, when the store already computed them (a hash each)."""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     """(campaign, province, metric) → sum over the province's subtree, for relation rules."""
     open_relations: dict[str, bool] = field(default_factory=dict)
@@ -114,9 +124,8 @@ class QualityState:
 class FlagChanges:
     """What a batch does to the quality tables."""
 
-    values: dict[tuple[str, str], tuple[str, str, str | None, str, Decimal, int] | None] = field(
-        default_factory=dict)
-    """(event_id, metric) → (campaign, region, parent, type, value, position), or None to delete."""
+    values: dict[str, tuple[str, str, str | None, str, Values, int] | None] = field(default_factory=dict)
+    """event_id → (campaign, region, parent, type, values, position) of a fact, or None to delete."""
     sums: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     fingerprints: dict[bytes, tuple[str, str, int] | None] = field(default_factory=dict)
     """fingerprint → (event_id, campaign, position), or None to delete."""
@@ -133,14 +142,6 @@ class FlagChanges:
     """Fingerprints whose row goes (written before the added ones: a later send in the batch may take one over)."""
     new_facts: set[str] = field(default_factory=set)
     """Facts first seen in this batch: their values have no row yet (written without an upsert)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """What an observation is compared with."""
-
-    basis: str
-    values: list[Decimal]
 
 
 def fingerprint(event: RecordedEvent) -> bytes:
@@ -172,6 +173,20 @@ def _median(values: list[Decimal]) -> Decimal:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+@cache
+def _fields(type_: str) -> tuple[tuple[str, str], ...]:
+    """(metric, data field) of every metric of a fact type, in catalogue order."""
+    return tuple((m.name, m.field) for m in CATALOGUE[type_].metrics)
+
+
+def _remove_at(entries: list[Any], position: int) -> None:
+    """Remove the entry of the fact at ``position`` (at most one: a position is one event), newest first."""
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i][0] == position:
+            del entries[i]
+            return
+
+
 def robust_z(value: Decimal, baseline: list[Decimal], floor: float) -> float:
     """Modified z-score of log1p(value) against log1p(baseline): (x − median) / σ̂, σ̂ from MAD.
 
@@ -197,6 +212,10 @@ class FlagFold:
         self._unit = FLAG_RULES["unit_scale"]
         self._outlier = FLAG_RULES["outlier"]
         self._own_window, self._peer_window = own_window(), peer_window()
+        self._min_history, self._min_peers = min_history(), int(self._unit.params["min_peers"])
+        relation = FLAG_RULES["relation"].params
+        self._relation_metrics = str(relation["left"]), str(relation["right"])
+        self._log_min_fold = math.log10(float(self._outlier.params["min_fold"]))
 
     def apply(self, event: RecordedEvent) -> None:
         """Fold one event (events must come in position order)."""
@@ -225,18 +244,19 @@ class FlagFold:
 
     def _observe(self, event_id: str, type_: str, campaign: str, region: str, position: int,
                  data: Mapping[str, Any]) -> None:
-        values = {m.name: Decimal(str(data[m.field])) for m in CATALOGUE[type_].metrics}
-        for metric, value in values.items():
-            flag = self._score(event_id, type_, campaign, region, metric, value, position)
-            if flag is not None:
-                self.changes.raised.append(flag)
+        values = {name: Decimal(str(data[field_])) for name, field_ in _fields(type_)}
+        base = self.basis(campaign, region, type_)
+        if base is not None:
+            for metric, value in values.items():
+                flag = self._score(event_id, type_, campaign, region, metric, value, position, base)
+                if flag is not None:
+                    self.changes.raised.append(flag)
         parent = parent_of(region)
-        for metric, value in values.items():
-            self.state.history.setdefault((region, type_, metric), []).append((position, value))
-            if parent is not None:
-                self.state.peers.setdefault((campaign, parent, type_, metric), []).append((position, region, value))
-            self.state.national.setdefault((campaign, type_, metric), []).append((position, region, value))
-            self.changes.values[(event_id, metric)] = (campaign, region, parent, type_, value, position)
+        self.state.history.setdefault((region, type_), []).append((position, values))
+        if parent is not None:
+            self.state.peers.setdefault((campaign, parent, type_), []).append((position, region, values))
+        self.state.national.setdefault((campaign, type_), []).append((position, region, values))
+        self.changes.values[event_id] = (campaign, region, parent, type_, values, position)
         self.state.current[event_id] = Current(type_, campaign, region, position, values)
         self._add_sums(campaign, region, values, 1, event_id, position)
 
@@ -246,70 +266,66 @@ class FlagFold:
         if before is None:
             return None
         parent = parent_of(before.region)
-        for metric, value in before.values.items():
-            own = self.state.history.get((before.region, before.type, metric))
-            if own is not None and (before.position, value) in own:
-                own.remove((before.position, value))
-            if parent is not None:
-                pool = self.state.peers.get((before.campaign, parent, before.type, metric))
-                if pool is not None and (before.position, before.region, value) in pool:
-                    pool.remove((before.position, before.region, value))
-            nation = self.state.national.get((before.campaign, before.type, metric))
-            if nation is not None and (before.position, before.region, value) in nation:
-                nation.remove((before.position, before.region, value))
-            self.changes.values[(event_id, metric)] = None
+        lists: list[list[Any] | None] = [self.state.history.get((before.region, before.type)),
+                                         self.state.national.get((before.campaign, before.type))]
+        if parent is not None:
+            lists.append(self.state.peers.get((before.campaign, parent, before.type)))
+        for entries in lists:
+            if entries is not None:
+                _remove_at(entries, before.position)
+        self.changes.values[event_id] = None
         self.state.current[event_id] = None
         self._add_sums(before.campaign, before.region, before.values, -1, event_id, position)
         return before
 
-    def baseline(self, campaign: str, region: str, type_: str, metric: str) -> Baseline | None:
-        """The region's own last values if it has enough, else its siblings', else every region's, else None."""
-        enough = int(self._unit.params["min_history"])
-        own = self.state.history.get((region, type_, metric), [])[-self._own_window:]
+    def basis(self, campaign: str, region: str, type_: str) -> tuple[str, list[Values]] | None:
+        """The facts a fact of ``region`` is compared with: the region's own last facts of the type if it has
+        enough, else its siblings', else every region's, else None (then nothing is scored)."""
+        enough = self._min_history
+        own = self.state.history.get((region, type_), [])[-self._own_window:]
         if len(own) >= enough:
-            return Baseline("own", [v for _, v in own])
+            return "own", [v for _, v in own]
         parent = parent_of(region)
         for basis, window in (
-                ("peers", self.state.peers.get((campaign, parent or "", type_, metric), [])[-self._peer_window:]),
-                ("national", self.state.national.get((campaign, type_, metric), [])[-self._peer_window:])):
-            pool = [(r, v) for _, r, v in window if r != region]
-            if len(pool) >= enough and len({r for r, _ in pool}) >= int(self._unit.params["min_peers"]):
-                return Baseline(basis, [v for _, v in pool])
+                ("peers", self.state.peers.get((campaign, parent or "", type_), [])[-self._peer_window:]),
+                ("national", self.state.national.get((campaign, type_), [])[-self._peer_window:])):
+            pool = [v for _, r, v in window if r != region]
+            if len(pool) >= enough and len({r for _, r, _ in window if r != region}) >= self._min_peers:
+                return basis, pool
         return None
 
     def _score(self, event_id: str, type_: str, campaign: str, region: str, metric: str, value: Decimal,
-               position: int) -> Flag | None:
+               position: int, base: tuple[str, list[Values]]) -> Flag | None:
         if value <= 0:
             return None  # zero never alarms: nothing to be off by a unit
-        base = self.baseline(campaign, region, type_, metric)
-        if base is None:
-            return None
-        expected = _median(base.values)
+        basis, facts = base
+        values = list(map(itemgetter(metric), facts))
+        expected = _median(values)
         if expected <= 0:
             return None
         lr = math.log10(float(value / expected))
-        if abs(lr) < math.log10(float(self._outlier.params["min_fold"])):
+        if abs(lr) < self._log_min_fold:
             return None  # within 10× of the baseline: neither rule can fire (most values stop here, cheaply)
-        z = robust_z(value, base.values, float(self._outlier.params["mad_floor"]))
+        z = robust_z(value, values, float(self._outlier.params["mad_floor"]))
         if abs(z) <= float(self._outlier.params["z"]):
             return None
         band = float(self._unit.params["band_log10"])
         if 3 - band <= abs(lr) <= 4 + band:
             rule = self._unit
-        elif base.basis == "national":
+        elif basis == "national":
             return None  # every region of the country differs too much in size to call anything else an outlier
         else:
             volume = self._outlier.params["min_volume_money" if METRICS[metric].kind == "money" else
                                           "min_volume_count"]
             # Sizes differ legitimately between siblings (a city district and a mountain county), so an
             # outlier against peers must be much further off than one against the region's own history.
-            fold = self._outlier.params["min_fold" if base.basis == "own" else "min_fold_peers"]
+            fold = self._outlier.params["min_fold" if basis == "own" else "min_fold_peers"]
             if abs(lr) < math.log10(float(fold)) or max(value, expected) < Decimal(volume):
                 return None
             rule = self._outlier
         fold = f"10^{round(lr)}" if rule is self._unit else f"{10 ** lr:.3g}"
         return self._flag(rule, event_id, campaign, region, type_, metric, _text(metric, value),
-                          _text(metric, expected), abs(Decimal(str(lr))), position, base.basis,
+                          _text(metric, expected), abs(Decimal(str(lr))), position, basis,
                           fold=fold, z=f"{z:.1f}")
 
     def _late(self, event: RecordedEvent) -> None:
@@ -323,7 +339,7 @@ class FlagFold:
             f"{days:.1f}", f"{threshold:.1f}".removesuffix(".0"), score, event.position, "threshold"))
 
     def _duplicate(self, event: RecordedEvent) -> None:
-        print_ = fingerprint(event)
+        print_ = self.state.batch_prints.get(event.event_id) or fingerprint(event)
         earlier = self.state.fingerprints.get(print_)
         if earlier is None:
             self.state.fingerprints[print_] = event.event_id
@@ -348,11 +364,13 @@ class FlagFold:
 
     def _add_sums(self, campaign: str, region: str, values: Mapping[str, Decimal], sign: int, event_id: str,
                   position: int) -> None:
+        left, right = self._relation_metrics
+        if left not in values and right not in values:
+            return  # most facts: neither side of the relation
         province = province_of(region)
-        rule = FLAG_RULES["relation"]
-        left, right = str(rule.params["left"]), str(rule.params["right"])
-        if province is None or not ({left, right} & set(values)):
+        if province is None:
             return
+        rule = FLAG_RULES["relation"]
         for metric in (left, right):
             if metric in values:
                 # The sum, and how many facts make it (a relation is judged only on enough reports).

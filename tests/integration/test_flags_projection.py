@@ -84,7 +84,7 @@ async def test_baselines_kept_in_memory_give_the_flags_read_per_batch_and_the_pu
     builder.add("raid_conducted", "330106", raid(builder.rng, 1.0) | {"seized_value_yuan": "920000000.00"}, day=29)
     await _append(pool, builder)
     async with pool.acquire() as conn:
-        memory = BaselineMemory(max_values=300)  # small: the least recently used lists leave and are read again
+        memory = BaselineMemory(max_entries=100)  # small: the least recently used lists leave and are read again
         while (await apply_flag_batch(conn, batch_size=61, memory=memory)).events:
             pass
         kept = await read_flags(conn, FlagQuery("2017", status="all"))

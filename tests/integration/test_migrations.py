@@ -74,3 +74,31 @@ async def test_two_processes_migrating_at_once_both_succeed(empty_database: str)
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_flags_projection_moves_to_one_row_per_fact_in_place(empty_database: str) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        before = [m for m in available() if m.version < 8]
+        await migrate(conn)  # creates schema_migrations; then rebuild the database as version 7 left it
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                           "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        for migration in before:
+            await conn.execute(migration.sql)
+            await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                               migration.version, migration.name, migration.checksum)
+        fact = "0b0e7a4e-0000-4000-8000-000000000001"
+        for metric, value in (("seized_value_yuan", "15.20"), ("batches_sampled", "3"), ("batches_passed", "0")):
+            await conn.execute("INSERT INTO quality_values VALUES ($1, $2, '2017', '330106', '330100', "
+                               "'raid_conducted', $3::numeric, 42)", fact, metric, value)
+        applied = await migrate(conn)
+        assert [m.version for m in applied] == [m.version for m in available() if m.version >= 8]
+        row = await conn.fetchrow("SELECT event_id::text AS event_id, campaign, region, parent, type, "
+                                  "amounts::text AS amounts, position FROM quality_facts")
+        assert "quality_values" not in await tables(conn)
+    finally:
+        await conn.close()
+    assert dict(row) == {"event_id": fact, "campaign": "2017", "region": "330106", "parent": "330100",
+                         "type": "raid_conducted", "position": 42,
+                         "amounts": '{"batches_passed": "0", "batches_sampled": "3", "seized_value_yuan": "15.20"}'}
