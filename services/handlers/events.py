@@ -22,7 +22,7 @@ from services.handlers.params import campaign_param, event_type_param, int_param
 from services.middleware import allow
 from services.negotiation import negotiate
 from services.reads import Basis, position_headers, snapshot
-from services.responses import json_response
+from services.responses import json_response, stream_to_client
 
 NDJSON = "application/x-ndjson"
 VALIDATION_STEP = 250
@@ -136,9 +136,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 async def _stream_ndjson(request: web.Request, flt: LogFilter, region: str | None) -> web.StreamResponse:
     async with snapshot(request, Basis.LOG) as snap:
         response = web.StreamResponse(headers={"Content-Type": NDJSON, **position_headers(request)})
-        await response.prepare(request)
         async with contextlib.aclosing(export_lines(snap.conn, flt, region=region)) as chunks:
-            async for chunk in chunks:
-                await response.write(chunk)
+            await stream_to_client(response, request, chunks)
     await response.write_eof()
     return response
