@@ -23,6 +23,7 @@ from services.appkeys import POOL, api_key
 from services.errors import InvalidParameter, NoCheckpoint, NotInTree
 from services.handlers.params import int_param
 from services.middleware import allow
+from services.negotiation import negotiate
 from services.responses import json_response
 
 TEXT = "text/plain"
@@ -84,14 +85,13 @@ async def tile(request: web.Request) -> web.Response:
 
 
 def _proof_format(request: web.Request) -> str:
-    """``format=json|tlog-proof``; without it, ``Accept: text/plain`` (and not JSON) asks for the receipt."""
+    """``format=json|tlog-proof``; without it, the Accept header chooses (JSON on a tie, text/plain the receipt)."""
     fmt = request.query.get("format") or None
     if fmt is not None:
         if fmt not in RECEIPT_FORMATS:
             raise InvalidParameter("format is json or tlog-proof")
         return fmt
-    accept = request.headers.get("Accept", "")
-    return "tlog-proof" if TEXT in accept and "application/json" not in accept else "json"
+    return "tlog-proof" if negotiate(request, ("application/json", TEXT)) == TEXT else "json"
 
 
 async def _checkpoint_for(conn: Connection, requested: int | None) -> StoredCheckpoint:
