@@ -148,7 +148,8 @@ async def test_breakdowns_have_an_own_level_row_and_unknown_regions_are_404(
     await import_list(admin_conn, areacodes, 2017)
     for path in ("/v1/campaigns/2017/dashboard?region=339999", "/v1/campaigns/2017/series?metric=cases&region=339999",
                  "/v1/campaigns/2017/completeness?region=339900",
-                 "/v1/campaigns/2017/figures/dens_busted/events?region=330599"):
+                 "/v1/campaigns/2017/figures/dens_busted/events?region=330599",
+                 "/v1/campaigns/2017/flags?region=339999", "/v1/campaigns/2017/flags?region=330599&format=csv"):
         async def gone(path: str = path) -> bool:
             return (await client.get(path, headers=keys.auditor)).status == 404
         await eventually(gone, seconds=5)
