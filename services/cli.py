@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn, TypeVar
@@ -325,22 +325,30 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an NDJSON export of a whole log")],
     data_dir: DataDir = None,
 ) -> None:
-    """Load an exported log into an empty database, verifying the hash chain, then project it (dashboards current)."""
+    """Load an exported log into an empty database, verifying the hash chain, then project it (dashboards and
+    data-quality flags current)."""
     from events.exchange import import_lines
+    from projections.flag_runner import project_flags
     from projections.rebuild import fill
     from projections.tables import LIVE
 
+    settings = _settings(data_dir=data_dir)
+
     async def run() -> tuple[int, int, str, int]:
-        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+        async with owner_connection(settings) as conn:
             with file.open("rb") as handle:
                 report = await import_lines(conn, handle)
             err.print(f"imported {report.events} events; head {report.head_position}:{report.head_hash.hex()}")
-            # Leave the service consistent: the read tables reach the imported head before we say done.
+            # Leave the service consistent: the read tables and the data-quality flags (which the summary states)
+            # reach the imported head before we say done.
             projected = await fill(conn, LIVE, report.head_position, batch_size=5000)
+            await project_flags(conn, batch_size=5000, until=report.head_position,
+                                late_after=timedelta(days=settings.flag_late_after_days))
         return report.events, report.head_position, report.head_hash.hex(), projected
 
     _, position, _, projected = _run(run())
-    err.print(f"projected {projected} events: dashboards and `qmstats report` are current at position {position}")
+    err.print(f"projected {projected} events: dashboards, data-quality flags and `qmstats report` are current at "
+              f"position {position}")
 
 
 @app.command()

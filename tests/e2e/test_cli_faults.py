@@ -82,7 +82,10 @@ async def test_import_leaves_the_projections_at_the_imported_head(
         assert "projected 2 events" in err
         code, out, err = await qmstats(copy.admin_url, "report", "--campaign", "2017", "--format", "json")
         assert code == 0, err
-        assert json.loads(out)["figures"]["dens_busted"]["value"] == 7
+        summary = json.loads(out)
+        assert summary["figures"]["dens_busted"]["value"] == 7
+        # The data-quality flags are a projection too: scored up to the head, not "none open, checked to 0".
+        assert summary["quality"]["scored_to"] == summary["position"] == 2
         assert "behind" not in err
         assert "note:" not in err
 
