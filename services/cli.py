@@ -489,21 +489,26 @@ def report(
 
     from events.store import head
 
-    async def run() -> tuple[str, int | None, int]:
+    async def run() -> tuple[str, int | None, int, int, int]:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
             loaded = await load_summary(conn, campaign)
             log_head, _ = await head(conn)
             text = render(fmt, lang, loaded)
             if fmt == "json":  # the signed log checkpoint the figures came from, as the API answers
                 text = with_checkpoint(text.encode(), await covering(conn, loaded.position)).decode()
-        return text, None if loaded.final else loaded.position, log_head
+        scored = loaded.quality.scored_to if loaded.quality is not None else loaded.position
+        return text, None if loaded.final else loaded.position, log_head, loaded.position, scored
 
-    text, projected, log_head = _run(run())
+    text, projected, log_head, position, scored = _run(run())
     sys.stdout.write(text)
     if projected is not None and projected < log_head:
         err.print(f"note: the projections are at position {projected} and the log at {log_head}: this provisional "
                   f"summary leaves out {log_head - projected} events. Run `qmstats serve` (or `qmstats project`) "
                   "to bring the projections up to date.", soft_wrap=True)
+    if scored < position:
+        err.print(f"note: the data-quality flags are scored up to position {scored} and this summary is at "
+                  f"{position}: its data-quality sentence leaves out {position - scored} events. Run `qmstats serve` "
+                  "(or `qmstats project`) to score them.", soft_wrap=True)
 
 
 @app.command()
