@@ -146,10 +146,12 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 @asynccontextmanager
 async def owner_connection(settings: Settings) -> AsyncIterator[Connection]:
-    """A connection as the schema owner, on the same database ``serve`` uses (which must exist), migrated."""
+    """A connection as the schema owner, on the same database ``serve`` uses (which must exist), migrated;
+    a standby is refused with the reason (every command works on the primary)."""
     urls = await resolve_database(settings, create=False)
     conn = await asyncpg.connect(urls.admin)
     try:
+        await refuse_standby(conn)
         await migrations.migrate(conn)
         yield conn
     finally:
