@@ -13,15 +13,15 @@ from events.dryrun import decide_without_storing
 from events.exchange import export_lines
 from events.intake import parse_json, read_events_stepwise
 from events.regions import code_prefix, is_within
-from events.store import LogFilter, read_page, translated_errors
+from events.store import LogFilter, read_page
 from schemas.api import DryRunResponse, DryRunResult, EventsPage, StoredEvent
-from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
+from services.appkeys import SETTINGS, WRITER, api_key, request_id
 from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
 from services.flag_views import dry_run_flags
 from services.handlers.params import campaign_param, event_type_param, int_param, region_param
 from services.middleware import allow
 from services.negotiation import negotiate
-from services.reads import Basis, position_headers, snapshot
+from services.reads import Basis, position_headers, primary, snapshot
 from services.responses import json_response, stream_to_client
 
 NDJSON = "application/x-ndjson"
@@ -65,7 +65,7 @@ def dry_run_param(request: web.Request) -> bool:
 
 async def _dry_run(request: web.Request, append: AppendRequest) -> web.Response:
     settings = request.app[SETTINGS]
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with primary(request) as conn:  # decided against the latest log, as the real post is
         accepted = await decide_without_storing(conn, append, datetime.now(UTC),
                                                 timedelta(seconds=settings.clock_skew_seconds))
         flags = await dry_run_flags(conn, accepted.records, settings.flag_late_after_days)
