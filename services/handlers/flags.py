@@ -11,9 +11,10 @@ from events.canonical import format_timestamp
 from events.catalogue import FLAG_RULES
 from events.decide import Accepted, AppendRequest, check_scope
 from events.errors import ItemError, NotFound, OutOfScope, ValidationFailed
-from events.intake import item_message, parse_json, read_events
+from events.intake import parse_json, read_events
 from events.regions import is_within
 from events.store import find_event, read_campaigns
+from events.validation_messages import explain
 from projections.flag_tables import FlagQuery, Status, find_flag, read_flags
 from schemas.api import EventResult, FlagList, FlagOut, ReviewFlag, ReviewRecorded
 from services.appkeys import DIRECTORY, WRITER, api_key, request_id
@@ -93,7 +94,7 @@ async def review_flag(request: web.Request) -> web.Response:
     try:
         body = ReviewFlag.model_validate(parse_json(raw))
     except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), item_message(e), e["type"])
+        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e, of_event=False), e["type"])
                                 for e in exc.errors()]) from None
     flag_id = request.match_info["flag_id"]
     async with primary(request) as conn:  # the verdict is decided on the latest flags
