@@ -140,6 +140,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
     except NoCluster as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
+    except BrokenPipeError:
+        # `qmstats export | head`: the reader closed the pipe. Not the database's fault: click ends the command
+        # quietly (exit 1), as it does for every command whose output is cut short.
+        raise
     except (OSError, asyncpg.PostgresError) as exc:
         fail(f"database error: {exc}", EXIT_UNAVAILABLE)
 

@@ -312,3 +312,22 @@ async def test_a_region_list_year_is_bounded_as_over_http(
         assert code == 2, (year, err)
         assert "--year" in err, err
     assert await admin_conn.fetchval("SELECT count(*) FROM region_lists") == 0
+
+
+async def test_a_reader_that_closes_the_pipe_early_is_not_a_database_error(
+        client: TestClient, keys: Keys, database: Database) -> None:
+    # `qmstats export | head -1`: the reader has what it wanted. That is no "database error" (exit 2), and no
+    # traceback either: the command stops quietly, exit 1 like every command whose output is cut short.
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    for _ in range(3):  # a log larger than the pipe's buffer, so the writes meet the closed pipe
+        batch = {"events": [event() for _ in range(1000)]}
+        assert (await client.post("/v1/events", json=batch, headers=keys.reporter)).status == 201
+    read, write = os.pipe()
+    process = await asyncio.create_subprocess_exec(QMSTATS, "export", env=qmstats_env_for(database.admin_url),
+                                                   cwd=ROOT, stdout=write, stderr=asyncio.subprocess.PIPE)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        assert reader.readline().startswith(b"{")  # one line, then the reader goes away
+    async with asyncio.timeout(60):
+        _, err = await process.communicate()
+    assert (process.returncode, err.decode()) == (1, "")
