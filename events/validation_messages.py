@@ -22,7 +22,6 @@ _TEXT_PATTERN: Final = "must not contain control characters"
 
 _BY_TYPE: Final[dict[str, str]] = {
     "missing": "is required",
-    "extra_forbidden": "is not a field of this event type; remove it (GET /v1/catalogue lists the fields)",
     "int_type": "must be a whole number (a JSON integer such as 12)",
     "int_parsing": "must be a whole number (a JSON integer such as 12)",
     "int_from_float": "must be a whole number (a JSON integer such as 12), without a fraction",
@@ -70,8 +69,9 @@ def _bound(ctx: dict[str, Any], key: str) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def explain(error: ErrorDetails) -> str:
-    """The message for one pydantic error, in the API's own words."""
+def explain(error: ErrorDetails, *, of_event: bool = True) -> str:
+    """The message for one pydantic error, in the API's own words (``of_event=False``: a request body that is
+    not an event, such as opening a campaign)."""
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     field = _field(tuple(error["loc"]))
@@ -79,6 +79,10 @@ def explain(error: ErrorDetails) -> str:
         # Our own validators raise ValueError with a message written for the client: keep it, drop the prefix.
         cause = ctx.get("error")
         return str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        # An event's fields are the catalogue's; a campaign or review body is no event type.
+        return ("is not a field of this event type; remove it (GET /v1/catalogue lists the fields)" if of_event
+                else "is not a field of this request; remove it")
     if kind == "string_pattern_mismatch":
         return _PATTERNS.get(field or "", _TEXT_PATTERN)
     if kind in _BOUNDED:

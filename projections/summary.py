@@ -38,6 +38,16 @@ CLAUSES_ZH: Final[dict[str, str]] = {
     "awarded_products": "名牌产品{p}个",
 }
 
+# metric → zh sentence standing alone (a figure's ``sentence_zh``), where "全国共" + its clause would not read:
+# "其中合格…" needs the sampled batches before it, and a clause without its own verb needs "有" or one.
+STANDALONE_ZH: Final[dict[str, str]] = {
+    "batches_passed": "全国共有{p}批次产品抽查合格",
+    "participants": "全国共有{p}人次群众参加宣传咨询活动",
+    "quality_workers": "全国共有质量工作者{p}人次参与",
+    "pledged_enterprises": "全国共有{p}家企业签署质量诚信承诺",
+    "awarded_products": "全国共评出名牌产品{p}个",
+}
+
 # metric → en sentence fragment with {v} for the exact number.
 CLAUSES_EN: Final[dict[str, str]] = {
     "dens_busted": "{v} dens of counterfeiters were busted",
@@ -213,8 +223,8 @@ def _figure(metric: str, value: Decimal) -> SummaryFigure:
     clause = CLAUSES_ZH[metric].format(p=phrase.text)
     exact = display(metric, value)
     shown = f"{value:,.2f}" if METRICS[metric].kind == "money" else f"{int(value):,}"
-    return SummaryFigure(metric, value, exact, phrase, clause, "全国共" + clause,
-                         CLAUSES_EN[metric].format(v=shown))
+    standalone = STANDALONE_ZH[metric].format(p=phrase.text) if metric in STANDALONE_ZH else "全国共" + clause
+    return SummaryFigure(metric, value, exact, phrase, clause, standalone, CLAUSES_EN[metric].format(v=shown))
 
 
 def _text_zh(figures: dict[str, SummaryFigure], rate: SummaryPassRate, head: str) -> str:

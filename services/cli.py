@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn, TypeVar
@@ -140,16 +140,22 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
     except NoCluster as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
+    except BrokenPipeError:
+        # `qmstats export | head`: the reader closed the pipe. Not the database's fault: click ends the command
+        # quietly (exit 1), as it does for every command whose output is cut short.
+        raise
     except (OSError, asyncpg.PostgresError) as exc:
         fail(f"database error: {exc}", EXIT_UNAVAILABLE)
 
 
 @asynccontextmanager
 async def owner_connection(settings: Settings) -> AsyncIterator[Connection]:
-    """A connection as the schema owner, on the same database ``serve`` uses (which must exist), migrated."""
+    """A connection as the schema owner, on the same database ``serve`` uses (which must exist), migrated;
+    a standby is refused with the reason (every command works on the primary)."""
     urls = await resolve_database(settings, create=False)
     conn = await asyncpg.connect(urls.admin)
     try:
+        await refuse_standby(conn)
         await migrations.migrate(conn)
         yield conn
     finally:
@@ -325,22 +331,30 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an NDJSON export of a whole log")],
     data_dir: DataDir = None,
 ) -> None:
-    """Load an exported log into an empty database, verifying the hash chain, then project it (dashboards current)."""
+    """Load an exported log into an empty database, verifying the hash chain, then project it (dashboards and
+    data-quality flags current)."""
     from events.exchange import import_lines
+    from projections.flag_runner import project_flags
     from projections.rebuild import fill
     from projections.tables import LIVE
 
+    settings = _settings(data_dir=data_dir)
+
     async def run() -> tuple[int, int, str, int]:
-        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+        async with owner_connection(settings) as conn:
             with file.open("rb") as handle:
                 report = await import_lines(conn, handle)
             err.print(f"imported {report.events} events; head {report.head_position}:{report.head_hash.hex()}")
-            # Leave the service consistent: the read tables reach the imported head before we say done.
+            # Leave the service consistent: the read tables and the data-quality flags (which the summary states)
+            # reach the imported head before we say done.
             projected = await fill(conn, LIVE, report.head_position, batch_size=5000)
+            await project_flags(conn, batch_size=5000, until=report.head_position,
+                                late_after=timedelta(days=settings.flag_late_after_days))
         return report.events, report.head_position, report.head_hash.hex(), projected
 
     _, position, _, projected = _run(run())
-    err.print(f"projected {projected} events: dashboards and `qmstats report` are current at position {position}")
+    err.print(f"projected {projected} events: dashboards, data-quality flags and `qmstats report` are current at "
+              f"position {position}")
 
 
 @app.command()
@@ -481,21 +495,26 @@ def report(
 
     from events.store import head
 
-    async def run() -> tuple[str, int | None, int]:
+    async def run() -> tuple[str, int | None, int, int, int]:
         async with owner_connection(_settings(data_dir=data_dir)) as conn:
             loaded = await load_summary(conn, campaign)
             log_head, _ = await head(conn)
             text = render(fmt, lang, loaded)
             if fmt == "json":  # the signed log checkpoint the figures came from, as the API answers
                 text = with_checkpoint(text.encode(), await covering(conn, loaded.position)).decode()
-        return text, None if loaded.final else loaded.position, log_head
+        scored = loaded.quality.scored_to if loaded.quality is not None else loaded.position
+        return text, None if loaded.final else loaded.position, log_head, loaded.position, scored
 
-    text, projected, log_head = _run(run())
+    text, projected, log_head, position, scored = _run(run())
     sys.stdout.write(text)
     if projected is not None and projected < log_head:
         err.print(f"note: the projections are at position {projected} and the log at {log_head}: this provisional "
                   f"summary leaves out {log_head - projected} events. Run `qmstats serve` (or `qmstats project`) "
                   "to bring the projections up to date.", soft_wrap=True)
+    if scored < position:
+        err.print(f"note: the data-quality flags are scored up to position {scored} and this summary is at "
+                  f"{position}: its data-quality sentence leaves out {position - scored} events. Run `qmstats serve` "
+                  "(or `qmstats project`) to score them.", soft_wrap=True)
 
 
 @app.command()

@@ -83,7 +83,8 @@ def read_body(model: type[M], raw: Any) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e)) for e in exc.errors()]) from None
+        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e, of_event=False), e["type"])
+                                for e in exc.errors()]) from None
 
 
 def opening_event_id(body: OpenCampaign) -> str:
@@ -98,7 +99,7 @@ async def _append(log: CampaignLog, actor: Actor, request_id: str, type_: str, c
         draft = lifecycle_draft(type_, campaign_id, data, event_id=event_id, now=now)
     except ValidationFailed as exc:
         # The caller sent a body, not a batch item: no index, no server-made event_id, fields as in the body.
-        raise ValidationFailed([ItemError(None, None, e.loc[1:] if e.loc[:1] == ("data",) else e.loc, e.msg)
+        raise ValidationFailed([ItemError(None, None, e.loc[1:] if e.loc[:1] == ("data",) else e.loc, e.msg, e.code)
                                 for e in exc.errors]) from None
     accepted = await log.append(AppendRequest([draft], actor, request_id, server_stamped=True))
     item = accepted.results[0]

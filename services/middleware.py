@@ -11,7 +11,7 @@ from aiohttp import web
 from events.decide import Role
 from services.appkeys import KEYRING, LIMITER, READ_POSITION, REQUEST_ID, REQUEST_KEY, SETTINGS, TELEMETRY
 from services.errors import RateLimited, Unauthenticated, WrongRole, map_exception
-from services.responses import problem_response
+from services.responses import ClientDisconnected, problem_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("qmstats.http")
@@ -67,7 +67,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     try:
         response = await handler(request)
-    except ConnectionResetError:
+    except (ConnectionResetError, ClientDisconnected):
         # A browser tab closed, a client that read what it wanted: normal for a streamed answer.
         # Counted apart (status 499 and qmstats_http_client_disconnects), logged quietly, no traceback.
         request.app[TELEMETRY].client_disconnects.labels(_route_name(request)).inc()

@@ -123,9 +123,9 @@ async def _replica_snapshot(request: web.Request, replica: Replica, basis: Basis
         yield None  # it failed before the handler read anything: the primary answers instead
 
 
-async def _refuse_beyond_head(request: web.Request, wanted: int) -> None:
+async def refuse_beyond_head(request: web.Request, wanted: int) -> None:
     """422 when ``wanted`` is beyond the primary's log: no wait could reach it."""
-    async with request.app[POOL].acquire() as conn:
+    async with translated_errors(), request.app[POOL].acquire() as conn:
         head, _ = await _position(conn, Basis.LOG)
     if wanted > head:
         raise InvalidParameter(f"min_position {wanted} is beyond the log's last position {head}")
@@ -158,7 +158,7 @@ async def snapshot(request: web.Request, basis: Basis) -> AsyncIterator[Snapshot
                 raise StoreUnavailable(f"the replica cancelled the read (conflict with recovery): {exc}") from exc
             telemetry.replica_fallbacks.inc()
         if wanted:
-            await _refuse_beyond_head(request, wanted)
+            await refuse_beyond_head(request, wanted)
         primary_budget = settings.min_position_wait_seconds if wanted and basis is not Basis.LOG else 0.0
         async with _on(request.app[POOL], basis, wanted, primary_budget, "primary") as snap:
             if snap is not None:

@@ -1,6 +1,7 @@
 """JSON and problem+json responses."""
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -32,3 +33,24 @@ def problem_response(mapped: Mapped, *, instance: str, request_id: str | None) -
     response = web.Response(body=payload, status=mapped.kind.status, headers=mapped.headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+class ClientDisconnected(Exception):
+    """The client went away while a streamed answer was being written.
+
+    Deliberately not an ``OSError``: a handler writing inside a database snapshot must not have the client's
+    closed socket taken for a lost database (a 503, a replica marked down). The middleware records it as 499.
+    """
+
+
+async def stream_to_client(response: web.StreamResponse, request: web.Request, chunks: AsyncIterator[bytes]) -> None:
+    """Prepare ``response`` and write ``chunks`` to the client; ClientDisconnected when the client has gone."""
+    try:
+        await response.prepare(request)
+    except ConnectionResetError as exc:
+        raise ClientDisconnected(str(exc)) from exc
+    async for chunk in chunks:
+        try:
+            await response.write(chunk)
+        except ConnectionResetError as exc:
+            raise ClientDisconnected(str(exc)) from exc

@@ -29,7 +29,8 @@ _READS = frozenset({
     "/v1/events", "/v1/campaigns", "/v1/campaigns/{campaign}", "/v1/campaigns/{campaign}/dashboard",
     "/v1/campaigns/{campaign}/series", "/v1/campaigns/{campaign}/completeness", "/v1/stream",
     "/v1/events/{event_id}", "/v1/audit/verify", "/v1/audit/head", "/v1/campaigns/{campaign}/figures/{metric}/events",
-    "/v1/campaigns/{campaign}/summary", "/v1/regions"})
+    "/v1/campaigns/{campaign}/summary", "/v1/regions", "/v1/campaigns/{campaign}/flags", "/v1/log/checkpoint",
+    "/v1/log/key", "/v1/log/tile/{level}/{index}", "/v1/events/{event_id}/proof", "/v1/log/consistency"})
 _CAMPAIGN = QueryParam("campaign", {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
                        "only this campaign's events")
 

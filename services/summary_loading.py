@@ -28,8 +28,12 @@ async def quality_at(conn: Connection, campaign: str, position: int, *, wait_sec
     return QualityNote(await open_flag_counts(conn, campaign, at_position=position), min(position, scored))
 
 
-async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
-    """The summary: final at the last close while closed, provisional at the projection's position otherwise."""
+async def load_summary(conn: Connection, campaign: str, *, flags_wait_seconds: float = 2.0) -> CampaignSummary:
+    """The summary: final at the last close while closed, provisional at the projection's position otherwise.
+
+    ``flags_wait_seconds``: how long to wait for the flags projection to reach the position; 0 on a connection
+    inside a snapshot, which would never see it move (the caller takes a new snapshot instead).
+    """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         history = (await read_campaigns(conn, [campaign])).get(campaign)
         if history is None:
@@ -37,7 +41,7 @@ async def load_summary(conn: Connection, campaign: str) -> CampaignSummary:
         final = history.status == "closed"
         position = history.closed_at[-1] if final else await checkpoint(conn)
         deltas = await figures_at(conn, campaign, position, scope_of(NATION))
-    quality = await quality_at(conn, campaign, position)
+    quality = await quality_at(conn, campaign, position, wait_seconds=flags_wait_seconds)
     national, categories = region_view(deltas, campaign, NATION)
     provinces = children_view(deltas, campaign, NATION, None)
     reporting: dict[str, int] = {}

@@ -10,20 +10,20 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from events.canonical import GENESIS_HASH
 from events.records import RecordedEvent
 from events.regions import level_of
+from tests.shared_data import AREACODES
 
-AREACODES = Path(__file__).resolve().parents[2] / "shared" / "data" / "areacodes" / "data" / "2017.txt"
 CST = timedelta(hours=8)
 
 
 def zhejiang_counties() -> list[str]:
     """Zhejiang's county-level codes from the official 2017 list (../shared/data/areacodes)."""
-    codes = [line.split()[0] for line in AREACODES.read_text("utf-8").splitlines() if line.startswith("33")]
+    lines = (AREACODES / "2017.txt").read_text("utf-8").splitlines()
+    codes = [line.split()[0] for line in lines if line.startswith("33")]
     return [c for c in codes if level_of(c) == "county"]
 
 

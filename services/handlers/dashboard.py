@@ -44,7 +44,7 @@ from services.handlers.params import campaign_path, int_param, region_param
 from services.logbinding import covering, with_checkpoint
 from services.middleware import allow
 from services.projection_state import ProjectionState
-from services.reads import Basis, Snapshot, min_position, position_headers, snapshot
+from services.reads import Basis, Snapshot, min_position, position_headers, refuse_beyond_head, snapshot
 
 ORDER = ("nation", "province", "prefecture", "county")
 LEVELS = ORDER[1:]
@@ -287,7 +287,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """
     replicas, ring = request.app[REPLICAS], request.app[KEYRING]
     state = replicas.followed if replicas else request.app[PROJECTION]
-    floor = min_position(request) - 1
+    wanted = min_position(request)
+    if wanted > request.app[PROJECTION].head:  # the primary decides (this process may not have heard of N yet)
+        await refuse_beyond_head(request, wanted)
+    floor = wanted - 1
     request[READ_POSITION] = state.position
     key = request.get(REQUEST_KEY)
     key_id = key.id if key is not None else None

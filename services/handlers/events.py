@@ -13,16 +13,16 @@ from events.dryrun import decide_without_storing
 from events.exchange import export_lines
 from events.intake import parse_json, read_events_stepwise
 from events.regions import code_prefix, is_within
-from events.store import LogFilter, read_page, translated_errors
+from events.store import LogFilter, read_page
 from schemas.api import DryRunResponse, DryRunResult, EventsPage, StoredEvent
-from services.appkeys import POOL, SETTINGS, WRITER, api_key, request_id
+from services.appkeys import SETTINGS, WRITER, api_key, request_id
 from services.errors import BodyTimeout, InvalidParameter, UnsupportedMediaType
 from services.flag_views import dry_run_flags
 from services.handlers.params import campaign_param, event_type_param, int_param, region_param
 from services.middleware import allow
 from services.negotiation import negotiate
-from services.reads import Basis, position_headers, snapshot
-from services.responses import json_response
+from services.reads import Basis, position_headers, primary, snapshot
+from services.responses import json_response, stream_to_client
 
 NDJSON = "application/x-ndjson"
 VALIDATION_STEP = 250
@@ -65,7 +65,7 @@ def dry_run_param(request: web.Request) -> bool:
 
 async def _dry_run(request: web.Request, append: AppendRequest) -> web.Response:
     settings = request.app[SETTINGS]
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with primary(request) as conn:  # decided against the latest log, as the real post is
         accepted = await decide_without_storing(conn, append, datetime.now(UTC),
                                                 timedelta(seconds=settings.clock_skew_seconds))
         flags = await dry_run_flags(conn, accepted.records, settings.flag_late_after_days)
@@ -136,9 +136,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 async def _stream_ndjson(request: web.Request, flt: LogFilter, region: str | None) -> web.StreamResponse:
     async with snapshot(request, Basis.LOG) as snap:
         response = web.StreamResponse(headers={"Content-Type": NDJSON, **position_headers(request)})
-        await response.prepare(request)
         async with contextlib.aclosing(export_lines(snap.conn, flt, region=region)) as chunks:
-            async for chunk in chunks:
-                await response.write(chunk)
+            await stream_to_client(response, request, chunks)
     await response.write_eof()
     return response

@@ -11,12 +11,13 @@ from events.canonical import format_timestamp
 from events.catalogue import FLAG_RULES
 from events.decide import Accepted, AppendRequest, check_scope
 from events.errors import ItemError, NotFound, OutOfScope, ValidationFailed
-from events.intake import item_message, parse_json, read_events
+from events.intake import parse_json, read_events
 from events.regions import is_within
 from events.store import find_event, read_campaigns
+from events.validation_messages import explain
 from projections.flag_tables import FlagQuery, Status, find_flag, read_flags
 from schemas.api import EventResult, FlagList, FlagOut, ReviewFlag, ReviewRecorded
-from services.appkeys import WRITER, api_key, request_id
+from services.appkeys import DIRECTORY, WRITER, api_key, request_id
 from services.errors import InvalidParameter
 from services.flag_views import flag_out
 from services.handlers.events import read_body, require_json
@@ -58,6 +59,8 @@ async def list_flags(request: web.Request) -> web.Response:
         raise InvalidParameter("format must be json or csv")
     limit = int_param(request, "limit", 1000, low=1, high=10000)
     region = _reader_region(request)
+    if region is not None:  # 404 for a code not in the campaign year's list, as on every route taking a region
+        await request.app[DIRECTORY].check_region(campaign, region)
     # One snapshot (a replica in use, or the primary): the position said is exactly the one the flags reflect.
     async with snapshot(request, Basis.FLAGS) as snap:
         if campaign not in await read_campaigns(snap.conn, [campaign]):
@@ -91,7 +94,7 @@ async def review_flag(request: web.Request) -> web.Response:
     try:
         body = ReviewFlag.model_validate(parse_json(raw))
     except ValidationError as exc:
-        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), item_message(e), e["type"])
+        raise ValidationFailed([ItemError(None, None, tuple(e["loc"]), explain(e, of_event=False), e["type"])
                                 for e in exc.errors()]) from None
     flag_id = request.match_info["flag_id"]
     async with primary(request) as conn:  # the verdict is decided on the latest flags

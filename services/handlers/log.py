@@ -1,4 +1,9 @@
-"""The verifiable log: signed checkpoint, verifier key, tlog tiles, inclusion and consistency proofs."""
+"""The verifiable log: signed checkpoint, verifier key, tlog tiles, inclusion and consistency proofs.
+
+Read like every other read route (``services.reads.snapshot``): from a replica in use, ``min_position`` honoured,
+the log position the answer reflects in ``X-Qmstats-Position``. Tiles and checkpoints are rows of the primary,
+so a replica holds exactly those it has replayed, each consistent with the log it has replayed.
+"""
 
 import uuid
 
@@ -7,7 +12,7 @@ from aiohttp import web
 from events.checkpoints import Receipt
 from events.errors import NotFound, OutOfScope
 from events.regions import is_within
-from events.store import Connection, find_event, translated_errors
+from events.store import Connection, find_event
 from events.tiles import TILE_HEIGHT, TILE_WIDTH, full_tiles, parse_tile_path
 from events.treestore import (
     StoredCheckpoint,
@@ -19,10 +24,12 @@ from events.treestore import (
     read_tiles,
 )
 from schemas.log import ConsistencyProofOut, InclusionProofOut
-from services.appkeys import POOL, api_key
+from services.appkeys import api_key
 from services.errors import InvalidParameter, NoCheckpoint, NotInTree
 from services.handlers.params import int_param
 from services.middleware import allow
+from services.negotiation import negotiate
+from services.reads import Basis, snapshot
 from services.responses import json_response
 
 TEXT = "text/plain"
@@ -52,7 +59,8 @@ async def _latest(conn: Connection) -> StoredCheckpoint:
 @allow("reporter", "viewer", "auditor")
 async def checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint (C2SP tlog-checkpoint), text/plain."""
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         latest = await _latest(conn)
     return _text(latest.note, cache=CHECKPOINT_CACHE)
 
@@ -60,7 +68,8 @@ async def checkpoint(request: web.Request) -> web.Response:
 @allow("reporter", "viewer", "auditor")
 async def verifier_key(request: web.Request) -> web.Response:
     """The signed-note verifier key (vkey) of the key that signed the latest checkpoint."""
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         latest = await _latest(conn)
     return _text(latest.vkey + "\n", cache=CHECKPOINT_CACHE)
 
@@ -72,7 +81,8 @@ async def tile(request: web.Request) -> web.Response:
         ref = parse_tile_path(request.match_info["level"], request.match_info["index"])
     except ValueError as exc:
         raise NotFound(f"not a tile path: {exc}") from None
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         size = (await _latest(conn)).tree_size
         # A tile exists once a signed tree holds all it covers: full tiles below the signed size,
         # partial ones of any width up to its edge (each width, once it exists, never changes).
@@ -84,14 +94,13 @@ async def tile(request: web.Request) -> web.Response:
 
 
 def _proof_format(request: web.Request) -> str:
-    """``format=json|tlog-proof``; without it, ``Accept: text/plain`` (and not JSON) asks for the receipt."""
+    """``format=json|tlog-proof``; without it, the Accept header chooses (JSON on a tie, text/plain the receipt)."""
     fmt = request.query.get("format") or None
     if fmt is not None:
         if fmt not in RECEIPT_FORMATS:
             raise InvalidParameter("format is json or tlog-proof")
         return fmt
-    accept = request.headers.get("Accept", "")
-    return "tlog-proof" if TEXT in accept and "application/json" not in accept else "json"
+    return "tlog-proof" if negotiate(request, ("application/json", TEXT)) == TEXT else "json"
 
 
 async def _checkpoint_for(conn: Connection, requested: int | None) -> StoredCheckpoint:
@@ -118,7 +127,8 @@ async def event_proof(request: web.Request) -> web.Response:
     fmt = _proof_format(request)
     requested = int_param(request, "tree_size", -1, low=0, high=_MAX_SIZE)
     key = api_key(request)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         record = await find_event(conn, event_id)
         if record is None:
             raise NotFound(f"no event {event_id}")
@@ -149,7 +159,8 @@ async def consistency(request: web.Request) -> web.Response:
         raise InvalidParameter("from is required: the tree size you hold a checkpoint of")
     old = int_param(request, "from", 0, low=0, high=_MAX_SIZE)
     new = int_param(request, "to", -1, low=0, high=_MAX_SIZE)
-    async with translated_errors(), request.app[POOL].acquire() as conn:
+    async with snapshot(request, Basis.LOG) as snap:
+        conn = snap.conn
         signed = await _checkpoint_for(conn, None if new < 0 else new)
         if old > signed.tree_size:
             raise InvalidParameter(f"from ({old}) must not exceed to ({signed.tree_size})")

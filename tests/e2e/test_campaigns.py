@@ -82,6 +82,14 @@ async def test_an_invalid_campaign_body_is_422(client: TestClient, keys: Keys) -
         problem = await expect_problem(response, 422, "validation-failed", case)
         assert problem["errors"], case
         assert all(e["index"] is None and e["event_id"] is None for e in problem["errors"]), (case, problem)
+    # One voice with the events route: the same stable codes, and a body is not "an event type".
+    response = await client.post("/v1/campaigns", json=CAMPAIGN | {"budget": 100, "theme": ""}, headers=keys.admin)
+    errors = {tuple(e["loc"]): e for e in (await expect_problem(response, 422, "validation-failed"))["errors"]}
+    assert (errors[("budget",)]["code"], errors[("theme",)]["code"]) == ("extra_forbidden", "string_too_short")
+    assert "event type" not in errors[("budget",)]["msg"]
+    assert errors[("budget",)]["msg"].startswith("is not a field")
+    response = await client.post("/v1/campaigns/2017/close", json={"note": 5}, headers=keys.admin)
+    assert [e["code"] for e in (await expect_problem(response, 422, "validation-failed"))["errors"]] == ["string_type"]
     await expect_problem(await client.post("/v1/campaigns", data=b"{", headers=keys.admin | {
         "Content-Type": "application/json"}), 400, "malformed-json")
     await expect_problem(await client.post("/v1/campaigns", data=b"{}", headers=keys.admin | {

@@ -82,7 +82,10 @@ async def test_import_leaves_the_projections_at_the_imported_head(
         assert "projected 2 events" in err
         code, out, err = await qmstats(copy.admin_url, "report", "--campaign", "2017", "--format", "json")
         assert code == 0, err
-        assert json.loads(out)["figures"]["dens_busted"]["value"] == 7
+        summary = json.loads(out)
+        assert summary["figures"]["dens_busted"]["value"] == 7
+        # The data-quality flags are a projection too: scored up to the head, not "none open, checked to 0".
+        assert summary["quality"]["scored_to"] == summary["position"] == 2
         assert "behind" not in err
         assert "note:" not in err
 
@@ -97,7 +100,11 @@ async def test_import_leaves_the_projections_at_the_imported_head(
         assert code == 0, err
         assert "up to position 3" in err
         code, out, err = await qmstats(copy.admin_url, "report", "--campaign", "2017", "--format", "json")
-        assert (code, "note:" in err) == (0, False), err
+        assert code == 0, err
+        assert "projections are at position" not in err
+        # rebuild brought the figures to 3; the data-quality flags (no projector ran) are still at 2: said too.
+        assert json.loads(out)["quality"]["scored_to"] == 2
+        assert "data-quality flags are scored up to position 2 and this summary is at 3" in err
 
 
 def no_database_env(data_dir: Path) -> dict[str, str]:
@@ -305,3 +312,22 @@ async def test_a_region_list_year_is_bounded_as_over_http(
         assert code == 2, (year, err)
         assert "--year" in err, err
     assert await admin_conn.fetchval("SELECT count(*) FROM region_lists") == 0
+
+
+async def test_a_reader_that_closes_the_pipe_early_is_not_a_database_error(
+        client: TestClient, keys: Keys, database: Database) -> None:
+    # `qmstats export | head -1`: the reader has what it wanted. That is no "database error" (exit 2), and no
+    # traceback either: the command stops quietly, exit 1 like every command whose output is cut short.
+    assert (await client.post("/v1/campaigns", json=CAMPAIGN, headers=keys.admin)).status == 201
+    for _ in range(3):  # a log larger than the pipe's buffer, so the writes meet the closed pipe
+        batch = {"events": [event() for _ in range(1000)]}
+        assert (await client.post("/v1/events", json=batch, headers=keys.reporter)).status == 201
+    read, write = os.pipe()
+    process = await asyncio.create_subprocess_exec(QMSTATS, "export", env=qmstats_env_for(database.admin_url),
+                                                   cwd=ROOT, stdout=write, stderr=asyncio.subprocess.PIPE)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        assert reader.readline().startswith(b"{")  # one line, then the reader goes away
+    async with asyncio.timeout(60):
+        _, err = await process.communicate()
+    assert (process.returncode, err.decode()) == (1, "")

@@ -1,5 +1,6 @@
 """Data quality over HTTP: dry runs, flags, reviews in the log, and closing over open flags."""
 
+import asyncio
 import csv
 import io
 import random
@@ -16,6 +17,7 @@ from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings
 from tests.e2e.wire import answers, eventually, expect_problem, read_log
 from tests.factories import event
+from tests.projection_support import settled
 from tests.quality_support import raid
 
 pytestmark = pytest.mark.usefixtures("campaign")
@@ -235,3 +237,23 @@ async def test_the_command_line_close_refuses_over_blocking_flags_as_http_does(
     assert code == 0, err
     [closing] = [e for e in await read_log(client, keys) if e["type"] == "campaign_closed"]
     assert closing["data"] == {"id": "2017", "note": "省里已核实", "force": True}
+
+
+async def test_a_summary_asked_while_the_flags_are_a_moment_behind_states_them_caught_up(
+        client: TestClient, keys: Keys, admin_conn: asyncpg.Connection) -> None:
+    # The summary waits (bounded) for the flags projection to reach its position, so it states the flags as of
+    # that position. Inside one repeatable-read snapshot that wait could never see the flags move: it sat out
+    # its whole bound and then answered "scored up to position N-1".
+    first = await _post(client, keys, [event()])
+    await _flags(client, keys.viewer, first)
+    async with admin_conn.transaction():
+        await admin_conn.execute("SELECT 1 FROM quality_checkpoint FOR UPDATE")  # the flags cannot commit
+        head = await _post(client, keys, [event()])
+        await settled(client, keys.viewer, head)  # the figures reach head; the flags stay at head - 1
+        asked = asyncio.ensure_future(client.get("/v1/campaigns/2017/summary", headers=keys.viewer))
+        await asyncio.sleep(0.3)  # the summary is being computed while the flags are still behind
+    response = await asked  # the lock is gone: the flags projector commits head
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["position"] == head
+    assert body["quality"]["scored_to"] == head

@@ -1,6 +1,7 @@
 """Issue 12, over HTTP: faults found by replaying public bug reports against `qmstats serve`."""
 
 import asyncio
+import re
 import time
 import uuid
 from decimal import Decimal
@@ -15,7 +16,7 @@ from events.key_store import revoke_key
 from events.region_store import import_region_list
 from services.keyring import create_key
 from services.regionlists import read_region_list
-from tests.conftest import Database, Keys
+from tests.conftest import Database, Keys, Replica
 from tests.e2e.processes import open_campaign, qmstats_children
 from tests.e2e.wire import answers, eventually, expect_problem
 from tests.factories import CAMPAIGN, SAMPLE_DATA, event
@@ -147,7 +148,8 @@ async def test_breakdowns_have_an_own_level_row_and_unknown_regions_are_404(
     await import_list(admin_conn, areacodes, 2017)
     for path in ("/v1/campaigns/2017/dashboard?region=339999", "/v1/campaigns/2017/series?metric=cases&region=339999",
                  "/v1/campaigns/2017/completeness?region=339900",
-                 "/v1/campaigns/2017/figures/dens_busted/events?region=330599"):
+                 "/v1/campaigns/2017/figures/dens_busted/events?region=330599",
+                 "/v1/campaigns/2017/flags?region=339999", "/v1/campaigns/2017/flags?region=330599&format=csv"):
         async def gone(path: str = path) -> bool:
             return (await client.get(path, headers=keys.auditor)).status == 404
         await eventually(gone, seconds=5)
@@ -231,6 +233,48 @@ async def test_a_client_that_goes_away_is_counted_apart_and_is_not_a_server_erro
                     if line.startswith("qmstats_http_requests_total{") and 'status="5' in line], metrics
         log = api.tail(10000)
         assert "unhandled error" not in log
+        assert "Traceback" not in log
+
+
+async def test_an_auditor_who_stops_reading_the_ndjson_log_is_not_a_server_error_nor_a_lost_replica(
+        database: Database, replica: Replica, keys: Keys, tmp_path: Path) -> None:
+    # `curl … | head`: the export is read from a replica inside a snapshot; the client's going away must be a 499,
+    # not a 503 "database unavailable", and must not mark the replica down (it did nothing wrong).
+    async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
+        api = children.serve("--workers", "1", "--replica", replica.service_url, log_level="info")
+        await api.start_listening()
+        await open_campaign(api.url, keys.admin)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):  # a log larger than the socket buffers, so the server's writes meet the closed socket
+                batch = {"events": [event() for _ in range(1000)]}
+                async with session.post(api.url + "/v1/events", json=batch, headers=keys.reporter) as posted:
+                    assert posted.status == 201, await posted.text()
+            await replica.standby.caught_up()
+            await asyncio.sleep(0.5)  # the replica monitor has seen it caught up: the export reads there
+            for _ in range(2):
+                async with session.get(api.url + "/v1/events?min_position=3001",
+                                       headers={**keys.auditor, "Accept": "application/x-ndjson"}) as export:
+                    assert export.status == 200
+                    await export.content.readline()
+                    export.close()
+
+            async def scrape() -> str:
+                async with session.get(api.url + "/metrics") as response:
+                    return await response.text()
+
+            async def both_counted() -> bool:
+                return counted(await scrape(), "qmstats_http_client_disconnects_total", route="/v1/events") == 2
+            await eventually(both_counted, seconds=20, every=0.2)
+            metrics = await scrape()
+        assert counted(metrics, "qmstats_http_requests_total", route="/v1/events", method="GET", status="499") == 2
+        assert not [line for line in metrics.splitlines()
+                    if line.startswith("qmstats_http_requests_total{") and 'status="5' in line], metrics
+        fallbacks = re.search(r"^qmstats_replica_fallbacks_total (\S+)$", metrics, re.MULTILINE)
+        assert fallbacks is not None
+        assert float(fallbacks.group(1)) == 0, "the replica answered both exports"
+        log = api.tail(10000)
+        assert "replica unavailable" not in log
+        assert "database unavailable" not in log
         assert "Traceback" not in log
 
 

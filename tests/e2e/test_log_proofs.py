@@ -106,6 +106,27 @@ async def test_an_inclusion_proof_verifies_offline_in_json_and_as_a_receipt(clie
                             LOG_SIGNER.verifier)
 
 
+async def test_the_proof_route_negotiates_media_ranges_with_q_values(client: TestClient, keys: Keys) -> None:
+    # Issue 12.3's kind on the newer route: Accept is parsed, not searched for a substring.
+    mine = event()
+    head = await post_events(client, keys.reporter, [mine])
+    await signed_checkpoint(client, keys, head)
+    url = f"/v1/events/{mine['event_id']}/proof"
+    for accept, expected in (("text/plain", "text/plain"), ("text/plain;q=0, */*", "application/json"),
+                             ("application/json;q=0, text/plain", "text/plain"),
+                             ("text/plain, application/json;q=0.1", "text/plain"),
+                             ("application/json, text/plain", "application/json"), ("*/*", "application/json"),
+                             ("text/*", "text/plain"), ("", "application/json")):
+        response = await client.get(url, headers={**keys.auditor, "Accept": accept})
+        assert (response.status, response.content_type) == (200, expected), accept
+    for accept in ("text/plainx", "image/png", "text/plain;q=0"):
+        response = await client.get(url, headers={**keys.auditor, "Accept": accept})
+        await expect_problem(response, 406, "not-acceptable", accept)
+    # format= wins over Accept, as documented.
+    response = await client.get(url + "?format=tlog-proof", headers={**keys.auditor, "Accept": "application/json"})
+    assert (response.status, response.content_type) == (200, "text/plain")
+
+
 async def test_proofs_against_an_older_checkpoint_and_consistency_between_them(
         client: TestClient, keys: Keys) -> None:
     first = event()

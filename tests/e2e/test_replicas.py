@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.app import create_app
 from tests.conftest import Database, Keys, Replica
 from tests.conftest import test_settings as settings_for
+from tests.e2e.test_log_proofs import signed_checkpoint
 from tests.e2e.test_stream import next_message
 from tests.factories import CAMPAIGN, event
 from tests.projection_support import post_events, settled
@@ -197,6 +198,31 @@ async def test_every_read_route_carries_the_position_it_reflects(on_replica: Tes
     ndjson = await on_replica.get("/v1/events", headers={**keys.auditor, "Accept": "application/x-ndjson"})
     assert int(ndjson.headers["X-Qmstats-Position"]) == head
     assert len((await ndjson.text()).splitlines()) == head
+
+
+async def test_the_verifiable_log_routes_read_like_every_other_read_route(
+        client: TestClient, on_replica: TestClient, replica: Replica, keys: Keys) -> None:
+    # Checkpoint, key, tiles and proofs (issue 16) came after the replicas: they too take min_position, say the
+    # position they reflect, and read from a replica in use.
+    e = event()
+    head = await post_events(client, keys.admin, [e])
+    await settled(client, keys.viewer, head)
+    await signed_checkpoint(client, keys, head)
+    await replica.standby.caught_up()
+    await asyncio.sleep(0.5)  # the monitor has seen the replica catch up
+    before = await reads_from(on_replica)
+    paths = ["/v1/log/checkpoint", "/v1/log/key", f"/v1/log/tile/0/000.p/{head}", f"/v1/events/{e['event_id']}/proof",
+             "/v1/log/consistency?from=1"]
+    for path in paths:
+        for query in ("", f"{'&' if '?' in path else '?'}min_position={head}"):
+            response = await on_replica.get(path + query, headers=keys.auditor)
+            assert response.status == 200, (path, await response.text())
+            assert int(response.headers["X-Qmstats-Position"]) >= head, path
+        beyond = await on_replica.get(path + f"{'&' if '?' in path else '?'}min_position={head + 99}",
+                                      headers=keys.auditor)
+        assert beyond.status == 422, path
+    after = await reads_from(on_replica)
+    assert after["replica"] >= before["replica"] + 2 * len(paths)
 
 
 async def test_min_position_beyond_the_log_is_422_and_a_malformed_one_too(on_replica: TestClient,

@@ -95,3 +95,18 @@ async def test_a_client_reconnecting_with_the_current_id_waits_for_the_next_adva
 async def test_the_stream_is_for_viewers_auditors_and_admins(client: TestClient, keys: Keys) -> None:
     await expect_problem(await client.get("/v1/stream", headers=keys.reporter), 403, "forbidden")
     await expect_problem(await client.get("/v1/stream"), 401, "unauthenticated")
+
+
+async def test_min_position_on_the_stream_is_checked_like_on_every_read_route(client: TestClient, keys: Keys) -> None:
+    head = await post_events(client, keys.reporter, [event()])
+    await settled(client, keys.viewer, head)
+    # Beyond the log: 422 at once (no stream that can only ever stay silent), as on every other read route.
+    await expect_problem(await client.get(f"/v1/stream?min_position={head + 50}", headers=keys.viewer), 422,
+                         "invalid-parameter")
+    # Up to the head (a POST's last_position): the stream opens and starts there.
+    stream = await client.get(f"/v1/stream?min_position={head}", headers=keys.viewer)
+    assert stream.status == 200
+    try:
+        assert int((await next_message(stream))["id"]) == head
+    finally:
+        stream.close()

@@ -69,7 +69,8 @@ NATIONAL: dict[str, int | Decimal] = {
     "batches_passed": 18476, "inspected_enterprises": 19124, "participants": 2030000, "consultations": 352400000,
     "materials_copies": 2968000, "labs_opened": 35, "lab_visitors": 100500,
 }
-# metric → (JSON value, phrase_zh, qualifier, interval, sentence_zh); written out from SPEC §5 by hand.
+# metric → (JSON value, phrase_zh, qualifier, interval, sentence_zh); written out from SPEC §5 by hand. Each
+# sentence_zh stands alone (a clause such as "其中合格…" reads only inside the paragraph).
 FIGURES: dict[str, tuple[int | str, str, str | None, list[str], str]] = {
     "dens_busted": (1032, "上千", "上千", ["1000", "2000"], "全国共捣毁黑窝点上千个"),
     "seized_value_yuan": ("350000000.00", "3.5亿", None, ["350000000", "350000000"],
@@ -80,19 +81,19 @@ FIGURES: dict[str, tuple[int | str, str, str | None, list[str], str]] = {
     "destroyed_value_yuan": ("193500000.00", "近2亿", "近", ["190000000", "200000000"],
                              "全国共集中销毁假冒伪劣产品货值近2亿元"),
     "batches_sampled": (20192, "20000余", "余", ["20000", "21000"], "全国共抽查产品20000余批次"),
-    "batches_passed": (18476, "18000余", "余", ["18000", "19000"], "全国共其中合格18000余批次"),
+    "batches_passed": (18476, "18000余", "余", ["18000", "19000"], "全国共有18000余批次产品抽查合格"),
     "inspected_enterprises": (19124, "近20000", "近", ["19000", "20000"], "全国共涉及受检企业近20000家次"),
-    "participants": (2030000, "200多万", "多", ["2000000", "2100000"], "全国共200多万人次群众参加宣传咨询活动"),
-    "quality_workers": (0, "0", None, ["0", "0"], "全国共质量工作者0人次参与"),
+    "participants": (2030000, "200多万", "多", ["2000000", "2100000"], "全国共有200多万人次群众参加宣传咨询活动"),
+    "quality_workers": (0, "0", None, ["0", "0"], "全国共有质量工作者0人次参与"),
     "booths": (0, "0", None, ["0", "0"], "全国共设立咨询台0个"),
     "consultations": (352400000, "约3.5亿", "约", ["345000000", "355000000"], "全国共受理咨询投诉约3.5亿件"),
     "materials_copies": (2968000, "近300万", "近", ["2850000", "3000000"], "全国共发放宣传材料近300万份"),
     "media_reports": (0, "0", None, ["0", "0"], "全国共新闻媒体报道0篇次"),
     "labs_opened": (35, "35", None, ["35", "35"], "全国共开放实验室35个"),
     "lab_visitors": (100500, "10万余", "余", ["100000", "110000"], "全国共接待参观群众10万余人次"),
-    "pledged_enterprises": (0, "0", None, ["0", "0"], "全国共0家企业签署质量诚信承诺"),
+    "pledged_enterprises": (0, "0", None, ["0", "0"], "全国共有0家企业签署质量诚信承诺"),
     "awarded_enterprises": (0, "0", None, ["0", "0"], "全国共表彰获奖企业0家"),
-    "awarded_products": (0, "0", None, ["0", "0"], "全国共名牌产品0个"),
+    "awarded_products": (0, "0", None, ["0", "0"], "全国共评出名牌产品0个"),
 }
 REPORTED = ["110000", "330000", "440000", "510000", "650000"]
 ZH_HEAD = "2017年全国“质量月”活动以“全面提升质量 推动高质量发展”为主题，于2017年9月1日至9月30日举行。"

@@ -9,6 +9,7 @@ import asyncpg
 
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
+from tests.audit_support import qmstats
 from tests.conftest import Replica
 
 QMSTATS = str(Path(sys.executable).with_name("qmstats"))
@@ -40,3 +41,15 @@ async def test_qmstats_project_pointed_at_a_standby_exits_with_the_reason(replic
     text = " ".join(stderr.decode().split())
     assert "hot standby" in text
     assert "QMSTATS_REPLICA_URLS" in text
+
+
+async def test_every_command_pointed_at_a_standby_says_so_in_one_line(replica: Replica) -> None:
+    # Not only serve/migrate/project: every command works on the primary (it migrates first), so each one
+    # pointed at a standby gives the same reason, not "cannot execute CREATE TABLE in a read-only transaction".
+    for args in (("keys", "list"), ("keys", "create", "--role", "viewer", "--name", "wall"), ("export",),
+                 ("verify",), ("report", "--campaign", "2017"), ("rebuild",), ("campaigns", "close", "--id", "2017")):
+        code, out, err = await qmstats(replica.admin_url, *args)
+        lines = err.strip().splitlines()
+        assert (code, out, len(lines)) == (1, "", 1), (args, err)
+        assert "hot standby" in lines[0], args
+        assert "QMSTATS_REPLICA_URLS" in lines[0], args

@@ -67,3 +67,11 @@ def test_no_error_leaks_library_wording(event: dict[str, Any], loc: tuple[str, .
             assert words not in error.msg, (error.loc, error.msg)
         assert error.msg != "is not valid here", f"unmapped pydantic error at {error.loc}"
         assert error.msg[:1].islower(), "one voice: a predicate of the field named in loc"
+
+
+def test_an_unknown_field_of_a_body_that_is_no_event_is_not_called_a_field_of_an_event_type() -> None:
+    from events.validation_messages import explain
+
+    error: Any = {"type": "extra_forbidden", "loc": ("budget",), "msg": "Extra inputs are not permitted", "input": 1}
+    assert "GET /v1/catalogue" in explain(error)
+    assert explain(error, of_event=False) == "is not a field of this request; remove it"
