@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final
 
 import asyncpg
 import structlog
@@ -34,22 +34,27 @@ from events.treestore import (
     stored_leaf_count,
     upper_partials,
 )
-from services.leadership import OnStandby, leadership
+from services.leadership import FollowerMode, Setback, follow_as_leader
 
 log = structlog.get_logger("qmstats.integrator")
 
-IntegratorMode = Literal["off", "standby", "active", "failed", "degraded"]
-
-
 class TreeInconsistent(Exception):
     """The tree built from the log does not extend the last signed checkpoint."""
+
+
+_SETBACKS: Final = (
+    Setback((TreeInconsistent,), "failed", "integrator refuses to sign: the tree does not extend the last checkpoint",
+            str, level="error"),
+    Setback((*UNAVAILABLE_ERRORS, StoreUnavailable, asyncpg.PostgresError, TreeIncomplete), "degraded",
+            "integrator lost its footing; starting over", lambda exc: f"{exc.__class__.__name__}: {exc}"),
+)
 
 
 @dataclass
 class IntegratorState:
     """What this process's integrator is doing, for /readyz and the logs."""
 
-    mode: IntegratorMode = "off"
+    mode: FollowerMode = "off"
     size: int = 0
     signed_size: int | None = None
     error: str | None = None
@@ -77,35 +82,14 @@ class IntegratorWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: become leader when possible, then integrate."""
-        while True:
-            try:
-                async with leadership(self._leader_url, INTEGRATOR_LOCK, standby_seconds=self._standby,
-                                      standing_by=self._standing_by) as leader:
-                    log.info("integrator active", key=self._signer.verifier.vkey)
-                    self.state.mode = "active"
-                    self.state.error = None
-                    await self._lead(leader)
-            except OnStandby as exc:
-                self.state.mode = "failed"
-                self.state.error = str(exc)
-                log.error("integrator refuses to run on a standby", error=str(exc))
-                return
-            except TreeInconsistent as exc:
-                self.state.mode = "failed"
-                self.state.error = str(exc)
-                log.error("integrator refuses to sign: the tree does not extend the last checkpoint", error=str(exc))
-                await asyncio.sleep(self._retry)
-            except (*UNAVAILABLE_ERRORS, StoreUnavailable, asyncpg.PostgresError, TreeIncomplete) as exc:
-                self.state.mode = "degraded"
-                self.state.error = f"{exc.__class__.__name__}: {exc}"
-                log.warning("integrator lost its footing; starting over", error=str(exc))
-                await asyncio.sleep(self._retry)
+        """Until cancelled: become leader when possible, then integrate. Returns, failed, on a standby."""
+        await follow_as_leader(self._leader_url, INTEGRATOR_LOCK, name="integrator", lead=self._lead,
+                               report=self._report, setbacks=_SETBACKS, standby_seconds=self._standby,
+                               retry_seconds=self._retry, logger=log)
 
-    def _standing_by(self) -> None:
-        if self.state.mode != "standby":
-            log.info("integrator standing by: another process holds the lead")
-        self.state.mode = "standby"
+    def _report(self, mode: FollowerMode, error: str | None) -> None:
+        self.state.mode = mode
+        self.state.error = error
 
     async def _restore(self) -> tuple[Frontier, StoredCheckpoint | None]:
         async with self._pool.acquire() as conn:

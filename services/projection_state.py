@@ -5,9 +5,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-ProjectorMode = Literal["off", "standby", "active", "failed", "degraded"]
+from services.leadership import FollowerMode
 
 
 @dataclass
@@ -20,7 +19,7 @@ class ProjectionState:
     tables: int = 0
     """Identity (OID) of the live read tables, read by the poll: a rebuild swaps in new tables, and figures
     served from memory or validated by ETag at an unchanged position must not outlive that."""
-    projector: ProjectorMode = "off"
+    projector: FollowerMode = "off"
     error: str | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _pending_since: deque[tuple[int, float]] = field(default_factory=deque)

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Final
 
 import asyncpg
 import structlog
@@ -16,13 +17,18 @@ from projections.flag_runner import apply_flag_batch
 from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
-from services.leadership import OnStandby, leadership
+from services.leadership import FollowerMode, Setback, follow_as_leader
 from services.projection_state import ProjectionState
 from services.settings import Settings
 
 log = structlog.get_logger("qmstats.projector")
 ApplyBatch = Callable[[Connection, int], Awaitable[BatchApplied]]
 """One projector batch: (connection, batch size) → what it applied (the dashboard's: projections.projector)."""
+
+
+_SETBACKS: Final = (Setback((StoreUnavailable, *UNAVAILABLE_ERRORS), "degraded",
+                            "projector lost the database; retrying",
+                            lambda exc: f"database unavailable: {exc.__class__.__name__}"),)
 
 
 async def _dashboard_batch(conn: Connection, batch_size: int) -> BatchApplied:
@@ -62,29 +68,13 @@ class ProjectorWorker:
 
     async def run(self) -> None:
         """Until cancelled: become leader when possible, then project. Returns at once, failed, on a standby."""
-        while True:
-            try:
-                async with leadership(self._leader_url, self._lock, standby_seconds=self._standby,
-                                      standing_by=self._standing_by) as leader:
-                    self._log.info("projector active")
-                    self._state.projector = "active"
-                    self._state.error = None
-                    await self._lead(leader)
-            except OnStandby as exc:
-                self._state.projector = "failed"
-                self._state.error = str(exc)
-                log.error("projector refuses to run on a standby", error=str(exc))
-                return
-            except (StoreUnavailable, *UNAVAILABLE_ERRORS) as exc:
-                self._state.projector = "degraded"
-                self._state.error = f"database unavailable: {exc.__class__.__name__}"
-                self._log.warning("projector lost the database; retrying", error=str(exc))
-                await asyncio.sleep(self._retry)
+        await follow_as_leader(self._leader_url, self._lock, name="projector", lead=self._lead, report=self._report,
+                               setbacks=_SETBACKS, standby_seconds=self._standby, retry_seconds=self._retry,
+                               logger=self._log)
 
-    def _standing_by(self) -> None:
-        if self._state.projector != "standby":
-            self._log.info("projector standing by: another process holds the lead")
-        self._state.projector = "standby"
+    def _report(self, mode: FollowerMode, error: str | None) -> None:
+        self._state.projector = mode
+        self._state.error = error
 
     async def _lead(self, leader: Connection) -> None:
         loop = asyncio.get_running_loop()
