@@ -60,7 +60,7 @@ def supervise(children: dict[int, str], *, shutdown_seconds: float, log: Callabl
     def stop_all() -> None:
         nonlocal stopping
         stopping = True
-        for pid in children:
+        for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         signal.alarm(max(1, int(shutdown_seconds + 10)))
@@ -70,7 +70,7 @@ def supervise(children: dict[int, str], *, shutdown_seconds: float, log: Callabl
             stop_all()
 
     def overdue(_sig: int, _frame: Any) -> None:
-        for pid, name in children.items():
+        for pid, name in list(children.items()):
             log("a serve process did not stop in time; killing it", process=name)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
