@@ -150,6 +150,6 @@ def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> Pro
     async def batch(conn: Connection, size: int) -> BatchApplied:
         return await apply_flag_batch(conn, batch_size=size, late_after=late_after, memory=memory)
 
-    return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.projector_batch_size,
+    return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.flags_batch_size,
                            poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
                            name="flags", coalesce_seconds=settings.flags_coalesce_seconds)
