@@ -145,7 +145,8 @@ def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> Pro
     """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
     and checkpoint, so either may lag, fail or be rebuilt without the other."""
     late_after = timedelta(days=settings.flag_late_after_days)
-    memory = BaselineMemory()  # valid only at the checkpoint it was settled at: the batch checks
+    # Valid only at the checkpoint it was settled at: the batch checks.
+    memory = BaselineMemory(max_values=settings.flags_memory_values)
 
     async def batch(conn: Connection, size: int) -> BatchApplied:
         return await apply_flag_batch(conn, batch_size=size, late_after=late_after, memory=memory)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     flags_batch_size: int = Field(
         default=250, ge=1, description="events per flags projector batch: what the baselines it reads for a "
                                        "batch cost in memory grows with it (docs/decisions.md)")
+    flags_memory_values: int = Field(
+        default=100_000, ge=0, description="baseline values the flags projector keeps between batches before it "
+                                           "forgets the least recently used half of its keys (projections.baselines)")
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
     malloc_trim_seconds: float = Field(default=1.0, ge=0, description="how often each serve process gives "
                                        "freed heap back to the system (services.heap); 0: never")
