@@ -219,7 +219,8 @@ def serve(
         return
     # The workers bind the port themselves (SO_REUSEPORT); the socket above only proved it free.
     sock.close()
-    code = serve_workers(settings, urls.service, count)
+    code = serve_workers(settings, urls.service, count,
+                         embedded_data_dir=settings.data_dir if urls.embedded else None)
     if code:
         raise typer.Exit(code)
 

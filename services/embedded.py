@@ -39,6 +39,13 @@ def _server(data_dir: Path, stop_on_exit: bool) -> Any:
         data_dir / "pgdata", cleanup_mode="stop" if stop_on_exit else None)
 
 
+def release(data_dir: Path) -> None:
+    """Drop this process's handle on the embedded server, stopping the server when no other process holds one
+    (what exiting does for a process that started or joined it; ``serve``'s supervisor calls it, having
+    replaced the process that took the handle)."""
+    _server(data_dir, True).cleanup()
+
+
 def socket_url(server: Any, user: str, database: str) -> str:
     """A URL for ``user`` on ``database`` over the server's Unix socket."""
     info = server.get_postmaster_info()

@@ -6,9 +6,14 @@ import sys
 import structlog
 
 
+def console_logs(fmt: str = "auto") -> bool:
+    """Whether log lines are readable text (``console``, or ``auto`` on a terminal) rather than JSON."""
+    return fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     """Configure structlog and the stdlib root logger once per process."""
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    use_console = console_logs(fmt)
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer())
     structlog.configure(

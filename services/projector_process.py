@@ -135,11 +135,12 @@ def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> Pro
     """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
     and checkpoint, so either may lag, fail or be rebuilt without the other."""
     late_after = timedelta(days=settings.flag_late_after_days)
-    memory = BaselineMemory()  # valid only at the checkpoint it was settled at: the batch checks
+    # Valid only at the checkpoint it was settled at: the batch checks.
+    memory = BaselineMemory(max_entries=settings.flags_memory_entries)
 
     async def batch(conn: Connection, size: int) -> BatchApplied:
         return await apply_flag_batch(conn, batch_size=size, late_after=late_after, memory=memory)
 
-    return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.projector_batch_size,
+    return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.flags_batch_size,
                            poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
                            name="flags", coalesce_seconds=settings.flags_coalesce_seconds)

@@ -7,7 +7,8 @@ order, contiguous positions and one hash chain whatever worker a request reaches
 live in shared memory made before the fork (services.ratelimit); key revocations, projection advances and
 appends reach every worker by NOTIFY, each worker holding its own LISTEN connection.
 
-The parent only supervises. SIGTERM or SIGINT is passed on to every child, which drains (answers what it
+Once its children run, the parent replaces itself with a small supervisor (services.supervisor: the same
+process id without the ~70 MB it imported). SIGTERM or SIGINT is passed on to every child, which drains (answers what it
 accepted) and exits; the parent exits 0 when all of them did. A child that dies on its own stops the whole
 group with exit code 1, for the outer supervisor (systemd, Docker) to restart. Children die with the
 parent (PR_SET_PDEATHSIG), so a SIGKILLed server leaves no worker holding the port.
@@ -22,11 +23,8 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
-from typing import Any
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -35,11 +33,13 @@ from events.coordination import EVENTS_CHANNEL
 from services.app import Overrides, create_app
 from services.heap import trimming
 from services.integrator_thread import IntegratorThread
+from services.logs import console_logs
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.resources import background, database_pool, flags_projector, integrator, listening, projector
 from services.settings import Settings
+from services.supervisor import STOP_SIGNALS, logger, plan_argv, supervise
 
 log = structlog.get_logger("qmstats.serve")
 SHUTDOWN_SECONDS = 30.0
@@ -125,8 +125,9 @@ def _die_with_parent(parent: int) -> None:
 
 def _child(parent: int, target: Callable[[], None]) -> None:
     _die_with_parent(parent)
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     target()
 
 
@@ -145,8 +146,13 @@ def _projector_worker(settings: Settings, database_url: str) -> None:
         loop.close()
 
 
-def serve_workers(settings: Settings, database_url: str, workers: int) -> int:
-    """Run ``workers`` API processes and (unless run_projector is off) a projector process; the exit code."""
+def serve_workers(settings: Settings, database_url: str, workers: int, *,
+                  embedded_data_dir: Path | None = None) -> int:
+    """Run ``workers`` API processes and (unless run_projector is off) a projector process, then become their
+    supervisor (services.supervisor: this process replaced by a small one); the exit code.
+
+    ``embedded_data_dir``: serve started or joined the embedded PostgreSQL there; the supervisor releases it.
+    """
     limiter = RateLimiter.shared(settings.rate_limit_per_second, settings.rate_limit_burst)
     api_settings = settings.model_copy(update={"run_projector": False})
     targets: dict[str, Callable[[], None]] = {
@@ -157,52 +163,30 @@ def serve_workers(settings: Settings, database_url: str, workers: int) -> int:
     # Objects made so far are shared with the children; frozen, the collector never writes to their pages,
     # so they stay shared copy-on-write instead of being copied into every worker.
     gc.freeze()
-    stopping = False
-
-    def stop(_sig: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    children: dict[str, BaseProcess] = {}
+    # Blocked until the supervisor handles them (each child unblocks them for itself): see services.supervisor.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    children: dict[str, int] = {}
     try:
         for name, target in targets.items():
             child = context.Process(target=_child, args=(os.getpid(), target), name=f"qmstats-{name}")
             child.start()
-            children[name] = child
-        failed = _supervise(children, lambda: stopping)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _stop_all(children)
-    codes = {name: child.exitcode for name, child in children.items()}
-    if failed or any(code != 0 for code in codes.values()):
-        log.error("serve stopped with a failed process", exit_codes=codes)
-        return 1
-    return 0
-
-
-def _supervise(children: dict[str, BaseProcess], stopping: Callable[[], bool]) -> bool:
-    """Wait until asked to stop (False) or until a child exits on its own (True)."""
-    while not stopping():
-        wait([child.sentinel for child in children.values()], timeout=0.2)
-        gone = [name for name, child in children.items() if not child.is_alive()]
-        if gone and not stopping():
-            log.error("a serve process exited; stopping the others", processes=gone,
-                      exit_codes=[children[name].exitcode for name in gone])
-            return True
-    return False
-
-
-def _stop_all(children: dict[str, BaseProcess]) -> None:
-    for child in children.values():
-        if child.is_alive() and child.pid is not None:
+            assert child.pid is not None  # started
+            children[name] = child.pid
+    except BaseException:
+        for pid in children.values():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + SHUTDOWN_SECONDS + 10
-    for child in children.values():
-        child.join(max(0.0, deadline - time.monotonic()))
-        if child.is_alive():
-            log.error("a serve process did not stop in time; killing it", process=child.name)
-            child.kill()
-            child.join()
+                os.kill(pid, signal.SIGTERM)
+        for pid in children.values():
+            os.waitpid(pid, 0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        raise
+    json_logs = not console_logs(settings.log_format)
+    if sys.executable:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        argv = plan_argv(children, shutdown_seconds=SHUTDOWN_SECONDS, json_logs=json_logs,
+                         embedded_data_dir=embedded_data_dir)
+        os.execv(argv[0], argv)
+    # No interpreter to start (an embedded Python): supervise from here; exiting releases the database.
+    return supervise({pid: name for name, pid in children.items()}, shutdown_seconds=SHUTDOWN_SECONDS,
+                     log=logger(json_logs))

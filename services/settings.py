@@ -45,6 +45,13 @@ class Settings(BaseSettings):
 
     run_projector: bool = Field(default=True, description="run the projector inside `serve` (else `qmstats project`)")
     projector_batch_size: int = Field(default=1000, ge=1)
+    flags_batch_size: int = Field(
+        default=250, ge=1, description="events per flags projector batch: what the baselines it reads for a "
+                                       "batch cost in memory grows with it (docs/decisions.md)")
+    flags_memory_entries: int = Field(
+        default=200_000, ge=0, description="baseline entries (a fact in one list) the flags projector keeps between "
+                                           "batches before it forgets the least recently used half of its keys "
+                                           "(projections.baselines)")
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
     malloc_trim_seconds: float = Field(default=1.0, ge=0, description="how often each serve process gives "
                                        "freed heap back to the system (services.heap); 0: never")

@@ -151,3 +151,31 @@ async def test_every_worker_hears_of_revocations_and_projection_advances(databas
                 async with session.get(api.url + "/v1/catalogue", headers=keys.viewer) as r:
                     assert r.status == 401
         assert await api.terminate(seconds=40) == 0, api.tail()
+
+
+def mapped_files(process: psutil.Process) -> set[str]:
+    """The files a process has mapped (shared libraries, extension modules)."""
+    return {m.path for m in process.memory_maps() if m.path.startswith("/")}
+
+
+async def test_the_parent_becomes_a_supervisor_without_the_app_and_a_dying_child_stops_the_rest(
+        database: Database, keys: Keys, tmp_path: Path) -> None:
+    async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
+        api = children.serve("--workers", "2")
+        await api.start_listening()
+        parent = psutil.Process(api.pid)
+        processes = serve_processes(api)
+        assert parent.cmdline()[1:3] == ["-m", "services.supervisor"], parent.cmdline()
+        assert len(processes) == 3, processes  # two API workers and the projector process, same parent pid
+        # The supervisor holds none of the app's extension modules; every child does (issue 13: serve's RSS
+        # is summed over its processes, and the parent's imports were counted once more for nothing).
+        assert not any("aiohttp" in path or "asyncpg" in path for path in mapped_files(parent))
+        for child in processes:
+            assert any("asyncpg" in path for path in mapped_files(child))
+        processes[0].kill()  # a child dies on its own: the others stop, serve exits 1 for a restart
+        assert api.proc is not None
+        async with asyncio.timeout(45):
+            code = await api.proc.wait()
+        assert code == 1, api.tail()
+        assert "a serve process exited; stopping the others" in api.tail()
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
