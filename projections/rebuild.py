@@ -50,8 +50,12 @@ async def create_shadow(conn: Connection, *, indexed: bool = True) -> None:
     for table in TABLES:
         await conn.execute(f"DROP TABLE IF EXISTS {SHADOW.name(table)}")
         later = not indexed and table != "projection_checkpoints"
+        # LIKE copies no storage parameters: the live tables' fillfactor (migration 0009) is carried over here,
+        # or a swap would leave the live set without it.
+        options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE oid = $1::regclass", table)
+        with_options = f" WITH ({', '.join(options)})" if options else ""
         await conn.execute(f"CREATE TABLE {SHADOW.name(table)} (LIKE {table} INCLUDING ALL"
-                           f"{' EXCLUDING INDEXES' if later else ''})")
+                           f"{' EXCLUDING INDEXES' if later else ''}){with_options}")
     await conn.execute(f"INSERT INTO {SHADOW.name('projection_checkpoints')} (name, position) VALUES ($1, 0)",
                        CHECKPOINT)
 

@@ -127,12 +127,18 @@ class IntegratorWorker:
                     signed_behind = False
             if behind:
                 continue
-            wait = max(0.0, next_sign - time.monotonic()) if due else self._poll
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
-            # wake-up, and then SIGTERM leaves the integrator (and its process) running.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+            if due:
+                # A checkpoint is pending for next_sign, and the round that signs it reads every event appended
+                # until then: an append meanwhile need not start a round of its own. (Woken by each one, the
+                # integrator read, stored and pinged once per group commit: ~95 µs of CPU per event at 800
+                # single-event POSTs/s, for a tree no one can see before it is signed.)
+                await asyncio.sleep(max(0.0, next_sign - time.monotonic()))
+            else:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the
+                # wake-up, and then SIGTERM leaves the integrator (and its process) running.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
             await ping(leader)  # notice a dead leader connection promptly
 
     async def _sign(self, conn: Connection, frontier: Frontier, last: StoredCheckpoint | None) -> StoredCheckpoint:

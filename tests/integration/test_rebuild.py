@@ -44,13 +44,26 @@ def owner_env(database: Database) -> dict[str, str]:
     return qmstats_env(database.admin_url, database.admin_url)
 
 
+LIVE_READ_TABLES = ("projection_totals", "projection_daily", "projection_categories", "projection_reports")
+
+
+async def storage_options(conn: asyncpg.Connection) -> dict[str, list[str] | None]:
+    rows = await conn.fetch("SELECT relname, reloptions FROM pg_class WHERE relname = ANY($1::text[])",
+                            list(LIVE_READ_TABLES))
+    return {r["relname"]: r["reloptions"] for r in rows}
+
+
 async def test_rebuilding_the_realistic_mix_gives_identical_figures(
-        client: TestClient, keys: Keys, database: Database, projected: tuple[Scenario, int]) -> None:
+        client: TestClient, keys: Keys, database: Database, admin_conn: asyncpg.Connection,
+        projected: tuple[Scenario, int]) -> None:
     scenario, head = projected
+    assert await storage_options(admin_conn) == {table: ["fillfactor=50"] for table in LIVE_READ_TABLES}
     code, out, err = await run_qmstats("rebuild", "--batch-size", "97", env=owner_env(database))
     assert code == 0, out + err
     assert f"identical: the rebuilt figures equal the live ones at position {head}" in out.splitlines()
     await check_every_figure(client, keys.viewer, scenario.ledger, head)
+    # The swapped-in tables keep the live ones' storage parameters (migration 0009: room for HOT updates).
+    assert await storage_options(admin_conn) == {table: ["fillfactor=50"] for table in LIVE_READ_TABLES}
 
     # The swapped-in tables are the live ones now: the projector goes on writing to them.
     more = [event(region="330102", occurred_at="2017-09-09T00:10:00+08:00"), event("lab_open_day_held")]
