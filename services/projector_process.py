@@ -97,7 +97,9 @@ class ProjectorWorker:
                 self._log.error("projector stopped on an event it cannot apply", position=exc.position, error=str(exc))
                 await asyncio.sleep(self._retry)
                 continue
-            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                # InternalClientError: asyncpg's own state went wrong, e.g. the connection was killed just
+                # before COMMIT; the transaction did not commit (the checkpoint says so), so retry the batch.
                 if isinstance(exc, UNAVAILABLE_ERRORS):
                     raise
                 self._state.projector = "degraded"
