@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         default=250, ge=1, description="events per flags projector batch: what the baselines it reads for a "
                                        "batch cost in memory grows with it (docs/decisions.md)")
     flags_memory_entries: int = Field(
-        default=200_000, ge=0, description="baseline entries (a fact in one list) the flags projector keeps between "
+        default=100_000, ge=0, description="baseline entries (a fact in one list) the flags projector keeps between "
                                            "batches before it forgets the least recently used half of its keys "
                                            "(projections.baselines)")
     projector_poll_seconds: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
