@@ -134,14 +134,15 @@ def read_events(body: Any, max_batch: int = MAX_BATCH) -> list[DraftEvent]:
 def read_events_stepwise(body: Any, max_batch: int = MAX_BATCH, step: int = 250) -> Iterator[list[DraftEvent]]:
     """``read_events`` a slice of ``step`` items at a time, so a server can do other work between slices.
 
-    Together the slices are exactly ``read_events(body)``: when a slice cannot be validated at once, every
-    item is validated one by one (raising the 422 of the whole request, or yielding the rest).
+    Together the slices are exactly ``read_events(body)``: when a slice cannot be validated at once, the items
+    from it on are validated one by one (raising the 422 of the whole request, or yielding the rest). The
+    slices before it were accepted at once, which only valid items are, so they add no error to that 422.
     """
     items = event_items(body, max_batch)
     for start in range(0, len(items), step):
         part = drafts_at_once(items[start:start + step], start)
         if part is None:
-            yield drafts_one_by_one(items)[start:]
+            yield drafts_one_by_one(items[start:], start)
             return
         yield part
 
@@ -164,12 +165,12 @@ def event_items(body: Any, max_batch: int = MAX_BATCH) -> list[Any]:
     return items
 
 
-def drafts_one_by_one(items: list[Any]) -> list[DraftEvent]:
-    """Validate items one at a time; raise listing every bad item. The reference ``drafts_at_once`` keeps to,
-    and the only path that words a 422."""
+def drafts_one_by_one(items: list[Any], first_index: int = 0) -> list[DraftEvent]:
+    """Validate items (numbered from ``first_index``) one at a time; raise listing every bad item. The
+    reference ``drafts_at_once`` keeps to, and the only path that words a 422."""
     drafts: list[DraftEvent] = []
     errors: list[ItemError] = []
-    for index, raw in enumerate(items):
+    for index, raw in enumerate(items, first_index):
         result = _draft(index, raw)
         if isinstance(result, list):
             errors.extend(result)

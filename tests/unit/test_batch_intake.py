@@ -104,6 +104,12 @@ def test_validating_a_slice_at_a_time_gives_the_drafts_and_the_422_of_the_whole_
     whole = read_events({"events": items})
     assert [d for part in read_events_stepwise({"events": items}, step=4) for d in part] == whole
     assert [d.index for d in whole] == list(range(len(items)))
+    # A correction (never validated at once) in a later slice: from that slice on, one by one, the same drafts.
+    corrected = [*items[:9], {**event(), "type": "event_corrected", "data": {
+        "corrects": items[0]["event_id"], "replacement": SAMPLE_DATA[items[0]["type"]]}}, *items[9:]]
+    with_correction = read_events({"events": corrected})
+    assert [d for part in read_events_stepwise({"events": corrected}, step=4) for d in part] == with_correction
+    assert [d.index for d in with_correction] == list(range(len(corrected)))
     items[9]["data"] = {**items[9]["data"], "unknown": 1}
     items[2]["region"] = "33010"
     with pytest.raises(ValidationFailed) as whole_refusal:
@@ -112,3 +118,11 @@ def test_validating_a_slice_at_a_time_gives_the_drafts_and_the_422_of_the_whole_
         list(read_events_stepwise({"events": items}, step=4))
     assert stepwise_refusal.value.errors == whole_refusal.value.errors
     assert [e.index for e in whole_refusal.value.errors] == [2, 9]
+    # Only a later slice fails: it and the rest are validated one by one, numbered as in the whole request.
+    items[2]["region"] = whole[2].region
+    with pytest.raises(ValidationFailed) as whole_refusal:
+        read_events({"events": items})
+    with pytest.raises(ValidationFailed) as stepwise_refusal:
+        list(read_events_stepwise({"events": items}, step=4))
+    assert stepwise_refusal.value.errors == whole_refusal.value.errors
+    assert [e.index for e in whole_refusal.value.errors] == [9]
