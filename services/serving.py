@@ -59,6 +59,11 @@ def worker_count(settings: Settings) -> int:
     """How many API processes ``serve`` runs: the setting, else the CPUs this process may use."""
     if settings.workers is not None:
         return settings.workers
+    return usable_cpus()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
     affinity = getattr(os, "sched_getaffinity", None)
     return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
 
