@@ -130,8 +130,11 @@ def changes_sql() -> list[str]:
 def _leaf_select(share: int, shares: int) -> str:
     types = ", ".join(_literal(t.name) for t in _facts())
     data, join = _upcast_join("e")
-    # Shares are sets of regions: every row of the leaf is keyed by one region, so the shares' rows are disjoint.
-    mine = f"WHERE abs(hashtext(v.region)::bigint) % {shares} = {share}" if shares > 1 else ""
+    day = f"(v.occurred_at AT TIME ZONE {_utc_offset()})::date"
+    # A share is a set of (region, day) pairs, so the shares' rows (each keyed by one region and day) are disjoint;
+    # the pairs spread the log evenly where regions alone (a few hundred of unequal size) would not.
+    mine = (f"WHERE abs((hashtext(v.region) # ({day} - DATE '2000-01-01'))::bigint) % {shares} = {share}"
+            if shares > 1 else "")
     return f"""
 WITH versions AS (
     SELECT e.type AS fact_type, e.campaign, e.region, e.occurred_at, {data} AS data, {data} AS counted,
@@ -147,7 +150,7 @@ WITH versions AS (
       FROM {_CHANGES} c JOIN {_CHANGED} o USING (fact_id)
      WHERE c.type = 'event_corrected'
 )
-SELECT v.campaign, v.region, (v.occurred_at AT TIME ZONE {_utc_offset()})::date AS day, v.fact_type AS type,
+SELECT v.campaign, v.region, {day} AS day, v.fact_type AS type,
        {_category("v")} AS category, {_slot_values("v")},
        count(*) FILTER (WHERE v.effective) AS facts, max(v.touched) AS touched
   FROM versions v {mine}
@@ -155,7 +158,7 @@ SELECT v.campaign, v.region, (v.occurred_at AT TIME ZONE {_utc_offset()})::date 
 
 
 def leaf_sql(share: int = 0, shares: int = 1) -> str:
-    """INSERT into the leaf aggregate its rows for the regions of ``share`` (of ``shares``, 0-based): per
+    """INSERT into the leaf aggregate its rows of ``share`` (of ``shares``, 0-based; see _leaf_select): per
     (campaign, region, day, type, category) the effective sum of each metric slot (see _slots), the number of
     effective facts, and the last position that touched it. $1: the position to build up to.
 
@@ -169,9 +172,9 @@ def leaf_table_sql() -> str:
     return f"CREATE UNLOGGED TABLE {_LEAF} AS {_leaf_select(0, 1)} WITH NO DATA"
 
 
-def rollup_sql(tables: TableSet) -> list[str]:
-    """INSERT each read table of ``tables`` from the leaf aggregate rolled up to every ancestor; the one with the
-    most rows first.
+def rollup_sql(tables: TableSet, shares: int = 1) -> list[str]:
+    """INSERT each read table of ``tables`` from the leaf aggregate rolled up to every ancestor; the daily series
+    (the most rows by far) in ``shares`` statements of a share of the days each, listed first.
 
     $1..$4: region, ancestor, its parent, its level (one row per pair); $5: snapshot interval.
     """
@@ -189,9 +192,11 @@ def rollup_sql(tables: TableSet) -> list[str]:
                 f"USING (region) GROUP BY campaign, ancestor, {keys}) g")
 
     metrics = f"JOIN {_metric_map()} ON m.type = g.type"
+    days = [f"(day - DATE '2000-01-01') % {shares} = {share}" if shares > 1 else "TRUE" for share in range(shares)]
     return [
-        f"INSERT INTO {tables.name('projection_daily')} (campaign, region, metric, day, value, changed_window) "
-        f"SELECT g.campaign, g.region, m.metric, g.day, {value}, g.window FROM {rolled('type, day')} {metrics}",
+        *(f"INSERT INTO {tables.name('projection_daily')} (campaign, region, metric, day, value, changed_window) "
+          f"SELECT g.campaign, g.region, m.metric, g.day, {value}, g.window "
+          f"FROM {rolled('type, day', where=mine)} {metrics}" for mine in days),
         f"INSERT INTO {tables.name('projection_categories')} (campaign, region, metric, category, value, "
         f"changed_window) SELECT g.campaign, g.region, m.metric, g.category, {value}, g.window "
         f"FROM {rolled('type, category', where='category IS NOT NULL')} {metrics}",
@@ -265,7 +270,7 @@ async def build_from_log(conn: Connection, tables: TableSet, until: int, snapsho
     checkpoint there.
 
     ``helpers`` are more connections to the same database, to use more than one core: ``conn`` and each helper
-    aggregate a share of the regions at once, then fill the read tables between them. With helpers, call
+    aggregate a share of the log at once, then fill the read tables between them. With helpers, call
     outside a transaction (they must see the working tables ``conn`` commits); without, either way.
     """
     if helpers and conn.is_in_transaction():
@@ -281,7 +286,8 @@ async def build_from_log(conn: Connection, tables: TableSet, until: int, snapsho
                                   for share in range(len(connections))])
     regions = [r["region"] for r in await conn.fetch(f"SELECT DISTINCT region FROM {_LEAF}")]
     arrays = _ancestry(regions)
-    await share_out(connections, [(statement, (*arrays, snapshot_every)) for statement in rollup_sql(tables)])
+    await share_out(connections, [(statement, (*arrays, snapshot_every))
+                                  for statement in rollup_sql(tables, len(connections))])
     async with conn.transaction():
         await conn.execute(f"DROP TABLE {', '.join(_WORKING[:3])}")
         if old_versions():
