@@ -231,7 +231,8 @@ def _ancestry(regions: Sequence[str]) -> list[list[str | None]]:
 
 Statement = tuple[str, Sequence[object]]
 # For the aggregates: memory to hash in, and hashing asked for, since the planner cannot estimate a share's filter
-# and would sort half a million rows to group them instead.
+# and would sort half a million rows to group them instead. (PostgreSQL runs no INSERT … SELECT with parallel
+# workers: the connections are the parallelism.)
 _AGGREGATING: Final = "SET LOCAL work_mem = '256MB'; SET LOCAL enable_sort = off"
 
 
@@ -247,12 +248,10 @@ async def share_out(connections: Sequence[Connection], statements: Sequence[Stat
     """Execute independent statements over ``connections`` at once, each connection taking the next statement
     when it is free (list the longest first); each in a transaction of its own."""
     queue = list(statements)
-    # With a connection per core, PostgreSQL is told not to add parallel workers of its own to each.
-    settings = _AGGREGATING + ("; SET LOCAL max_parallel_workers_per_gather = 0" if len(connections) > 1 else "")
 
     async def take(conn: Connection) -> None:
         while queue:
-            await _run(conn, [queue.pop(0)], settings)
+            await _run(conn, [queue.pop(0)], _AGGREGATING)
 
     tasks = [asyncio.ensure_future(take(conn)) for conn in connections]
     try:

@@ -42,7 +42,7 @@ from services.lifecycle import (
     read_body,
 )
 from services.logs import configure_logging
-from services.settings import Settings
+from services.settings import Settings, usable_cpus
 from services.simulate.command import simulate
 
 # Plain (click) help, rich_markup_mode=None: typer's rich help shows every flag as taking a value
@@ -286,7 +286,6 @@ def rebuild(
 
     from projections.rebuild import RebuildReport
     from projections.rebuild import rebuild as run_rebuild
-    from services.serving import usable_cpus
 
     async def run() -> RebuildReport:
         # One connection per core this process may use (at most 4): PostgreSQL aggregates a share of the log on each.

@@ -38,7 +38,7 @@ from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.resources import background, database_pool, flags_projector, integrator, listening, projector
-from services.settings import Settings
+from services.settings import Settings, usable_cpus
 from services.supervisor import STOP_SIGNALS, logger, plan_argv, supervise
 
 log = structlog.get_logger("qmstats.serve")
@@ -60,12 +60,6 @@ def worker_count(settings: Settings) -> int:
     if settings.workers is not None:
         return settings.workers
     return usable_cpus()
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
 
 
 async def run_projector(settings: Settings, database_url: str) -> None:
