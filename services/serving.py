@@ -38,7 +38,7 @@ from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.resources import background, database_pool, flags_projector, integrator, listening, projector
-from services.settings import Settings
+from services.settings import Settings, usable_cpus
 from services.supervisor import STOP_SIGNALS, logger, plan_argv, supervise
 
 log = structlog.get_logger("qmstats.serve")
@@ -59,8 +59,7 @@ def worker_count(settings: Settings) -> int:
     """How many API processes ``serve`` runs: the setting, else the CPUs this process may use."""
     if settings.workers is not None:
         return settings.workers
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return usable_cpus()
 
 
 async def run_projector(settings: Settings, database_url: str) -> None:

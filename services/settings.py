@@ -1,5 +1,6 @@
 """All configuration, read once from QMSTATS_* environment variables (and CLI flags)."""
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -131,3 +132,9 @@ def _postgresql(url: str) -> str:
     if not url.startswith(("postgresql://", "postgres://")):
         raise ValueError("must be a postgresql://user:password@host:port/database URL")
     return url
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (what ``workers`` and a rebuild's connections default to)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
