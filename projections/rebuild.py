@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from events.coordination import TABLES_LOCK, lock_transaction
+from events.coordination import REBUILD_LOCK, TABLES_LOCK, lock_transaction, try_lock_session, unlock_session
 from events.store import Connection, head
 from projections.aggregate_store import build_from_log, share_out
 from projections.projector import SNAPSHOT_EVERY, apply_batch
@@ -107,6 +107,10 @@ async def compare(conn: Connection, a: TableSet, b: TableSet) -> dict[str, int]:
     return out
 
 
+class RebuildRunning(Exception):
+    """Another rebuild holds REBUILD_LOCK on this database; this one did nothing."""
+
+
 async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progress | None = None,
                   snapshot_every: int = SNAPSHOT_EVERY, helpers: Sequence[Connection] = ()) -> RebuildReport:
     """Rebuild from position 0 and swap the result in; reports whether it equals the live figures.
@@ -114,7 +118,20 @@ async def rebuild(conn: Connection, *, batch_size: int = 5000, progress: Progres
     The shadow set is built by PostgreSQL up to the head of the log (sharing the work with ``helpers``, more
     connections to the same database); under the lock, the live set is brought to the same position and events
     appended meanwhile are folded into both, batch by batch, before they are compared.
+
+    Raises RebuildRunning, having changed nothing, while another rebuild runs on the same database (both build
+    the same shadow and working tables).
     """
+    if not await try_lock_session(conn, REBUILD_LOCK):
+        raise RebuildRunning("another rebuild is running on this database; nothing was changed")
+    try:
+        return await _rebuild(conn, batch_size, progress, snapshot_every, helpers)
+    finally:
+        await unlock_session(conn, REBUILD_LOCK)
+
+
+async def _rebuild(conn: Connection, batch_size: int, progress: Progress | None, snapshot_every: int,
+                   helpers: Sequence[Connection]) -> RebuildReport:
     started = time.perf_counter()
     await create_shadow(conn, indexed=False)
     # Up to the head of the log, not the live checkpoint: live tables that are behind (after `import`, or with

@@ -284,7 +284,7 @@ def rebuild(
     """Rebuild the read tables from position 0 into fresh tables and swap them in; compare with the live ones."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from projections.rebuild import RebuildReport
+    from projections.rebuild import RebuildReport, RebuildRunning
     from projections.rebuild import rebuild as run_rebuild
 
     async def run() -> RebuildReport:
@@ -293,9 +293,12 @@ def rebuild(
             with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err) as bar:
                 task = bar.add_task("rebuild", total=None)
-                return await run_rebuild(
-                    conn, batch_size=batch_size, helpers=helpers,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+                try:
+                    return await run_rebuild(
+                        conn, batch_size=batch_size, helpers=helpers,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+                except RebuildRunning as exc:
+                    raise Refused(str(exc)) from None
 
     report = _run(run())
     rate = report.events / report.seconds if report.seconds else 0.0
