@@ -23,18 +23,21 @@ CHECK_SECONDS = 0.02
 
 
 class PauseReport:
-    """The last decision, for /metrics: paused (0/1), the append rate it was decided on, and the threshold."""
+    """The last decision, for /metrics: paused (0/1), the append rate it was decided on, the threshold, and how
+    many times the projectors stepped aside so far."""
 
     def __init__(self, values: Any = None) -> None:
-        self._values: Any = values if values is not None else [0.0, 0.0, 0.0]
+        self._values: Any = values if values is not None else [0.0] * 4
 
     @classmethod
     def shared(cls) -> "PauseReport":
         """A report in shared memory: written by the projector process, read by the API processes forked with it."""
-        return cls(RawArray(ctypes.c_double, 3))
+        return cls(RawArray(ctypes.c_double, 4))
 
     def record(self, decision: Decision, threshold: float) -> None:
         """Remember ``decision`` (taken against ``threshold``)."""
+        if decision.paused and not self.paused:
+            self._values[3] += 1.0
         self._values[0] = 1.0 if decision.paused else 0.0
         self._values[1] = decision.rate
         self._values[2] = threshold
@@ -53,6 +56,11 @@ class PauseReport:
     def threshold(self) -> float:
         """The configured pause threshold, events/s (0: never pause)."""
         return float(self._values[2])
+
+    @property
+    def pauses(self) -> int:
+        """How many times the projectors stepped aside since they started."""
+        return int(self._values[3])
 
 
 class PauseGate:

@@ -82,6 +82,8 @@ class Telemetry:
                   "events/s over the last second", registry=r).set_function(lambda: pause.rate)
             Gauge("qmstats_projectors_pause_rate", "The append rate (events/s) above which the projectors step aside; "
                   "0: never", registry=r).set_function(lambda: pause.threshold)
+            Gauge("qmstats_projectors_pause_count", "Times the projectors stepped aside since they started",
+                  registry=r).set_function(lambda: pause.pauses)
         return telemetry
 
     def http_answered(self, method: str, route: str, status: int, seconds: float | None) -> None:
