@@ -34,6 +34,8 @@ FROM_BYTES_LIMIT = 64 * 1024
 
 def require_json(request: web.Request) -> None:
     """415 unless the body is declared as JSON (UTF-8)."""
+    if request.headers.get(hdrs.CONTENT_TYPE) == "application/json":  # what clients send: nothing to parse
+        return
     # aiohttp reports a missing Content-Type as application/octet-stream; say that it is missing.
     ctype = request.content_type if hdrs.CONTENT_TYPE in request.headers else ""
     if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
@@ -45,8 +47,12 @@ def require_json(request: web.Request) -> None:
 
 async def read_body(request: web.Request) -> bytes:
     """The whole request body, or 408 when it has not arrived within the body-read timeout."""
-    if request.content.is_eof():  # the whole body has arrived already (a small POST, usually): no wait to bound
-        return await request.read()
+    content = request.content
+    if content.is_eof():  # the whole body has arrived already (a small POST, usually): no wait to bound
+        if content.total_bytes <= request.app[SETTINGS].max_body_bytes:
+            # What request.read() returns (the app's client_max_size is max_body_bytes), without its loop.
+            return content.read_nowait()
+        return await request.read()  # refuses it (413)
     # A client trickling its body must not hold a handler (and its memory) for ever.
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_seconds):
@@ -57,6 +63,8 @@ async def read_body(request: web.Request) -> bytes:
 
 def dry_run_param(request: web.Request) -> bool:
     """``dry_run`` of a write; any other query parameter on a write is refused (422), never ignored."""
+    if not request.query_string:  # a plain POST: no query to parse
+        return False
     unknown = sorted(set(request.query) - {"dry_run"})
     if unknown:
         raise InvalidParameter(f"unknown query parameter {unknown[0][:40]!r} on a write; only dry_run is accepted")
