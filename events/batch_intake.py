@@ -94,11 +94,19 @@ def drafts_at_once(items: list[Any], first_index: int = 0) -> list[DraftEvent] |
 
 def drafts_from_json(body: bytes, max_batch: int) -> list[DraftEvent] | None:
     """The drafts ``read_events(parse_json(body), max_batch)`` returns, validated straight from the body's
-    bytes in one call; None when the body must take that way (which words every refusal).
+    bytes; None when the body must take that way (which words every refusal). ``envelopes_from_json``, then
+    ``fact_drafts`` of all of them."""
+    envelopes = envelopes_from_json(body, max_batch)
+    return None if envelopes is None else fact_drafts(envelopes)
 
-    pydantic's JSON parser differs from ``parse_json`` in two ways, and both decline here. A number with a
-    fraction or an exponent (and NaN, Infinity) becomes a float, which ``parse_json`` would have made a
-    Decimal or refused: so only plain facts are taken, every field of which refuses a float (counts are
+
+def envelopes_from_json(body: bytes, max_batch: int) -> list[dict[str, Any]] | None:
+    """The body's events validated in one call straight from its bytes (one event, or ``{"events": [...]}``
+    of at most ``max_batch``), or None when the body must be parsed by ``parse_json`` and validated the usual way.
+
+    pydantic's JSON parser differs from ``parse_json`` in two ways, and both decline. A number with a fraction
+    or an exponent (and NaN, Infinity) becomes a float, which ``parse_json`` would have made a Decimal or
+    refused: so only plain facts are taken (``fact_drafts``), every field of which refuses a float (counts are
     strict integers, money refuses floats, the rest are strings). Of two equal keys it keeps the last, which
     ``parse_json`` refuses: so every key the validated body holds is counted, and must be as many as the
     ``":`` in the bytes. A ``":`` inside a string only adds to the bytes' count (a decline), so equal counts
@@ -119,7 +127,13 @@ def drafts_from_json(body: bytes, max_batch: int) -> list[DraftEvent] | None:
         keys += len(envelope) + len(envelope["data"].model_fields_set)
     if body.count(b'":') != keys or _SPACED_KEY.search(body) is not None:
         return None
-    return _drafts(envelopes, 0, facts_only=True)
+    return envelopes
+
+
+def fact_drafts(envelopes: list[dict[str, Any]], first_index: int = 0) -> list[DraftEvent] | None:
+    """Drafts of envelopes from ``envelopes_from_json`` (numbered from ``first_index``), or None unless every
+    one is a fact that passes what pydantic-core does not check."""
+    return _drafts(envelopes, first_index, facts_only=True)
 
 
 @lru_cache(maxsize=4096)
