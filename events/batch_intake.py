@@ -4,7 +4,11 @@
 type, then a dump to normalised JSON, each a separate call from Python. For a 1000-event batch that is
 most of the request's cost. Here one ``TypeAdapter`` over the list does the same work in Rust: each item is
 an envelope whose ``data`` is the payload model picked by (type, schema_version), and one more call dumps
-every payload to its normalised JSON form.
+every payload to its normalised JSON form (each payload by its own serializer).
+
+``envelopes_from_json`` goes one step further for bodies of plain facts: the same validation straight from
+the body's bytes, without ``parse_json`` (why that is exact, and when it declines, is in its docstring;
+tests/unit/test_intake_from_bytes.py holds it to ``read_events(parse_json(body))``).
 
 This path only *accepts*. It takes the same parsed body (``parse_json``: exact Decimals, duplicate keys
 and NaN refused) and the same field types, and it refuses anything it is not sure the item-by-item path
