@@ -84,17 +84,14 @@ class RecordBuilder:
     """
 
     def __init__(self, recorded_by: str, request_id: str) -> None:
-        self._recorded_by = b',"recorded_by":' + canonical_bytes(recorded_by)
+        self._recorded_by = _recorded_by_piece(recorded_by)
         self._request_id = b',"request_id":' + canonical_bytes(request_id)
-        self._heads: dict[tuple[str, str], bytes] = {}
         self._tails: dict[tuple[str, int, str], tuple[bytes, bytes]] = {}
 
     def _tail(self, region: str, schema_version: int, type_: str) -> tuple[bytes, bytes]:
         # What follows occurred_at in the content, and the record's part after recorded_at: the same for
         # every event of a region, version and type in the request.
-        fields = b"".join((b',"region":', canonical_bytes(region)))
-        version_and_type = b"".join((b',"schema_version":', canonical_bytes(schema_version), b',"type":',
-                                     canonical_bytes(type_), b"}"))
+        fields, version_and_type = _region_piece(region), _version_and_type_piece(schema_version, type_)
         tail = self._tails[region, schema_version, type_] = (
             fields + version_and_type, b"".join((self._recorded_by, fields, self._request_id, version_and_type)))
         return tail
@@ -106,10 +103,33 @@ class RecordBuilder:
             region, schema_version, type_)
         data_bytes = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         # A string has no keys to sort: orjson's plain output is its canonical form.
-        head = b"".join((b'{"campaign":', orjson.dumps(campaign), b',"data":', data_bytes, b',"event_id":',
-                         orjson.dumps(event_id), b',"occurred_at":', orjson.dumps(occurred_at)))
+        head = b"".join((_campaign_piece(campaign), data_bytes, b',"event_id":', orjson.dumps(event_id),
+                         b',"occurred_at":', orjson.dumps(occurred_at)))
         return RecordParts(hashlib.sha256(head + content_tail).digest(), head + b',"position":', after,
                            data_bytes.decode())
+
+
+# The pieces requests share, serialised once per process (a handful of keys, campaigns, types; the regions
+# of a few thousand codes): a single-event request otherwise serialises every one of them again.
+@lru_cache(maxsize=256)
+def _recorded_by_piece(recorded_by: str) -> bytes:
+    return b',"recorded_by":' + canonical_bytes(recorded_by)
+
+
+@lru_cache(maxsize=256)
+def _campaign_piece(campaign: str) -> bytes:
+    return b'{"campaign":' + canonical_bytes(campaign) + b',"data":'
+
+
+@lru_cache(maxsize=8192)
+def _region_piece(region: str) -> bytes:
+    return b',"region":' + canonical_bytes(region)
+
+
+@lru_cache(maxsize=256)
+def _version_and_type_piece(schema_version: int, type_: str) -> bytes:
+    return b"".join((b',"schema_version":', canonical_bytes(schema_version), b',"type":', canonical_bytes(type_),
+                     b"}"))
 
 
 def utc_text(moment: datetime) -> str:

@@ -1,7 +1,7 @@
 """Request middleware: request id and access log, error mapping, authentication and rate limits."""
 
+import random
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -56,8 +56,9 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
 def request_id_of(request: web.Request) -> str:
     """The client's X-Request-ID when it is usable, else a new random one (32 hex digits)."""
     supplied = request.headers.get("X-Request-ID", "")
-    # secrets.token_hex, not uuid4().hex: the same 128 random bits in the same form, at an eighth of the cost.
-    return supplied if supplied and _REQUEST_ID.match(supplied) else secrets.token_hex(16)
+    # 128 random bits as 32 hex digits, from the random module: an id to find a request by, not a secret, and a
+    # third of secrets.token_hex's cost (no system call per request). The module reseeds in every forked worker.
+    return supplied if supplied and _REQUEST_ID.match(supplied) else random.randbytes(16).hex()
 
 
 @web.middleware

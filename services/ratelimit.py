@@ -20,10 +20,16 @@ _DIGESTS_KEPT = 65536
 
 
 class Buckets(Protocol):
-    """Where token buckets live: ``take`` updates one bucket atomically and returns its new token count."""
+    """Where token buckets live: ``take`` updates one bucket atomically."""
 
-    def take(self, key: str, update: Callable[[float, float], tuple[float, float]], now: float,
-             full: float) -> float: ...
+    def take(self, key: str, now: float, rate: float, burst: float) -> float:
+        """Refill ``key``'s bucket (``rate`` tokens a second, at most ``burst``; a new one starts full), then
+        take a token if it holds one: 0.0 when one was taken, else the seconds until one is there."""
+        ...
+
+
+def _refilled(tokens: float, last: float, now: float, rate: float, burst: float) -> float:
+    return min(burst, tokens + max(0.0, now - last) * rate)
 
 
 class LocalBuckets:
@@ -32,12 +38,15 @@ class LocalBuckets:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str, update: Callable[[float, float], tuple[float, float]], now: float,
-             full: float) -> float:
-        """Apply ``update(tokens, last)`` to ``key``'s bucket; a new bucket starts full at ``now``."""
-        tokens, last = self._buckets.get(key, (full, now))
-        self._buckets[key] = update(tokens, last)
-        return self._buckets[key][0]
+    def take(self, key: str, now: float, rate: float, burst: float) -> float:
+        """As ``Buckets.take``."""
+        tokens, last = self._buckets.get(key, (burst, now))
+        tokens = _refilled(tokens, last, now, rate, burst)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / rate
 
 
 class _Slot(ctypes.Structure):
@@ -57,24 +66,33 @@ class SharedBuckets:
         self._slots: Any = RawArray(_Slot, slots)
         self._lock = multiprocessing.get_context("fork").Lock()
         self._size = slots
-        self._digests: dict[str, int] = {}  # per process: hashing a key costs more than the rest of a take
+        # Per process, a key's digest and the slot it was last found in: hashing a key, and probing for it,
+        # cost more than the rest of a take. The slot is checked under the lock (another key may have taken it).
+        self._places: dict[str, tuple[int, Any]] = {}
 
     @staticmethod
     def _digest(key: str) -> int:
         return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
 
-    def take(self, key: str, update: Callable[[float, float], tuple[float, float]], now: float,
-             full: float) -> float:
-        """Apply ``update(tokens, last)`` to ``key``'s bucket under the shared lock."""
-        digest = self._digests.get(key)
-        if digest is None:
-            if len(self._digests) >= _DIGESTS_KEPT:
-                self._digests.clear()
-            digest = self._digests[key] = self._digest(key)
+    def take(self, key: str, now: float, rate: float, burst: float) -> float:
+        """As ``Buckets.take``, under the shared lock."""
+        place = self._places.get(key)
+        if place is None:
+            if len(self._places) >= _DIGESTS_KEPT:
+                self._places.clear()
+            place = (self._digest(key), None)
+        digest, slot = place
         with self._lock:
-            slot = self._find(digest, now, full)
-            slot.tokens, slot.last = update(slot.tokens, slot.last)
-            return float(slot.tokens)
+            if slot is None or slot.key != digest:
+                slot = self._find(digest, now, burst)
+                self._places[key] = (digest, slot)
+            tokens = _refilled(slot.tokens, slot.last, now, rate, burst)
+            slot.last = now
+            if tokens >= 1.0:
+                slot.tokens = tokens - 1.0
+                return 0.0
+            slot.tokens = tokens
+        return (1.0 - tokens) / rate
 
     def _find(self, digest: int, now: float, full: float) -> Any:
         oldest = None
@@ -108,17 +126,7 @@ class RateLimiter:
 
     def check(self, key: str) -> float:
         """Take one token for ``key``: 0.0 when allowed, else the seconds to wait before retrying."""
-        now = self._clock()
-        allowed = False
-
-        def update(tokens: float, last: float) -> tuple[float, float]:
-            nonlocal allowed
-            tokens = min(self._burst, tokens + max(0.0, now - last) * self._rate)
-            allowed = tokens >= 1.0
-            return (tokens - 1.0 if allowed else tokens), now
-
-        tokens = self._buckets.take(key, update, now, self._burst)
-        return 0.0 if allowed else (1.0 - tokens) / self._rate
+        return self._buckets.take(key, self._clock(), self._rate, self._burst)
 
     @staticmethod
     def retry_after(wait: float) -> str:

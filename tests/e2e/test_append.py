@@ -14,7 +14,7 @@ from services.app import create_app
 from tests.conftest import Database, Keys
 from tests.conftest import test_settings as app_settings
 from tests.e2e.wire import expect_problem, read_log, stored_ids
-from tests.factories import FACT_TYPES, event
+from tests.factories import FACT_TYPES, event, retraction
 
 pytestmark = pytest.mark.usefixtures("campaign")
 
@@ -190,6 +190,24 @@ async def test_a_thousand_event_batch_with_a_bad_last_item_stores_none(client: T
     assert [(e["index"], e["event_id"], e["loc"]) for e in body["errors"]] == [
         (999, batch[999]["event_id"], ["region"])]
     assert await read_log(client, keys, after=1) == []
+
+
+async def test_a_batch_declined_in_a_later_slice_of_its_drafts_takes_the_exact_way(client: TestClient,
+                                                                                   keys: Keys) -> None:
+    # Read straight from the bytes, the first slices of drafts are made before a later one declines: a code
+    # under no province (only events.regions knows), then an event that is not a fact. The request is then
+    # read the exact way, whole: the 422 of the whole batch, or every event created.
+    batch = [event() for _ in range(600)]
+    batch[520] = batch[520] | {"region": "990000"}
+    response = await client.post("/v1/events", json={"events": batch}, headers=keys.reporter)
+    body = await expect_problem(response, 422, "validation-failed")
+    assert [(e["index"], e["loc"]) for e in body["errors"]] == [(520, ["region"])]
+    assert await read_log(client, keys, after=1) == []
+    batch[520] = event()
+    batch.append(retraction(batch[0]["event_id"]))
+    response = await client.post("/v1/events", json={"events": batch}, headers=keys.reporter)
+    assert response.status == 201, await response.text()
+    assert [e["type"] for e in await read_log(client, keys, after=1)][-1] == "event_retracted"
 
 
 async def test_a_batch_where_one_event_names_an_unknown_campaign_stores_none(client: TestClient,
