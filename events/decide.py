@@ -149,10 +149,20 @@ class ItemResult:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A request the log takes: its per-item results and the rows to insert."""
+    """A request the log takes: its per-item results and the rows to insert, with each row's canonical parts
+    (so that the store can chain it again at a later position)."""
 
     results: list[ItemResult]
     rows: list[EventRow]
+    parts: list[RecordParts] = field(default_factory=list)
+
+    def moved(self, after: int, shift: int) -> "Accepted":
+        """The answer once the events decided after position ``after`` were stored ``shift`` positions later
+        (events/writer): their results move, a duplicate's stored position does not. ``rows`` stay as decided;
+        the log holds them as stored."""
+        results = [ItemResult(r.event_id, r.status, r.position + shift if r.position > after else r.position)
+                   for r in self.results]
+        return Accepted(results, self.rows, self.parts)
 
     @property
     def records(self) -> list[RecordedEvent]:
@@ -261,6 +271,11 @@ class GroupDecider:
     def head(self) -> tuple[int, bytes]:
         """Position and hash of the last event accepted so far."""
         return self._state.head_position, self._state.head_hash
+
+    @property
+    def stamp(self) -> bytes:
+        """The ``,"recorded_at":…`` fragment every record of this group is hashed with."""
+        return self._recorded_at
 
     def decide(self, request: AppendRequest) -> Accepted | DomainError:
         """Accept the whole request (assigning positions and hashes) or return why not."""
@@ -474,4 +489,4 @@ class GroupDecider:
         state.head_position, state.head_hash = position, prev
         results = [ItemResult(event_id, status, pos if pos is not None else appended[event_id][1])
                    for event_id, status, pos in statuses]
-        return Accepted(results, rows)
+        return Accepted(results, rows, [parts for _, _, parts in fresh])
