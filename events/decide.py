@@ -1,9 +1,10 @@
 """Deciding a group of append requests against the log's current state. Pure: no I/O.
 
-The writer loads a ``LogState`` under the append lock, then asks a ``GroupDecider`` about
-each queued request in turn. Each request is accepted whole or refused whole; an accepted
-request's events get the next positions and their chain hashes, and later requests in the
-same group see its effects (a campaign it opened, an event it retracted).
+The writer loads a ``LogState`` (a snapshot of the log, or under the append lock: see
+events/writer), then asks a ``GroupDecider`` about each queued request in turn. Each request
+is accepted whole or refused whole; an accepted request's events get the next positions and
+their chain hashes, and later requests in the same group see its effects (a campaign it
+opened, an event it retracted).
 
 The refusal policy, written down once. Two kinds of refusal, both refuse the whole request:
 

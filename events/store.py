@@ -1,4 +1,4 @@
-"""The PostgreSQL event store: load what a group needs under the lock, append, read back.
+"""The PostgreSQL event store: read what a group needs (in one snapshot, or under the lock), append, read back.
 
 Driver errors are translated here and only here: a lost or refused connection becomes
 ``StoreUnavailable``; everything else the driver raises is a bug and propagates.

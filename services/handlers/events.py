@@ -81,8 +81,8 @@ async def post_events(request: web.Request) -> web.Response:
     require_json(request)
     body = await read_body(request)
     drafts: list[DraftEvent] = []
-    # A slice at a time: this process's writer may hold the append lock meanwhile, and it resumes between
-    # slices instead of after the whole batch (every process waits for the lock while it is held).
+    # A slice at a time: this process's writer may be waiting to run (to decide a group, or for its answer from
+    # PostgreSQL), and it resumes between slices instead of after the whole batch.
     for part in read_events_stepwise(parse_json(body), request.app[SETTINGS].max_batch_events, VALIDATION_STEP):
         drafts.extend(part)
         if len(part) == VALIDATION_STEP:  # more may follow
