@@ -207,14 +207,15 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
                        clock_skew: timedelta = timedelta(minutes=5)) -> tuple[list[Outcome], int]:
     """Decide and append requests on ``conn``, outside a transaction; returns each outcome and the new head.
 
-    The same decisions as ``append_in_transaction``, in two round trips, neither waited for under the append
-    lock: what deciding needs is read in one snapshot without the lock, the requests are decided against it, and
-    ``append_decided`` appends the rows under the lock in one statement (its own transaction: all rows or none,
-    the NOTIFY sent when they commit, positions visible in lock order). When other groups were appended since
-    the snapshot and none touches this group's events, campaigns or keys, its decisions stand and its events move
-    after them: positions above the snapshot's head shift, a duplicate's stored position does not. Otherwise
-    (a concurrent retry of one of its event ids, a campaign closed meanwhile, a key revoked, a region list
-    imported) the group is decided again holding the lock, in three round trips (``_decide_holding_the_lock``).
+    The same decisions as ``append_in_transaction``, in two round trips, with the append lock held only while
+    PostgreSQL runs the second: what deciding needs is read in one snapshot without the lock, the requests are
+    decided against it, and ``append_decided`` appends the rows under the lock in one statement (its own
+    transaction: all rows or none, the NOTIFY sent when they commit, positions visible in lock order). When other
+    groups were appended since the snapshot and none touches this group's events, campaigns or keys, its
+    decisions stand and its events move after them: positions above the snapshot's head shift, a duplicate's
+    stored position does not. Otherwise (a concurrent retry of one of its event ids, a campaign closed meanwhile,
+    a key revoked, a region list imported) the group is decided again holding the lock, in three round trips
+    (``_decide_holding_the_lock``).
     A group that appends nothing (refusals and duplicates only) stands on the snapshot alone.
     """
     snapshot = await read_snapshot(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests])
@@ -236,7 +237,7 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
 
 
 def _footprint(requests: list[AppendRequest]) -> Footprint:
-    """What the decisions to append these requests read from the log besides the head."""
+    """What deciding these requests read that appends since the snapshot, or a revocation, could have changed."""
     drafts = [d for r in requests for d in r.drafts]
     ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
     return Footprint(frozenset(ids), frozenset(d.campaign for d in drafts), frozenset(r.actor.key_id for r in requests))
