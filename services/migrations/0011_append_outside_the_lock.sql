@@ -50,6 +50,20 @@ BEGIN
     RETURN qmstats_append_snapshot(p_ids, p_campaigns, p_codes, p_keys);
 END $$;
 
+-- Whether one of the last p_count events (those appended since a snapshot: positions have no gaps, and
+-- nobody appends while the caller holds the append lock) has an event_id or target among p_ids, or is a
+-- lifecycle event of one of p_campaigns. Read backwards from the primary key's end; planned on every call
+-- with the count, so that no plan made for an unknown count (or on a young log's statistics) scans the log.
+CREATE FUNCTION qmstats_touched_since(p_count bigint, p_ids uuid[], p_campaigns text[])
+RETURNS boolean LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM (SELECT e.event_id, e.target_event_id, e.type, e.campaign FROM events e
+                                 ORDER BY e.position DESC LIMIT p_count) since
+                    WHERE since.event_id = ANY(p_ids) OR since.target_event_id = ANY(p_ids)
+                       OR (since.type IN ('campaign_opened', 'campaign_closed', 'campaign_reopened')
+                           AND since.campaign = ANY(p_campaigns)));
+END $$;
+
 -- Append a group decided against the log at p_head, in one statement under the append lock (its own
 -- transaction, which commits before the transaction lock is released, so positions become visible in lock
 -- order). Returns the head the rows were appended after, or NULL (nothing written) when the group must be
@@ -74,7 +88,6 @@ DECLARE
     head_hash bytea;
     hashes bytea[] := p_hash;
     link bytea;
-    touched boolean;
     appended integer := cardinality(p_event_id);
 BEGIN
     PERFORM pg_advisory_xact_lock(p_lock);
@@ -88,16 +101,7 @@ BEGIN
     IF head < p_head THEN
         RETURN NULL;
     ELSIF head > p_head THEN
-        -- The events appended since are the last head - p_head by position (positions have no gaps, and
-        -- nobody appends while we hold the lock): read them backwards from the primary key. Dynamic, so that
-        -- it is planned with the count, which keeps the planner from scanning the log.
-        EXECUTE 'SELECT EXISTS (SELECT FROM (SELECT e.event_id, e.target_event_id, e.type, e.campaign FROM events e
-                                              ORDER BY e.position DESC LIMIT $1) since
-                                 WHERE since.event_id = ANY($2) OR since.target_event_id = ANY($2)
-                                    OR (since.type IN (''campaign_opened'', ''campaign_closed'', ''campaign_reopened'')
-                                        AND since.campaign = ANY($3)))'
-           INTO STRICT touched USING head - p_head, p_ids, p_campaigns;
-        IF touched THEN
+        IF qmstats_touched_since(head - p_head, p_ids, p_campaigns) THEN
             RETURN NULL;
         END IF;
         link := head_hash;
