@@ -37,7 +37,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from bench_lag import LagRun, StreamWatcher, bodies, paced
+from bench_lag import LagRun, StreamWatcher, bodies, paced, pause_count
 from common import (
     CpuMeter,
     Keys,
@@ -125,9 +125,11 @@ async def live(args: argparse.Namespace, session: aiohttp.ClientSession, server:
         flags.measure(runs[1])
         meter = CpuMeter(lambda: process_groups(server))
         meter.start()
+        pauses = await pause_count(session, server.url)
         await paced(session, server.url, keys.reporter, BothWatchers(dashboard, flags), runs[0], pool, 20,
                     args.max_in_flight)
         cpu = meter.stop()
+        pauses = await pause_count(session, server.url) - pauses
         answered = time.perf_counter()
 
         async def drained(watcher: CheckpointWatcher, run: LagRun) -> None:
@@ -141,6 +143,7 @@ async def live(args: argparse.Namespace, session: aiohttp.ClientSession, server:
             setattr(runs[1], field, getattr(runs[0], field))
         for run in runs:
             run.cpu_cores = cpu
+            run.pauses = pauses
         return runs
     finally:
         await admin.remove_listener(PROJECTION_CHANNEL, dashboard.notified)
@@ -153,7 +156,7 @@ def describe(run: LagRun) -> str:
             f"max {s['lag_max_ms']:.1f} ms "
             f"(p99 1st half {s['lag_p99_first_half_ms']:.1f}, 2nd half {s['lag_p99_second_half_ms']:.1f}); "
             f"{run.sse_messages:,} checkpoint commits; caught up {run.catch_up:.2f} s after the last answer; "
-            f"unmatched {run.unmatched}; kept up: {run.kept_up}")
+            f"unmatched {run.unmatched}; projectors stepped aside {run.pauses} times; kept up: {run.kept_up}")
 
 
 async def benchmark(args: argparse.Namespace, servers: list[Any], data_dir: Path) -> tuple[int, dict[str, Any]]:

@@ -19,6 +19,8 @@ What it does, in one process and one run:
    ``bench_raw_events (LIKE events INCLUDING ALL)``: same columns, same indexes, rows built from the
    same payload generator, positions from a shared counter, 32-byte sha256 hashes.
 4. Rounds are interleaved (ours, raw, ours, raw, ...) so slow spells on a noisy machine hit both;
+   before each limit phase every follower of the log (dashboard and flags projections, the signed tree)
+   catches up on the ours phase, untimed, so a limit is measured on an idle server;
    each figure is reported as the median (min-max) of the rounds, beside the raw limit and a ratio.
 5. Checks that ``events`` holds exactly 1 (the campaign) + the number of "created" answers.
 
@@ -71,6 +73,8 @@ from common import (
     spread,
     start_server,
     verdict,
+    wait_followers,
+    wait_projected,
 )
 
 from events.regions import EXPECTED_PROVINCES
@@ -268,12 +272,18 @@ GROUP_METRICS = ("qmstats_group_requests_sum", "qmstats_group_requests_count", "
 
 async def measured(run: Callable[[], Awaitable[Phase]], admin: asyncpg.Connection, server: QmstatsServer,
                    session: aiohttp.ClientSession, profile: Path | None = None, seconds: float = 0.0, *,
-                   pid: int | None = None) -> Phase:
+                   pid: int | None = None, kind: str = "ours") -> Phase:
     """Run a phase after a CHECKPOINT, adding CPU use per process group and the server's group sizes.
 
     With ``profile``, py-spy records serve during the phase into that file (raw collapsed stacks).
     """
     await admin.execute("CHECKPOINT")
+    if kind != "ours":
+        # A limit is measured on an idle server: every follower of the log (dashboard and flags projections,
+        # the integrator's signed tree) catches up on the ours phase before it, untimed.
+        head = await admin.fetchval("SELECT max(position) FROM events")
+        await wait_projected(session, server.url, head)
+        await wait_followers(admin, head)
     groups = process_groups(server)
     metrics_before = await scrape_all(server.url, GROUP_METRICS, serve_workers())
     cpu_before = cpu_seconds(groups)
@@ -423,7 +433,7 @@ async def benchmark(args: argparse.Namespace, servers: list[QmstatsServer], data
                         if args.profile_dir and kind in ("ours", "ceiling") else None
                     pid = server.pid if kind == "ours" else bare.pid
                     phases[kind].append(await measured(lambda run=run: run(args.seconds), admin, server, session,
-                                                       profile, args.seconds, pid=pid))
+                                                       profile, args.seconds, pid=pid, kind=kind))
                     print(describe(phases[kind][-1], f"round {n} {kind}"), flush=True)
         finally:
             bare.stop()

@@ -54,6 +54,7 @@ from common import (
     process_groups,
     rows_json,
     run_main,
+    scrape,
     server_env,
     spread,
     start_server,
@@ -85,6 +86,8 @@ class LagRun:
     catch_up: float = float("nan")
     sse_messages: int = 0
     cpu_cores: dict[str, float] = field(default_factory=dict)
+    pauses: int = 0
+    """Times the projectors stepped aside during the run (QMSTATS_PROJECTOR_PAUSE_RATE): 0 where they follow."""
 
     @property
     def rate(self) -> float:
@@ -117,7 +120,8 @@ class LagRun:
                 "lag_p99_first_half_ms": round(first, 2), "lag_p99_second_half_ms": round(second, 2),
                 "projected_before_answer": self.before_answer, "unmatched_events": self.unmatched,
                 "requests_delayed_by_in_flight_cap": self.behind, "catch_up_s": round(self.catch_up, 3),
-                "sse_messages": self.sse_messages, "cpu_cores": self.cpu_cores, "kept_up": self.kept_up}
+                "sse_messages": self.sse_messages, "cpu_cores": self.cpu_cores, "kept_up": self.kept_up,
+                "projector_pauses": self.pauses}
 
 
 class StreamWatcher:
@@ -244,9 +248,11 @@ async def measure(args: argparse.Namespace, mode: str, session: aiohttp.ClientSe
         meter = CpuMeter(lambda: process_groups(server, extra))
         meter.start()
         spy_pid = project_pid or server.pid
+        pauses = await pause_count(session, server.url)
         with PySpy(spy_pid, profile, seconds) if profile else contextlib.nullcontext():
             await paced(session, server.url, keys.reporter, watcher, run, pool, args.batch, args.max_in_flight)
         run.cpu_cores = meter.stop()
+        run.pauses = await pause_count(session, server.url) - pauses
         drained_at = time.perf_counter()
         await watcher.wait_drained(30.0)
         run.catch_up = time.perf_counter() - drained_at
@@ -260,6 +266,13 @@ async def measure(args: argparse.Namespace, mode: str, session: aiohttp.ClientSe
             await follower
 
 
+async def pause_count(session: aiohttp.ClientSession, url: str) -> int:
+    """How many times serve's projectors stepped aside so far (every API process exports the same count; a
+    serve without the projector, or `qmstats project` beside it, exports none: 0)."""
+    name = "qmstats_projectors_pause_count"
+    return int((await scrape(session, url, [name])).get(name, 0))
+
+
 def describe(run: LagRun, label: str) -> str:
     s = run.summary()
     return (f"{label:<24} offered {run.offered_rate:,.0f}/s, answered {run.rate:,.0f} events/s in {run.seconds:.1f} s "
@@ -269,7 +282,8 @@ def describe(run: LagRun, label: str) -> str:
             f"{s['post_p50_ms']:.1f} ms, p99 {s['post_p99_ms']:.1f} ms\n"
             f"{'':<24} projected before the answer: {run.before_answer:,}; catch-up after the last answer "
             f"{run.catch_up:.2f} s; unmatched {run.unmatched}; failures {run.failures or 0}; "
-            f"delayed by in-flight cap {run.behind}; kept up: {run.kept_up}\n"
+            f"delayed by in-flight cap {run.behind}; projectors stepped aside {run.pauses} times; "
+            f"kept up: {run.kept_up}\n"
             f"{'':<24} CPU cores: " + ", ".join(f"{k} {v:.2f}" for k, v in run.cpu_cores.items()))
 
 

@@ -24,6 +24,8 @@ FLAGS_PROJECTOR_LOCK: Final = 0x716D_0F01
 """Session lock held by the active data-quality flags projector (issue 15), independent of PROJECTOR_LOCK."""
 INTEGRATOR_LOCK: Final = 0x716D_0007
 """Session lock held by the active integrator (the Merkle tree and checkpoints, services/integrator)."""
+REBUILD_LOCK: Final = 0x716D_0008
+"""Session lock held by a running rebuild: a second one is refused (they would drop each other's working tables)."""
 
 EVENTS_CHANNEL: Final = "qmstats_events"
 """Sent when events commit; the payload is the new head position."""

@@ -41,6 +41,7 @@ from services.integrator import IntegratorState
 from services.integrator_thread import IntegratorThread
 from services.keyring import KeyRing
 from services.middleware import authenticate, echo_request_id, request_context
+from services.pause_gate import PauseGate, PauseReport
 from services.poll_answers import answer_polls
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker
@@ -90,6 +91,8 @@ class Overrides:
 
     clock: Clock = utc_now
     limiter: RateLimiter | None = None
+    pause_report: PauseReport | None = None
+    """Where the projectors' pause decision is read from (serve --workers N: written by the projector process)."""
 
 
 def create_app(settings: Settings, database_url: str, overrides: Overrides = Overrides()) -> web.Application:
@@ -97,7 +100,10 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
     app = web.Application(middlewares=[answer_polls, request_context, authenticate],
                           client_max_size=settings.max_body_bytes)
     state, projection = ServiceState(), ProjectionState()
-    telemetry = Telemetry.for_service(projection)
+    pause = PauseGate(settings.projector_pause_rate, report=overrides.pause_report) if settings.run_projector \
+        else None
+    pause_report = pause.report if pause is not None else overrides.pause_report
+    telemetry = Telemetry.for_service(projection, pause_report)
     app[SETTINGS], app[STATE], app[PROJECTION], app[TELEMETRY] = settings, state, projection, telemetry
     app[LIMITER] = overrides.limiter or RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[DASHBOARD_CACHE], app[POLL_ANSWERS], app[STREAMS] = ResponseCache(), PollAnswers(), OpenStreams()
@@ -137,9 +143,9 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
             if settings.run_projector:
                 worker = await stack.enter_async_context(projector(
                     pool, database_url, settings, projection,
-                    on_batch=lambda batch: telemetry.projected.inc(batch.events)))
+                    on_batch=lambda batch: telemetry.projected.inc(batch.events), pause=pause))
                 flags = app[FLAGS_PROJECTOR] = await stack.enter_async_context(
-                    flags_projector(pool, database_url, settings))
+                    flags_projector(pool, database_url, settings, pause=pause))
                 app[PROJECTOR] = worker
                 followers: list[ProjectorWorker | IntegratorThread] = [worker, flags]
                 if settings.run_integrator:  # the log's Merkle tree and checkpoints, where the projector runs
@@ -156,6 +162,8 @@ def create_app(settings: Settings, database_url: str, overrides: Overrides = Ove
                 ring.set_live(up)
 
             def appended(payload: str) -> None:
+                if pause is not None:
+                    pause.heard(payload)  # the append rate the projectors here step aside from
                 projection.saw_head(int(payload))
                 app[REPLICAS].saw_head(int(payload))  # when the primary reached it: how a replica's lag is aged
                 wake()

@@ -42,7 +42,7 @@ from services.lifecycle import (
     read_body,
 )
 from services.logs import configure_logging
-from services.settings import Settings
+from services.settings import Settings, usable_cpus
 from services.simulate.command import simulate
 
 # Plain (click) help, rich_markup_mode=None: typer's rich help shows every flag as taking a value
@@ -152,14 +152,24 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 async def owner_connection(settings: Settings) -> AsyncIterator[Connection]:
     """A connection as the schema owner, on the same database ``serve`` uses (which must exist), migrated;
     a standby is refused with the reason (every command works on the primary)."""
-    urls = await resolve_database(settings, create=False)
-    conn = await asyncpg.connect(urls.admin)
-    try:
-        await refuse_standby(conn)
-        await migrations.migrate(conn)
+    async with owner_connections(settings, 1) as (conn, *_):
         yield conn
-    finally:
-        await conn.close()
+
+
+@asynccontextmanager
+async def owner_connections(settings: Settings, count: int) -> AsyncIterator[list[Connection]]:
+    """``count`` (at least one) connections as owner_connection's, for a command that shares its work between
+    several PostgreSQL backends; the first was checked and migrated."""
+    urls = await resolve_database(settings, create=False)
+    async with contextlib.AsyncExitStack() as stack:
+        conns: list[Connection] = []
+        for _ in range(max(count, 1)):
+            conn = await asyncpg.connect(urls.admin)
+            stack.push_async_callback(conn.close)
+            conns.append(conn)
+        await refuse_standby(conns[0])
+        await migrations.migrate(conns[0])
+        yield conns
 
 
 async def prepare_database(settings: Settings, *, create: bool = True, verbose: bool = True) -> DatabaseUrls:
@@ -274,17 +284,21 @@ def rebuild(
     """Rebuild the read tables from position 0 into fresh tables and swap them in; compare with the live ones."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from projections.rebuild import RebuildReport
+    from projections.rebuild import RebuildReport, RebuildRunning
     from projections.rebuild import rebuild as run_rebuild
 
     async def run() -> RebuildReport:
-        async with owner_connection(_settings(data_dir=data_dir)) as conn:
+        # One connection per core this process may use (at most 4): PostgreSQL aggregates a share of the log on each.
+        async with owner_connections(_settings(data_dir=data_dir), min(usable_cpus(), 4)) as (conn, *helpers):
             with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err) as bar:
                 task = bar.add_task("rebuild", total=None)
-                return await run_rebuild(
-                    conn, batch_size=batch_size,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+                try:
+                    return await run_rebuild(
+                        conn, batch_size=batch_size, helpers=helpers,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+                except RebuildRunning as exc:
+                    raise Refused(str(exc)) from None
 
     report = _run(run())
     rate = report.events / report.seconds if report.seconds else 0.0

@@ -18,6 +18,7 @@ from projections.fold import FoldError
 from projections.projector import BatchApplied, apply_batch
 from projections.tables import CheckpointMoved
 from services.leadership import FollowerMode, Setback, follow_as_leader
+from services.pause_gate import CHECK_SECONDS, PauseGate
 from services.projection_state import ProjectionState
 from services.settings import Settings
 
@@ -41,7 +42,8 @@ class ProjectorWorker:
     def __init__(self, pool: asyncpg.Pool, leader_url: str, state: ProjectionState, *, batch_size: int = 1000,
                  poll_seconds: float = 1.0, standby_seconds: float = 1.0, retry_seconds: float = 5.0,
                  on_batch: Callable[[BatchApplied], None] | None = None, apply: ApplyBatch = _dashboard_batch,
-                 lock: int = PROJECTOR_LOCK, name: str = "projector", coalesce_seconds: float = 0.0) -> None:
+                 lock: int = PROJECTOR_LOCK, name: str = "projector", coalesce_seconds: float = 0.0,
+                 pause: PauseGate | None = None) -> None:
         self._pool = pool
         self._apply = apply
         self._lock = lock
@@ -54,6 +56,7 @@ class ProjectorWorker:
         self._retry = retry_seconds
         self._on_batch = on_batch
         self._coalesce = coalesce_seconds
+        self._pause = pause
         self._wake = asyncio.Event()
         self.running: asyncio.Task[None] | None = None  # set by services.resources.projector while it runs
 
@@ -82,6 +85,14 @@ class ProjectorWorker:
         while True:
             if leader.is_closed():
                 raise ConnectionError("leader connection closed")
+            if self._pause is not None and self._pause.paused():
+                # Appends arrive faster than a projector can follow: leave the cores to ingest and catch up in
+                # full batches once the burst ends (services/overload.py; docs/decisions.md).
+                await asyncio.sleep(CHECK_SECONDS)
+                if loop.time() - pinged >= self._poll:
+                    await ping(leader)
+                    pinged = loop.time()
+                continue
             # Cleared before the batch reads: a NOTIFY from now on may name events the batch does not see.
             self._wake.clear()
             try:
@@ -133,7 +144,8 @@ class ProjectorStopped(Exception):
     """The projector gave up by itself (it refuses a standby): the message says why."""
 
 
-def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> ProjectorWorker:
+def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings, *,
+                 pause: PauseGate | None = None) -> ProjectorWorker:
     """The data-quality flags projector (issue 15): a second worker beside the dashboard's, with its own lock
     and checkpoint, so either may lag, fail or be rebuilt without the other."""
     late_after = timedelta(days=settings.flag_late_after_days)
@@ -145,4 +157,4 @@ def flags_worker(pool: asyncpg.Pool, leader_url: str, settings: Settings) -> Pro
 
     return ProjectorWorker(pool, leader_url, ProjectionState(), batch_size=settings.flags_batch_size,
                            poll_seconds=settings.projector_poll_seconds, apply=batch, lock=FLAGS_PROJECTOR_LOCK,
-                           name="flags", coalesce_seconds=settings.flags_coalesce_seconds)
+                           name="flags", coalesce_seconds=settings.flags_coalesce_seconds, pause=pause)

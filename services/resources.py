@@ -22,6 +22,7 @@ from services.database import create_pool
 from services.integrator import IntegratorState
 from services.integrator_thread import IntegratorThread
 from services.listener import Callback, Listener
+from services.pause_gate import PauseGate
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorWorker, flags_worker
 from services.settings import Settings
@@ -82,11 +83,12 @@ async def group_commit_writer(pool: asyncpg.Pool, settings: Settings, state: Ser
 
 @asynccontextmanager
 async def projector(pool: asyncpg.Pool, url: str, settings: Settings, projection: ProjectionState, *,
-                    on_batch: Callable[[BatchApplied], None] | None = None) -> AsyncIterator[ProjectorWorker]:
-    """The projector (leader or hot standby) running in this process."""
+                    on_batch: Callable[[BatchApplied], None] | None = None,
+                    pause: PauseGate | None = None) -> AsyncIterator[ProjectorWorker]:
+    """The projector (leader or hot standby) running in this process; it steps aside while ``pause`` says so."""
     worker = ProjectorWorker(pool, url, projection, batch_size=settings.projector_batch_size,
                              poll_seconds=settings.projector_poll_seconds, on_batch=on_batch,
-                             coalesce_seconds=settings.projector_coalesce_seconds)
+                             coalesce_seconds=settings.projector_coalesce_seconds, pause=pause)
     async with background("projector", worker.run()) as task:
         worker.running = task
         yield worker
@@ -119,9 +121,11 @@ async def poll_projection(pool: asyncpg.Pool, projection: ProjectionState, every
 
 
 @asynccontextmanager
-async def flags_projector(pool: asyncpg.Pool, url: str, settings: Settings) -> AsyncIterator[ProjectorWorker]:
-    """The data-quality flags projector (issue 15; leader or hot standby) running in this process."""
-    worker = flags_worker(pool, url, settings)
+async def flags_projector(pool: asyncpg.Pool, url: str, settings: Settings, *,
+                          pause: PauseGate | None = None) -> AsyncIterator[ProjectorWorker]:
+    """The data-quality flags projector (issue 15; leader or hot standby) running in this process; it steps aside
+    while ``pause`` says so."""
+    worker = flags_worker(pool, url, settings, pause=pause)
     async with background("flags-projector", worker.run()) as task:
         worker.running = task
         yield worker

@@ -34,11 +34,12 @@ from services.app import Overrides, create_app
 from services.heap import trimming
 from services.integrator_thread import IntegratorThread
 from services.logs import console_logs
+from services.pause_gate import PauseGate, PauseReport
 from services.projection_state import ProjectionState
 from services.projector_process import ProjectorStopped, ProjectorWorker
 from services.ratelimit import RateLimiter
 from services.resources import background, database_pool, flags_projector, integrator, listening, projector
-from services.settings import Settings
+from services.settings import Settings, usable_cpus
 from services.supervisor import STOP_SIGNALS, logger, plan_argv, supervise
 
 log = structlog.get_logger("qmstats.serve")
@@ -59,23 +60,26 @@ def worker_count(settings: Settings) -> int:
     """How many API processes ``serve`` runs: the setting, else the CPUs this process may use."""
     if settings.workers is not None:
         return settings.workers
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return usable_cpus()
 
 
-async def run_projector(settings: Settings, database_url: str) -> None:
+async def run_projector(settings: Settings, database_url: str, *, pause_report: PauseReport | None = None) -> None:
     """Project until SIGINT/SIGTERM. Another running projector makes this one a hot standby.
 
-    Raises ProjectorStopped when the projector refuses to run (the database is a standby).
+    ``pause_report``: where the projectors' pause decision is published (shared with the API processes, which
+    export it on /metrics). Raises ProjectorStopped when the projector refuses to run (the database is a standby).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     state = ProjectionState()
+    # The integrator does not step aside: it costs little per event, and its checkpoint must cover a burst's
+    # last event within a second of it (docs/decisions.md).
+    gate = PauseGate(settings.projector_pause_rate, report=pause_report)
     async with database_pool(settings, database_url, min_size=1, max_size=4) as pool, \
-            projector(pool, database_url, settings, state) as worker, \
-            flags_projector(pool, database_url, settings) as flags, \
+            projector(pool, database_url, settings, state, pause=gate) as worker, \
+            flags_projector(pool, database_url, settings, pause=gate) as flags, \
             contextlib.AsyncExitStack() as stack:
 
         followers: list[ProjectorWorker | IntegratorThread] = [worker, flags]
@@ -84,7 +88,8 @@ async def run_projector(settings: Settings, database_url: str) -> None:
         if settings.run_integrator:  # the log's Merkle tree and checkpoints run wherever the projector runs
             followers.append(await stack.enter_async_context(integrator(database_url, settings)))
 
-        def wake(_: object) -> None:  # every follower of the log wakes on each append
+        def wake(payload: object) -> None:  # every follower of the log wakes on each append
+            gate.heard(payload)  # the log's head after the commit: the append rate
             for follower in followers:
                 follower.wake()
 
@@ -131,17 +136,17 @@ def _child(parent: int, target: Callable[[], None]) -> None:
     target()
 
 
-def _api_worker(settings: Settings, database_url: str, limiter: RateLimiter) -> None:
-    run_api(settings, database_url, reuse_port=True, overrides=Overrides(limiter=limiter))
+def _api_worker(settings: Settings, database_url: str, limiter: RateLimiter, pause_report: PauseReport) -> None:
+    run_api(settings, database_url, reuse_port=True, overrides=Overrides(limiter=limiter, pause_report=pause_report))
 
 
-def _projector_worker(settings: Settings, database_url: str) -> None:
+def _projector_worker(settings: Settings, database_url: str, pause_report: PauseReport) -> None:
     # Off by default: niced, the projector fell behind whenever the cores were contended (docs/decisions.md).
     if settings.projector_nice:
         os.nice(settings.projector_nice)
     loop = new_event_loop()
     try:
-        loop.run_until_complete(run_projector(settings, database_url))
+        loop.run_until_complete(run_projector(settings, database_url, pause_report=pause_report))
     finally:
         loop.close()
 
@@ -154,11 +159,12 @@ def serve_workers(settings: Settings, database_url: str, workers: int, *,
     ``embedded_data_dir``: serve started or joined the embedded PostgreSQL there; the supervisor releases it.
     """
     limiter = RateLimiter.shared(settings.rate_limit_per_second, settings.rate_limit_burst)
+    pause_report = PauseReport.shared()  # the projector process decides, the API processes export it
     api_settings = settings.model_copy(update={"run_projector": False})
     targets: dict[str, Callable[[], None]] = {
-        f"api-{i + 1}": lambda: _api_worker(api_settings, database_url, limiter) for i in range(workers)}
+        f"api-{i + 1}": lambda: _api_worker(api_settings, database_url, limiter, pause_report) for i in range(workers)}
     if settings.run_projector:
-        targets["projector"] = lambda: _projector_worker(settings, database_url)
+        targets["projector"] = lambda: _projector_worker(settings, database_url, pause_report)
     context = multiprocessing.get_context("fork")
     # Objects made so far are shared with the children; frozen, the collector never writes to their pages,
     # so they stay shared copy-on-write instead of being copied into every worker.

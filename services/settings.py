@@ -1,5 +1,6 @@
 """All configuration, read once from QMSTATS_* environment variables (and CLI flags)."""
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
                                                   "after a batch so the next one gathers what arrived meanwhile")
     flags_coalesce_seconds: float = Field(
         default=0.02, ge=0, le=1.0, description="the same for the flags projector (its lag is not the dashboard's)")
+    projector_pause_rate: float = Field(
+        default=5000.0, ge=0, description="the dashboard and flags projectors step aside while appends arrive faster "
+                                          "than this many events/s (over the last second) and resume within ~150 ms "
+                                          "of the rate falling below 0.8× it, catching up in full batches "
+                                          "(services/overload.py, docs/decisions.md); 0: never pause")
     projector_nice: int = Field(
         default=0, ge=0, le=19, description="the projector process (serve --workers N ≥ 2) lowers its scheduling "
                                             "priority by this much (0: not at all; 5 tripled the lag under load)")
@@ -131,3 +137,9 @@ def _postgresql(url: str) -> str:
     if not url.startswith(("postgresql://", "postgres://")):
         raise ValueError("must be a postgresql://user:password@host:port/database URL")
     return url
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (what ``workers`` and a rebuild's connections default to)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events.writer import GroupCommitted
+from services.pause_gate import PauseReport
 from services.projection_state import ProjectionState
 from services.replicas import Replica
 
@@ -56,8 +57,9 @@ class Telemetry:
             "counted as status 499 in qmstats_http_requests, never as a 5xx", ["route"], registry=r)
 
     @classmethod
-    def for_service(cls, projection: ProjectionState) -> "Telemetry":
-        """Metrics of a service process, with projection gauges read from ``projection`` at scrape time."""
+    def for_service(cls, projection: ProjectionState, pause: PauseReport | None = None) -> "Telemetry":
+        """Metrics of a service process, with projection gauges read from ``projection`` and the projectors' pause
+        decision from ``pause`` (when they run here or in a sibling process) at scrape time."""
         telemetry = cls()
         r = telemetry.registry
         # Each API process of `serve --workers N` answers /metrics for itself; this tells them apart.
@@ -72,6 +74,16 @@ class Telemetry:
               registry=r).set_function(lambda: projection.lag_seconds)
         Gauge("qmstats_projector_failed", "1 when the projector stopped on an event it cannot apply",
               registry=r).set_function(lambda: 1.0 if projection.projector == "failed" else 0.0)
+        if pause is not None:
+            Gauge("qmstats_projectors_paused", "1 while the dashboard and flags projectors step aside because appends "
+                  "arrive faster than QMSTATS_PROJECTOR_PAUSE_RATE (they catch up when the burst ends)",
+                  registry=r).set_function(lambda: 1.0 if pause.paused else 0.0)
+            Gauge("qmstats_projectors_append_rate", "Append rate the projectors heard at their last pause decision, "
+                  "events/s over the last second", registry=r).set_function(lambda: pause.rate)
+            Gauge("qmstats_projectors_pause_rate", "The append rate (events/s) above which the projectors step aside; "
+                  "0: never", registry=r).set_function(lambda: pause.threshold)
+            Gauge("qmstats_projectors_pause_count", "Times the projectors stepped aside since they started",
+                  registry=r).set_function(lambda: pause.pauses)
         return telemetry
 
     def http_answered(self, method: str, route: str, status: int, seconds: float | None) -> None:

@@ -179,3 +179,45 @@ async def test_the_parent_becomes_a_supervisor_without_the_app_and_a_dying_child
         assert code == 1, api.tail()
         assert "a serve process exited; stopping the others" in api.tail()
         assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
+
+
+async def pause_gauges(url: str) -> dict[int, tuple[float, float]]:
+    """(paused, pause rate) as each API process exports them: read from what the projector process wrote."""
+    seen: dict[int, tuple[float, float]] = {}
+    async with fresh_connections() as session:
+        for _ in range(200):
+            async with session.get(url + "/metrics") as response:
+                values = dict(line.rsplit(" ", 1) for line in (await response.text()).splitlines()
+                              if line and not line.startswith("#"))
+            seen[int(float(values["qmstats_process_id"]))] = (float(values["qmstats_projectors_paused"]),
+                                                              float(values["qmstats_projectors_pause_rate"]))
+            if len(seen) == 2:
+                break
+    return seen
+
+
+@pytest.mark.slow
+async def test_the_projector_process_steps_aside_under_a_burst_and_every_worker_reports_it(
+        database: Database, keys: Keys, tmp_path: Path) -> None:
+    work = batches(300, seed=9)
+    ledger = Ledger()
+    async with qmstats_children(database.service_url, database.admin_url, tmp_path) as children:
+        # 50 events/s: any burst these reporters send is above it.
+        api = children.serve("--workers", "2", projector_pause_rate="50", log_level="info")
+        await api.start_listening()
+        await open_campaign(api.url, keys.admin)
+        async with reporters(api.url, keys.reporter, work, ledger, clients=8) as tasks:
+            await asyncio.gather(*tasks)
+        async with aiohttp.ClientSession() as session:
+            dashboard = await caught_up_dashboard(session, api.url, keys.viewer, keys.auditor, region="330000")
+        gauges = await pause_gauges(api.url)
+        code = await api.terminate(seconds=40)
+    assert code == 0, api.tail()
+    assert_figures(dashboard, ledger.facts())
+    lines = [json.loads(line) for line in api.log.read_text().splitlines() if line.startswith("{")]
+    said = [line.get("event") for line in lines]
+    assert "projectors step aside: appends arrive faster than they can follow" in said, api.tail()
+    assert "projectors resume" in said, api.tail()
+    assert len(gauges) == 2, "both API processes answer /metrics"
+    assert all(rate == 50.0 for _, rate in gauges.values()), gauges  # written by the projector process
+    assert all(paused == 0.0 for paused, _ in gauges.values()), gauges  # caught up: no longer aside

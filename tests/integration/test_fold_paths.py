@@ -33,6 +33,7 @@ from projections.fold import children_view, region_view
 from projections.projector import apply_batch
 from projections.rebuild import SHADOW, compare, create_shadow, rebuild
 from projections.tables import latest_snapshot
+from tests.conftest import Database
 
 T = TypeVar("T")
 SNAPSHOT_EVERY = 7
@@ -147,9 +148,12 @@ async def rows_differing(conn: asyncpg.Connection) -> dict[str, int]:
     return out
 
 
-async def test_rebuild_aggregate_and_snapshots_equal_the_fold(admin_conn: asyncpg.Connection, lab_v2: None) -> None:
+async def test_rebuild_aggregate_and_snapshots_equal_the_fold(admin_conn: asyncpg.Connection, database: Database,
+                                                               lab_v2: None) -> None:
     bridge = Bridge()
     examples: list[int] = []
+    # The aggregate alone, and shared between two and three connections (each a share of the regions).
+    helpers = [await asyncpg.connect(database.admin_url) for _ in range(2)]
 
     async def example(campaign: str, drafts: list[RecordedEvent], probes: list[float]) -> None:
         head = int(await admin_conn.fetchval("SELECT coalesce(max(position), 0) FROM events"))
@@ -163,8 +167,12 @@ async def test_rebuild_aggregate_and_snapshots_equal_the_fold(admin_conn: asyncp
         end = head + len(events)
 
         await create_shadow(admin_conn)
-        async with admin_conn.transaction():
-            await build_from_log(admin_conn, SHADOW, end, SNAPSHOT_EVERY)
+        sharing = helpers[:len(examples) % 3]
+        if sharing:
+            await build_from_log(admin_conn, SHADOW, end, SNAPSHOT_EVERY, sharing)
+        else:
+            async with admin_conn.transaction():
+                await build_from_log(admin_conn, SHADOW, end, SNAPSHOT_EVERY)
         assert await rows_differing(admin_conn) == dict.fromkeys(TABLES, 0)
         assert await compare(admin_conn, SHADOW, SHADOW) == dict.fromkeys(TABLES, 0)
 
@@ -188,7 +196,11 @@ async def test_rebuild_aggregate_and_snapshots_equal_the_fold(admin_conn: asyncp
         drafts = build_log(campaign, 0, plan)  # drawing happens here, in Hypothesis's thread
         bridge.run(lambda: example(campaign, drafts, probes))
 
-    await asyncio.to_thread(check)
+    try:
+        await asyncio.to_thread(check)
+    finally:
+        for helper in helpers:
+            await helper.close()
     assert sum(examples) > 300, examples
     # The probes above went through snapshots, not only through folds from position 0.
     assert await latest_snapshot(admin_conn, 2**62) >= sum(examples) - SNAPSHOT_EVERY

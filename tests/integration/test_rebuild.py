@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from events.coordination import REBUILD_LOCK
 from projections import rebuild as rebuilding
 from tests.conftest import Database, Keys
 from tests.factories import event
@@ -132,3 +133,25 @@ async def test_the_api_keeps_serving_while_a_rebuild_runs(
     assert report.position == head + len(late)
     await settled(client, keys.viewer, report.position)
     await check_every_figure(client, keys.viewer, scenario.ledger, report.position)
+
+
+async def test_a_second_rebuild_is_refused_while_one_runs(
+        database: Database, admin_conn: asyncpg.Connection, projected: tuple[Scenario, int]) -> None:
+    _, head = projected
+    holder = await asyncpg.connect(database.admin_url)
+    try:
+        # The first rebuild holds REBUILD_LOCK for as long as it runs; a second one would drop its working tables.
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK)
+        tables_before = await admin_conn.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE '%_rebuild'")
+        code, out, err = await run_qmstats("rebuild", env=owner_env(database))
+        assert code == 1, out + err
+        assert "another rebuild is running on this database; nothing was changed" in err, err
+        assert await admin_conn.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE '%_rebuild'") \
+            == tables_before, "the refused rebuild touched the shadow tables"
+        with pytest.raises(rebuilding.RebuildRunning):
+            await rebuilding.rebuild(admin_conn)
+    finally:
+        await holder.close()
+    report = await rebuilding.rebuild(admin_conn)  # released with the first one's connection: runs again
+    assert report.identical
+    assert report.position == head
