@@ -1,9 +1,10 @@
 """Deciding a group of append requests against the log's current state. Pure: no I/O.
 
-The writer loads a ``LogState`` under the append lock, then asks a ``GroupDecider`` about
-each queued request in turn. Each request is accepted whole or refused whole; an accepted
-request's events get the next positions and their chain hashes, and later requests in the
-same group see its effects (a campaign it opened, an event it retracted).
+The writer loads a ``LogState`` (a snapshot of the log, or under the append lock: see
+events/writer), then asks a ``GroupDecider`` about each queued request in turn. Each request
+is accepted whole or refused whole; an accepted request's events get the next positions and
+their chain hashes, and later requests in the same group see its effects (a campaign it
+opened, an event it retracted).
 
 The refusal policy, written down once. Two kinds of refusal, both refuse the whole request:
 
@@ -163,10 +164,20 @@ class ItemResult:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A request the log takes: its per-item results and the rows to insert."""
+    """A request the log takes: its per-item results and the rows to insert, with each row's canonical parts
+    (so that the store can chain it again at a later position)."""
 
     results: list[ItemResult]
     rows: list[EventRow]
+    parts: list[RecordParts] = field(default_factory=list)
+
+    def moved(self, after: int, shift: int) -> "Accepted":
+        """The answer once the events decided after position ``after`` were stored ``shift`` positions later
+        (events/writer): their results move, a duplicate's stored position does not. ``rows`` stay as decided;
+        the log holds them as stored."""
+        results = [ItemResult(r.event_id, r.status, r.position + shift if r.position > after else r.position)
+                   for r in self.results]
+        return Accepted(results, self.rows, self.parts)
 
     @property
     def records(self) -> list[RecordedEvent]:
@@ -275,6 +286,11 @@ class GroupDecider:
     def head(self) -> tuple[int, bytes]:
         """Position and hash of the last event accepted so far."""
         return self._state.head_position, self._state.head_hash
+
+    @property
+    def stamp(self) -> bytes:
+        """The ``,"recorded_at":…`` fragment every record of this group is hashed with."""
+        return self._recorded_at
 
     def decide(self, request: AppendRequest) -> Accepted | DomainError:
         """Accept the whole request (assigning positions and hashes) or return why not."""
@@ -488,4 +504,4 @@ class GroupDecider:
         state.head_position, state.head_hash = position, prev
         results = [ItemResult(event_id, status, pos if pos is not None else appended[event_id][1])
                    for event_id, status, pos in statuses]
-        return Accepted(results, rows)
+        return Accepted(results, rows, [parts for _, _, parts in fresh])

@@ -1,4 +1,4 @@
-"""The PostgreSQL event store: load what a group needs under the lock, append, read back.
+"""The PostgreSQL event store: read what a group needs (in one snapshot, or under the lock), append, read back.
 
 Driver errors are translated here and only here: a lost or refused connection becomes
 ``StoreUnavailable``; everything else the driver raises is a bug and propagates.
@@ -17,7 +17,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from events.campaigns import CampaignHistory, fold_lifecycle
-from events.canonical import GENESIS_HASH
+from events.canonical import GENESIS_HASH, RecordParts
 from events.coordination import APPEND_LOCK, EVENTS_CHANNEL, notify
 from events.decide import KnownEvent, LogState
 from events.drafts import DraftEvent
@@ -88,6 +88,13 @@ def translating(query: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R
 # own (implicit) transaction ends, until ``release_append_lock``.
 _CONTEXT: Final = "SELECT qmstats_append_context($1, $2::uuid[], $3::text[], $4::text[], $5::text[])"
 _CONTEXT_HELD: Final = _CONTEXT + ", pg_advisory_lock($1)"
+_SNAPSHOT: Final = "SELECT qmstats_append_snapshot($1::uuid[], $2::text[], $3::text[], $4::text[])"
+
+
+def _context_args(drafts: Sequence[DraftEvent], key_ids: Sequence[str]) -> tuple[list[str], list[str], list[str],
+                                                                                   list[str]]:
+    ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
+    return list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids))
 
 
 @translating
@@ -98,11 +105,32 @@ async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Se
     Call in a transaction, which holds the lock until it ends; or, with ``hold``, outside one: the lock is then
     held by the session until ``release_append_lock`` (or the connection closing) releases it.
     """
-    ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
-    raw = await conn.fetchval(
-        _CONTEXT_HELD if hold else _CONTEXT, APPEND_LOCK,
-        list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids)))
+    raw = await conn.fetchval(_CONTEXT_HELD if hold else _CONTEXT, APPEND_LOCK, *_context_args(drafts, key_ids))
+    return _state(orjson.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What deciding a group needs, as one snapshot of the database saw it, without the append lock."""
+
+    state: LogState
+    head: int
+    """The head position it saw (``state``'s moves as a decider accepts requests)."""
+    lists_mark: str
+    """Names the imported region lists as they were (they are not in the log): ``append_decided`` compares it."""
+
+
+@translating
+async def read_snapshot(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Sequence[str] = ()) -> Snapshot:
+    """Read what deciding these drafts needs without the append lock, in one statement (one snapshot, whose
+    log is a prefix: positions become visible in lock order); ``append_decided`` then appends what was decided."""
+    raw = await conn.fetchval(_SNAPSHOT, *_context_args(drafts, key_ids))
     context = orjson.loads(raw)
+    state = _state(context)
+    return Snapshot(state, state.head_position, context["lists_mark"])
+
+
+def _state(context: dict[str, Any]) -> LogState:
     head = context["head"]
     state = LogState(head[0], bytes.fromhex(head[1])) if head else LogState(0, GENESIS_HASH)
     for event_id, position, type_, version, campaign, region, digest, retracted in context["events"]:
@@ -123,6 +151,45 @@ async def load_state(conn: Connection, drafts: Sequence[DraftEvent], key_ids: Se
         state.region_lists = {year: frozenset(codes) for year, codes in listed.items()}
     state.revoked_keys = frozenset(context["revoked"])
     return state
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What the decisions to append a group's rows read from the log: the event ids and targets its appending
+    requests name, their campaigns, and their keys."""
+
+    ids: frozenset[str]
+    campaigns: frozenset[str]
+    keys: frozenset[str]
+
+
+# What ``append_decided`` sends of each row, as EventRow indexes: the function derives the position, the group's
+# one recorded_at and each prev_hash.
+_APPENDED_COLUMNS: Final = tuple(EventRow._fields.index(name) for name in (
+    "event_id", "type", "schema_version", "campaign", "region", "occurred_at", "recorded_by", "request_id",
+    "target_event_id", "data", "content_hash", "hash"))
+
+
+@translating
+async def append_decided(conn: Connection, snapshot: Snapshot, footprint: Footprint, rows: Sequence[EventRow],
+                         parts: Sequence[RecordParts], stamp: bytes) -> int | None:
+    """Append rows decided against ``snapshot`` (positions from its head + 1, ``parts`` each row's canonical parts,
+    ``stamp`` the group's recorded_at fragment) under the append lock, in one statement that also notifies.
+
+    Returns the head the rows went after: the snapshot's, or a later one when nothing appended since touches
+    ``footprint`` (the rows then moved after it, their hashes chained again from it). None, with nothing written,
+    when something did, or a key was revoked or a region list imported since: decide the group again under the lock.
+    """
+    columns = list(zip(*rows, strict=True))
+    head: int | None = await conn.fetchval(
+        """SELECT qmstats_append_decided($1, $2, $3, $4, $5::uuid[], $6::text[], $7::text[], $8, $9, $10::uuid[],
+                  $11::text[], $12::smallint[], $13::text[], $14::text[], $15::timestamptz[], $16::text[],
+                  $17::text[], $18::uuid[], $19::jsonb[], $20::bytea[], $21::bytea[], $22::bytea[], $23::bytea[])""",
+        APPEND_LOCK, EVENTS_CHANNEL, snapshot.head, snapshot.lists_mark, list(footprint.ids),
+        list(footprint.campaigns), list(footprint.keys), rows[0].recorded_at, stamp,
+        *(list(columns[i]) for i in _APPENDED_COLUMNS),
+        [p.before for p in parts], [p.after for p in parts])
+    return head
 
 
 @translating

@@ -2,12 +2,16 @@
 
 Concurrent requests do not each pay for a serialized transaction and a commit flush.
 Requests wait in a queue; the single writer takes all of them (up to a bound), decides
-each one under the append lock, inserts the accepted ones together, commits once and then
-answers every waiting request. A refused request does not affect the others in its group.
-Each group costs three round trips (``append_group``), on a connection the writer keeps
-while requests keep coming. If the database rejects the group's insert itself (it should
-not: everything was decided beforehand), the writer falls back to one commit per request,
-so one bad request cannot fail the rest.
+each one, inserts the accepted ones together, commits once and then answers every waiting
+request. A refused request does not affect the others in its group.
+
+A group costs two round trips (``append_group``), on a connection the writer keeps while
+requests keep coming, and holds the append lock for neither of the writer's waits: it reads
+what deciding needs without the lock, decides in Python, and one statement takes the lock,
+checks that nothing appended since touches what was decided (else the group is decided again
+under the lock, as before) and appends. If the database rejects the group's insert itself
+(it should not: everything was decided beforehand), the writer falls back to one commit per
+request, so one bad request cannot fail the rest.
 """
 
 import asyncio
@@ -27,8 +31,11 @@ from events.errors import DomainError, StoreUnavailable
 from events.store import (
     UNAVAILABLE_ERRORS,
     Connection,
+    Footprint,
+    append_decided,
     insert_records,
     load_state,
+    read_snapshot,
     release_append_lock,
     translated_errors,
 )
@@ -200,11 +207,47 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
                        clock_skew: timedelta = timedelta(minutes=5)) -> tuple[list[Outcome], int]:
     """Decide and append requests on ``conn``, outside a transaction; returns each outcome and the new head.
 
-    The same decisions and rows as ``append_in_transaction`` in three round trips instead of five (BEGIN, the
-    context, the insert, COMMIT and a pool reset): the append lock is taken for the session with the context,
-    the group is inserted by one statement (its own transaction: all rows or none, the NOTIFY sent when they
-    commit) and the lock released once they have. Positions still become visible in lock order. When anything
-    fails the lock is released, or the connection terminated, which releases it too.
+    The same decisions as ``append_in_transaction``, in two round trips, with the append lock held only while
+    PostgreSQL runs the second: what deciding needs is read in one snapshot without the lock, the requests are
+    decided against it, and ``append_decided`` appends the rows under the lock in one statement (its own
+    transaction: all rows or none, the NOTIFY sent when they commit, positions visible in lock order). When other
+    groups were appended since the snapshot and none touches this group's events, campaigns or keys, its
+    decisions stand and its events move after them: positions above the snapshot's head shift, a duplicate's
+    stored position does not. Otherwise (a concurrent retry of one of its event ids, a campaign closed meanwhile,
+    a key revoked, a region list imported) the group is decided again holding the lock, in three round trips
+    (``_decide_holding_the_lock``).
+    A group that appends nothing (refusals and duplicates only) stands on the snapshot alone.
+    """
+    snapshot = await read_snapshot(conn, [d for r in requests for d in r.drafts], [r.actor.key_id for r in requests])
+    decider = GroupDecider(snapshot.state, now, clock_skew)
+    outcomes = [decider.decide(request) for request in requests]
+    appending = [(r, o) for r, o in zip(requests, outcomes, strict=True) if isinstance(o, Accepted) and o.rows]
+    if not appending:
+        return outcomes, snapshot.head
+    after = await append_decided(conn, snapshot, _footprint([r for r, _ in appending]),
+                                 [row for _, o in appending for row in o.rows],
+                                 [parts for _, o in appending for parts in o.parts], decider.stamp)
+    if after is None:
+        log.info("group decided again under the append lock", requests=len(requests))
+        return await _decide_holding_the_lock(conn, requests, now, clock_skew)
+    shift = after - snapshot.head
+    if shift:
+        outcomes = [o.moved(snapshot.head, shift) if isinstance(o, Accepted) else o for o in outcomes]
+    return outcomes, decider.head[0] + shift
+
+
+def _footprint(requests: list[AppendRequest]) -> Footprint:
+    """What deciding these requests read that appends since the snapshot, or a revocation, could have changed."""
+    drafts = [d for r in requests for d in r.drafts]
+    ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
+    return Footprint(frozenset(ids), frozenset(d.campaign for d in drafts), frozenset(r.actor.key_id for r in requests))
+
+
+async def _decide_holding_the_lock(conn: Connection, requests: list[AppendRequest], now: datetime,
+                                   clock_skew: timedelta) -> tuple[list[Outcome], int]:
+    """Decide and append holding the append lock for the session from the read to the insert (three round trips).
+
+    When anything fails the lock is released, or the connection terminated, which releases it too.
     """
     try:
         answered = await _decide_and_insert(conn, requests, now, clock_skew, hold=True)

@@ -123,8 +123,8 @@ async def _read_from_bytes(body: bytes, max_batch: int) -> list[DraftEvent] | No
 
 async def _read_stepwise(body: bytes, max_batch: int) -> list[DraftEvent]:
     drafts: list[DraftEvent] = []
-    # A slice at a time: this process's writer may hold the append lock meanwhile, and it resumes between
-    # slices instead of after the whole batch (every process waits for the lock while it is held).
+    # A slice at a time: this process's writer may be waiting to run (to decide a group, or for its answer from
+    # PostgreSQL), and it resumes between slices instead of after the whole batch.
     for part in read_events_stepwise(parse_json(body), max_batch, VALIDATION_STEP):
         drafts.extend(part)
         if len(part) == VALIDATION_STEP:  # more may follow

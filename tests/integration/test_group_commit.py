@@ -11,8 +11,8 @@ import events.writer
 from events.chain_check import verify_chain
 from events.decide import Accepted, AppendRequest
 from events.errors import EventIdConflict, ValidationFailed
-from events.records import RecordedEvent
-from events.store import Connection, find_event, insert_records
+from events.records import EventRow
+from events.store import Connection, Footprint, Snapshot, append_decided, find_event
 from events.writer import GroupCommitWriter
 from tests.conftest import Database
 from tests.factories import event
@@ -95,11 +95,12 @@ async def test_a_group_insert_refused_once_falls_back_to_one_transaction_per_req
         pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    async def refuse_first_group(conn: Connection, records: Sequence[RecordedEvent]) -> None:
-        calls.append(len(records))
+    async def refuse_first_group(conn: Connection, snapshot: Snapshot, footprint: Footprint, rows: Sequence[EventRow],
+                                 *args: Any) -> int | None:
+        calls.append(len(rows))
         if len(calls) == 1:
             raise asyncpg.UniqueViolationError("injected: the group insert is refused")
-        await insert_records(conn, records)
+        return await append_decided(conn, snapshot, footprint, rows, *args)
 
     stored = event()
     logged = LogRecorder()
@@ -107,7 +108,7 @@ async def test_a_group_insert_refused_once_falls_back_to_one_transaction_per_req
     async with running_writer(pool) as writer:
         await open_campaign(writer)
         await writer.append(request(stored))
-        monkeypatch.setattr(events.writer, "insert_records", refuse_first_group)
+        monkeypatch.setattr(events.writer, "append_decided", refuse_first_group)
         requests, expected = mixed_group(stored)
         outcomes = await append_all(writer, requests)
 
@@ -122,17 +123,18 @@ async def test_a_request_the_database_keeps_refusing_fails_alone(
         pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
     poisoned = event("brand_awarded")
 
-    async def refuse_poisoned(conn: Connection, records: Sequence[RecordedEvent]) -> None:
-        if any(r.event_id == poisoned["event_id"] for r in records):
+    async def refuse_poisoned(conn: Connection, snapshot: Snapshot, footprint: Footprint, rows: Sequence[EventRow],
+                              *args: Any) -> int | None:
+        if any(r.event_id == poisoned["event_id"] for r in rows):
             raise asyncpg.CheckViolationError("injected: this event is refused")
-        await insert_records(conn, records)
+        return await append_decided(conn, snapshot, footprint, rows, *args)
 
     before, after = event(), event("publicity_held")
     logged = LogRecorder()
     monkeypatch.setattr(events.writer, "log", logged)
     async with running_writer(pool) as writer:
         await open_campaign(writer)
-        monkeypatch.setattr(events.writer, "insert_records", refuse_poisoned)
+        monkeypatch.setattr(events.writer, "append_decided", refuse_poisoned)
         outcomes = await asyncio.gather(*(writer.append(request(e)) for e in (before, poisoned, after)),
                                         return_exceptions=True)
         later = await writer.append(request(event("materials_distributed")))
