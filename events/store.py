@@ -91,10 +91,15 @@ _CONTEXT_HELD: Final = _CONTEXT + ", pg_advisory_lock($1)"
 _SNAPSHOT: Final = "SELECT qmstats_append_snapshot($1::uuid[], $2::text[], $3::text[], $4::text[])"
 
 
+def named_ids(drafts: Sequence[DraftEvent]) -> set[str]:
+    """The event ids drafts name: their own and their targets' (what deciding them looks up in the log)."""
+    return {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
+
+
 def _context_args(drafts: Sequence[DraftEvent], key_ids: Sequence[str]) -> tuple[list[str], list[str], list[str],
                                                                                    list[str]]:
-    ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
-    return list(ids), list({d.campaign for d in drafts}), list({d.region for d in drafts}), list(set(key_ids))
+    return list(named_ids(drafts)), list({d.campaign for d in drafts}), list({d.region for d in drafts}), \
+        list(set(key_ids))
 
 
 @translating

@@ -35,6 +35,7 @@ from events.store import (
     append_decided,
     insert_records,
     load_state,
+    named_ids,
     read_snapshot,
     release_append_lock,
     translated_errors,
@@ -239,8 +240,8 @@ async def append_group(conn: Connection, requests: list[AppendRequest], now: dat
 def _footprint(requests: list[AppendRequest]) -> Footprint:
     """What deciding these requests read that appends since the snapshot, or a revocation, could have changed."""
     drafts = [d for r in requests for d in r.drafts]
-    ids = {d.event_id for d in drafts} | {t for d in drafts if (t := d.target) is not None}
-    return Footprint(frozenset(ids), frozenset(d.campaign for d in drafts), frozenset(r.actor.key_id for r in requests))
+    return Footprint(frozenset(named_ids(drafts)), frozenset(d.campaign for d in drafts),
+                     frozenset(r.actor.key_id for r in requests))
 
 
 async def _decide_holding_the_lock(conn: Connection, requests: list[AppendRequest], now: datetime,
